@@ -1,0 +1,31 @@
+"""Shared fixtures: a guard against network access and a mixed-precision policy switch."""
+
+import socket
+
+import keras
+import pytest
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Fails the test if Python code opens (or resolves) a network connection."""
+    attempts = []
+
+    def refuse(*args, **kwargs):
+        attempts.append(args)
+        raise OSError("network access is forbidden in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket.socket, "connect_ex", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    yield attempts
+    assert not attempts, f"network access attempted: {attempts}"
+
+
+@pytest.fixture
+def policy(request):
+    """Sets the Keras global dtype policy named by the test's parameter, then restores it."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(request.param)
+    yield request.param
+    keras.mixed_precision.set_global_policy(previous)

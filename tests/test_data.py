@@ -1,0 +1,131 @@
+import gzip
+import hashlib
+import pathlib
+import subprocess
+import sys
+import shutil
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from dcgan import data
+from dcgan.config import SIGMOID_RANGE, TANH_RANGE, DataConfig
+
+SMALL = DataConfig(split="test[:300]", global_batch_size=64)
+
+
+def _registered_checksums():
+    """sha256 of the upstream archives as TFDS itself registers them."""
+    path = pathlib.Path(tfds.__file__).parent / "url_checksums" / "fashion_mnist.txt"
+    rows = (line.split("\t") for line in path.read_text().splitlines() if line.strip())
+    return {row[3]: row[2] for row in rows}
+
+
+def test_staged_archives_are_the_upstream_files(tmp_path):
+    staged = data.stage_upstream_archives(tmp_path)
+    registered = _registered_checksums()
+    assert sorted(p.name for p in staged) == sorted(registered)
+    for path in staged:
+        assert hashlib.sha256(path.read_bytes()).hexdigest() == registered[path.name]
+        debian = data.DEBIAN_DIR / path.name
+        assert gzip.decompress(path.read_bytes()) == gzip.decompress(debian.read_bytes())
+
+
+def test_staging_twice_leaves_files_untouched(tmp_path):
+    first = {p: p.stat().st_mtime_ns for p in data.stage_upstream_archives(tmp_path)}
+    second = {p: p.stat().st_mtime_ns for p in data.stage_upstream_archives(tmp_path)}
+    assert first == second
+
+
+def test_staging_rejects_a_damaged_source(tmp_path):
+    source = tmp_path / "debian"
+    shutil.copytree(data.DEBIAN_DIR, source)
+    damaged = source / "t10k-labels-idx1-ubyte.gz"
+    damaged.write_bytes(damaged.read_bytes()[:-3] + b"xyz")
+    with pytest.raises(data.DatasetUnavailableError, match="does not rebuild"):
+        data.stage_upstream_archives(tmp_path / "manual", source)
+
+
+@pytest.mark.parametrize("pixel_range", [TANH_RANGE, SIGMOID_RANGE])
+def test_batches_have_shape_dtype_and_range(no_network, pixel_range):
+    config = DataConfig(split="test[:300]", global_batch_size=64, pixel_range=pixel_range)
+    batches = list(data.load_split(config).as_numpy_iterator())
+    assert len(batches) == 300 // 64
+    for images in batches:
+        assert images.shape == (64, 28, 28, 1)
+        assert images.dtype == np.float32
+        assert images.min() >= pixel_range[0] and images.max() <= pixel_range[1]
+    everything = np.concatenate(batches)
+    assert everything.min() == pixel_range[0] and everything.max() == pixel_range[1]
+
+
+def test_pixels_match_the_raw_idx_file():
+    """The whole test split, unshuffled, against the bytes of Debian's idx file."""
+    raw = gzip.decompress((data.DEBIAN_DIR / "t10k-images-idx3-ubyte.gz").read_bytes())
+    raw_pixels = np.frombuffer(raw, np.uint8, offset=16).reshape(10_000, 28 * 28)
+    config = DataConfig(split="test", global_batch_size=10_000, pixel_range=SIGMOID_RANGE,
+                        shuffle_seed=None)
+    images = next(data.load_split(config).as_numpy_iterator())
+    ours = np.round(images.reshape(10_000, 28 * 28) * 255).astype(np.uint8)
+    # TFDS stores examples in its own order: compare the sorted sets of images.
+    assert np.array_equal(np.unique(ours, axis=0), np.unique(raw_pixels, axis=0))
+
+
+def test_labels_on_request():
+    config = DataConfig(split="test[:256]", global_batch_size=128, with_labels=True,
+                        shuffle_seed=None)
+    (images, labels), _ = list(data.load_split(config).as_numpy_iterator())
+    assert images.shape == (128, 28, 28, 1)
+    assert labels.shape == (128,) and labels.dtype == np.int64
+    assert set(labels) <= set(range(len(data.CLASS_NAMES)))
+    assert len(set(labels)) > 5
+
+
+def _first_batch(config, epoch=0):
+    return next(data.load_split(config, first_epoch=epoch).as_numpy_iterator())
+
+
+def test_same_seed_same_order_and_epochs_differ():
+    config = DataConfig(split="test[:1000]", global_batch_size=100, shuffle_seed=7)
+    np.testing.assert_array_equal(_first_batch(config), _first_batch(config))
+    assert not np.array_equal(_first_batch(config), _first_batch(config, epoch=1))
+    other_seed = DataConfig(split="test[:1000]", global_batch_size=100, shuffle_seed=8)
+    assert not np.array_equal(_first_batch(config), _first_batch(other_seed))
+
+
+def test_several_epochs_resume_where_they_stopped():
+    config = DataConfig(split="test[:1000]", global_batch_size=100, shuffle_seed=3)
+    three_epochs = list(data.load_split(config, epochs=3).as_numpy_iterator())
+    assert len(three_epochs) == 30
+    resumed = list(data.load_split(config, epochs=2, first_epoch=1).skip(4).as_numpy_iterator())
+    np.testing.assert_array_equal(np.stack(resumed), np.stack(three_epochs[14:]))
+
+
+@pytest.mark.parametrize("drop_remainder, expected", [(True, 3), (False, 4)])
+def test_drop_remainder(drop_remainder, expected):
+    config = DataConfig(split="test[:100]", global_batch_size=32, drop_remainder=drop_remainder)
+    assert len(list(data.load_split(config).as_numpy_iterator())) == expected
+
+
+def test_empty_data_dir_names_the_install_command(no_network, tmp_path):
+    config = DataConfig(data_dir=str(tmp_path), split="test")
+    with pytest.raises(data.DatasetUnavailableError, match=r"not prepared.*\./setup\.sh"):
+        data.load_split(config)
+
+
+def test_bad_pixel_range_is_refused():
+    with pytest.raises(ValueError, match="pixel_range"):
+        DataConfig(pixel_range=(0.0, 255.0))
+
+
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="needs unshare(1)")
+def test_loads_in_a_process_without_network():
+    """No network at all (fresh network namespace): loading must not even try."""
+    code = ("from dcgan import data; from dcgan.config import DataConfig;"
+            "b = next(iter(data.load_split(DataConfig(split='test[:64]', global_batch_size=64))));"
+            "print(b.shape)")
+    result = subprocess.run(["unshare", "-rn", sys.executable, "-c", code],
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "(64, 28, 28, 1)" in result.stdout

@@ -1,0 +1,74 @@
+import keras
+import numpy as np
+import pytest
+
+from dcgan import models
+from dcgan.config import SIGMOID_RANGE, TANH_RANGE, ModelConfig
+
+TUTORIAL = ModelConfig("tutorial", noise_dim=100)
+FASHION128 = ModelConfig("fashion128", noise_dim=128)
+
+
+@pytest.mark.parametrize("config, generator_params, discriminator_params", [
+    (TUTORIAL, 2_330_944, 212_865),  # As printed by the TensorFlow DCGAN tutorial.
+    (FASHION128, 2_155_137, 1_113_345),
+])
+def test_parameter_counts(config, generator_params, discriminator_params):
+    assert models.build_generator(config).count_params() == generator_params
+    assert models.build_discriminator(config).count_params() == discriminator_params
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"], indirect=True)
+@pytest.mark.parametrize("config", [TUTORIAL, FASHION128])
+def test_shapes_and_dtypes(policy, config):
+    generator = models.build_generator(config)
+    discriminator = models.build_discriminator(config)
+    z = np.random.default_rng(0).normal(size=(3, config.noise_dim)).astype(np.float32)
+    images = generator(z, training=False)
+    logits = discriminator(images, training=False)
+    assert tuple(images.shape) == (3, 28, 28, 1)
+    assert tuple(logits.shape) == (3, 1)
+    assert images.dtype == "float32" and logits.dtype == "float32"
+    expected_compute = "bfloat16" if policy == "mixed_bfloat16" else "float32"
+    assert generator.get_layer(index=1).compute_dtype == expected_compute
+    assert discriminator.get_layer(index=1).compute_dtype == expected_compute
+
+
+@pytest.mark.parametrize("config, expected_range", [(TUTORIAL, TANH_RANGE),
+                                                    (FASHION128, SIGMOID_RANGE)])
+def test_generator_output_range(config, expected_range):
+    assert models.output_range(config.architecture) == expected_range
+    generator = models.build_generator(config)
+    z = 50.0 * np.random.default_rng(1).normal(size=(16, config.noise_dim)).astype(np.float32)
+    images = keras.ops.convert_to_numpy(generator(z, training=True))
+    low, high = expected_range
+    assert images.min() >= low and images.max() <= high
+    assert images.min() < low + 0.5 * (high - low) < images.max()
+
+
+@pytest.mark.parametrize("config", [TUTORIAL, FASHION128])
+def test_discriminator_returns_unbounded_logits(config):
+    discriminator = models.build_discriminator(config)
+    assert discriminator.layers[-1].activation is keras.activations.linear
+    kernel, bias = discriminator.layers[-1].get_weights()
+    discriminator.layers[-1].set_weights([kernel * 0, bias * 0 + 7.0])
+    images = np.zeros((2, 28, 28, 1), np.float32)
+    np.testing.assert_allclose(discriminator(images, training=False), 7.0)
+
+
+def test_synchronized_batch_norm_flag():
+    config = ModelConfig("tutorial", synchronized_batch_norm=True)
+    norms = [layer for layer in models.build_generator(config).layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert norms and all(layer.synchronized for layer in norms)
+
+
+def test_unknown_architecture_lists_the_known_ones():
+    with pytest.raises(ValueError, match="fashion128.*tutorial"):
+        models.build_generator(ModelConfig("dcgan64"))
+
+
+def test_registering_a_name_twice_is_refused():
+    with pytest.raises(ValueError, match="already registered"):
+        models.register_architecture("tutorial", models.tutorial_generator,
+                                     models.tutorial_discriminator, TANH_RANGE)
