@@ -4,13 +4,29 @@ Binaries turn flags into these once; library code receives them and never reads 
 """
 
 import dataclasses
+import math
 import os
 
-__all__ = ["DEFAULT_DATA_DIR", "DataConfig", "ModelConfig", "SIGMOID_RANGE", "TANH_RANGE"]
+__all__ = [
+    "ConfigError",
+    "DEFAULT_DATA_DIR",
+    "DataConfig",
+    "ModelConfig",
+    "OptimizerConfig",
+    "PRECISIONS",
+    "PRESETS",
+    "SIGMOID_RANGE",
+    "TANH_RANGE",
+    "TrainConfig",
+]
 
 DEFAULT_DATA_DIR = os.environ.get("DCGAN_DATA_DIR", "~/tensorflow_datasets")
 TANH_RANGE = (-1.0, 1.0)
 SIGMOID_RANGE = (0.0, 1.0)
+
+
+class ConfigError(ValueError):
+    """A configuration value is invalid; the message says which and why."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,10 +60,10 @@ class DataConfig:
 
     def __post_init__(self):
         if tuple(self.pixel_range) not in (TANH_RANGE, SIGMOID_RANGE):
-            raise ValueError(
+            raise ConfigError(
                 f"pixel_range must be {TANH_RANGE} or {SIGMOID_RANGE}, got {self.pixel_range}")
         if self.global_batch_size < 1:
-            raise ValueError(f"global_batch_size must be positive, got {self.global_batch_size}")
+            raise ConfigError(f"global_batch_size must be positive, got {self.global_batch_size}")
 
 
 
@@ -68,4 +84,102 @@ class ModelConfig:
 
     def __post_init__(self):
         if self.noise_dim < 1:
-            raise ValueError(f"noise_dim must be positive, got {self.noise_dim}")
+            raise ConfigError(f"noise_dim must be positive, got {self.noise_dim}")
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Adam hyper-parameters of one network.
+
+    Attributes:
+      learning_rate: Adam step size, > 0.
+      beta_1: decay of the first-moment estimate, in [0, 1).
+      beta_2: decay of the second-moment estimate, in [0, 1).
+    """
+
+    learning_rate: float = 1e-4
+    beta_1: float = 0.9
+    beta_2: float = 0.999
+
+    def __post_init__(self):
+        if not self.learning_rate > 0:
+            raise ConfigError(f"learning_rate must be positive, got {self.learning_rate}")
+        for name in ("beta_1", "beta_2"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
+
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    """Everything one training run depends on.
+
+    Attributes:
+      run_dir: directory of checkpoints and artifacts; re-running resumes from it.
+      model: the networks to build.
+      data: the input pipeline; `data.pixel_range` must match the generator's output.
+      generator_optimizer: Adam settings of G.
+      discriminator_optimizer: Adam settings of D.
+      loss: a name registered in `dcgan.losses.LOSSES`.
+      epochs: passes over the training split.
+      max_steps: stop after this many steps in all (None: run all epochs).
+      steps_per_call: training steps inside one `tf.function` call; metrics are read once
+        per call.
+      precision: one of PRECISIONS; "auto" picks bf16 where the hardware has it.
+      jit_compile: compile the gradient computation with XLA.
+      seed: seeds weights, noise and dropout (the data order has `data.shuffle_seed`).
+      deterministic: enable TensorFlow's deterministic ops (exactly repeatable runs).
+      checkpoint_every_steps: save a checkpoint every this many steps (and at epoch ends).
+      max_checkpoints: checkpoints kept on disk.
+      num_fixed_samples: fixed noise vectors shown in the per-epoch sample grid (a square).
+    """
+
+    run_dir: str = "runs/tutorial"
+    model: ModelConfig = ModelConfig()
+    data: DataConfig = DataConfig()
+    generator_optimizer: OptimizerConfig = OptimizerConfig()
+    discriminator_optimizer: OptimizerConfig = OptimizerConfig()
+    loss: str = "non_saturating"
+    epochs: int = 50
+    max_steps: int | None = None
+    steps_per_call: int = 10
+    precision: str = "auto"
+    jit_compile: bool = False
+    seed: int = 0
+    deterministic: bool = False
+    checkpoint_every_steps: int = 500
+    max_checkpoints: int = 3
+    num_fixed_samples: int = 64
+
+    def __post_init__(self):
+        for name in ("epochs", "steps_per_call", "checkpoint_every_steps", "max_checkpoints"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.max_steps is not None and self.max_steps < 1:
+            raise ConfigError(f"max_steps must be positive, got {self.max_steps}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if math.isqrt(self.num_fixed_samples) ** 2 != self.num_fixed_samples:
+            raise ConfigError(f"num_fixed_samples must be a square, got {self.num_fixed_samples}")
+
+
+PRESETS = {
+    # The TensorFlow DCGAN tutorial's recipe.
+    "tutorial": TrainConfig(
+        run_dir="runs/tutorial",
+        model=ModelConfig("tutorial", noise_dim=100),
+        data=DataConfig(pixel_range=TANH_RANGE, global_batch_size=256),
+        generator_optimizer=OptimizerConfig(1e-4),
+        discriminator_optimizer=OptimizerConfig(1e-4),
+    ),
+    # The Fashion-MNIST GAN this project grew from.
+    "fashion128": TrainConfig(
+        run_dir="runs/fashion128",
+        model=ModelConfig("fashion128", noise_dim=128),
+        data=DataConfig(pixel_range=SIGMOID_RANGE, global_batch_size=128),
+        generator_optimizer=OptimizerConfig(1e-4),
+        discriminator_optimizer=OptimizerConfig(1e-5),
+    ),
+}

@@ -189,8 +189,11 @@ def load_split(config: DataConfig, epochs: int = 1, first_epoch: int = 0) -> tf.
         images = tf.cast(images, tf.float32) * ((high - low) / 255.0) + low
         return (images, labels) if config.with_labels else images
 
-    epoch_ids = tf.data.Dataset.range(first_epoch, first_epoch + epochs)
-    return (epoch_ids.flat_map(one_epoch)
+    # Python epoch numbers, not a Dataset.range: a tensor seed breaks under a global seed.
+    batches = one_epoch(first_epoch)
+    for epoch in range(first_epoch + 1, first_epoch + epochs):
+        batches = batches.concatenate(one_epoch(epoch))
+    return (batches
             .map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
 

@@ -14,13 +14,14 @@ from typing import Callable
 import keras
 from keras import layers
 
-from dcgan.config import SIGMOID_RANGE, TANH_RANGE, ModelConfig
+from dcgan.config import SIGMOID_RANGE, TANH_RANGE, ConfigError, ModelConfig
 
 __all__ = [
     "ARCHITECTURES",
     "Architecture",
     "build_discriminator",
     "build_generator",
+    "generator_output_range",
     "output_range",
     "register_architecture",
 ]
@@ -48,7 +49,7 @@ def register_architecture(name, build_generator, build_discriminator, output_ran
 
 def _architecture(name) -> Architecture:
     if name not in ARCHITECTURES:
-        raise ValueError(f"Unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}.")
+        raise ConfigError(f"Unknown architecture {name!r}; known: {sorted(ARCHITECTURES)}.")
     return ARCHITECTURES[name]
 
 
@@ -65,6 +66,16 @@ def build_discriminator(config: ModelConfig) -> keras.Model:
 def output_range(architecture: str) -> tuple[float, float]:
     """(low, high) of the generator's pixels, which the real data must match."""
     return _architecture(architecture).output_range
+
+
+def generator_output_range(generator: keras.Model) -> tuple[float, float]:
+    """The pixel range of any generator built here, loaded back or not, from its last
+    activation."""
+    activation = generator.layers[-1].activation.__name__
+    ranges = {"tanh": TANH_RANGE, "sigmoid": SIGMOID_RANGE}
+    if activation not in ranges:
+        raise ConfigError(f"Cannot tell the pixel range of a generator ending in {activation}.")
+    return ranges[activation]
 
 
 def _logits(features):

@@ -1,0 +1,61 @@
+"""Reading generators back from a run directory: its checkpoints or its `.keras` export."""
+
+import json
+import pathlib
+
+import keras
+import tensorflow as tf
+
+from dcgan import models
+from dcgan.config import ConfigError, ModelConfig
+
+__all__ = ["list_checkpoints", "load_generator", "restore_generator", "run_model_config"]
+
+
+def run_model_config(run_dir) -> ModelConfig:
+    """The ModelConfig recorded in `run_dir/config.json` by the trainer."""
+    path = pathlib.Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ConfigError(f"{path} is missing: {run_dir} is not a dcgan run directory.")
+    return ModelConfig(**json.loads(path.read_text())["config"]["model"])
+
+
+def list_checkpoints(run_dir) -> list[str]:
+    """Checkpoint prefixes of `run_dir`, oldest first (those the manager still keeps)."""
+    state = tf.train.get_checkpoint_state(str(pathlib.Path(run_dir) / "checkpoints"))
+    return list(state.all_model_checkpoint_paths) if state else []
+
+
+def restore_generator(run_dir, checkpoint_prefix=None) -> keras.Model:
+    """Builds the run's generator and restores its weights from a checkpoint.
+
+    Args:
+      run_dir: a run directory written by `dcgan.trainer`.
+      checkpoint_prefix: e.g. ".../checkpoints/ckpt-500"; default the latest.
+
+    Raises:
+      ConfigError: no config.json or no checkpoint, or the checkpoint holds another
+        architecture.
+    """
+    model_config = run_model_config(run_dir)
+    checkpoint_prefix = checkpoint_prefix or (list_checkpoints(run_dir) or [None])[-1]
+    if checkpoint_prefix is None:
+        raise ConfigError(f"{run_dir} has no checkpoint yet.")
+    generator = models.build_generator(model_config)
+    status = tf.train.Checkpoint(generator=generator).restore(checkpoint_prefix)
+    try:
+        status.expect_partial().assert_existing_objects_matched()
+    except AssertionError as error:
+        raise ConfigError(f"{checkpoint_prefix} does not hold a {model_config.architecture} "
+                          f"generator: {error}") from error
+    return generator
+
+
+def load_generator(path) -> keras.Model:
+    """A generator exported as `.keras`, or restored from a run directory's checkpoint."""
+    path = pathlib.Path(path)
+    if path.suffix == ".keras":
+        if not path.exists():
+            raise ConfigError(f"{path} does not exist.")
+        return keras.models.load_model(path)
+    return restore_generator(path)

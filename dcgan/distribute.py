@@ -1,0 +1,70 @@
+"""Devices, the distribution strategy and the mixed-precision policy."""
+
+import pathlib
+
+import keras
+import tensorflow as tf
+
+__all__ = ["cpu_supports_bf16", "make_strategy", "resolve_precision", "split_cpu"]
+
+
+def split_cpu(num_devices: int) -> None:
+    """Splits the CPU into `num_devices` logical devices, so MirroredStrategy runs that
+    many real replicas on a machine without GPUs. Must run before TensorFlow initialises
+    its devices (before any op); a second call with the same count is a no-op."""
+    if num_devices < 1:
+        raise ValueError(f"num_devices must be positive, got {num_devices}")
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    current = tf.config.get_logical_device_configuration(cpu)
+    if current is not None and len(current) == num_devices:
+        return
+    if num_devices == 1 and current is None:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpu, [tf.config.LogicalDeviceConfiguration()] * num_devices)
+    except RuntimeError as error:
+        raise RuntimeError(
+            f"Cannot split the CPU into {num_devices} devices once TensorFlow has "
+            "initialised them; split before running any op.") from error
+
+
+def make_strategy() -> tf.distribute.MirroredStrategy:
+    """MirroredStrategy over every GPU, else over every logical CPU device."""
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = gpus or tf.config.list_logical_devices("CPU")
+    return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def cpu_supports_bf16(cpuinfo_path="/proc/cpuinfo") -> bool:
+    """True if the CPU has native bf16 matrix instructions (AMX-BF16 or AVX512-BF16)."""
+    try:
+        flags = pathlib.Path(cpuinfo_path).read_text().split()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
+def _gpus_support_bf16() -> bool:
+    gpus = tf.config.list_physical_devices("GPU")
+    capabilities = [tf.config.experimental.get_device_details(gpu).get("compute_capability")
+                    for gpu in gpus]
+    return bool(gpus) and all(cc and cc[0] >= 8 for cc in capabilities)
+
+
+def resolve_precision(precision: str) -> str:
+    """The Keras dtype policy name for a `--precision` value.
+
+    "auto" is "mixed_bfloat16" where the hardware computes bf16 natively (GPUs of compute
+    capability 8+, CPUs with AMX-BF16 or AVX512-BF16) and "float32" elsewhere.
+    """
+    if precision != "auto":
+        return precision
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    native_bf16 = _gpus_support_bf16() if has_gpu else cpu_supports_bf16()
+    return "mixed_bfloat16" if native_bf16 else "float32"
+
+
+def set_precision(policy_name: str) -> None:
+    """Sets the Keras global dtype policy; models built afterwards use it."""
+    keras.mixed_precision.set_global_policy(policy_name)

@@ -1,0 +1,70 @@
+"""GAN losses: pure functions of discriminator logits, and a registry by name.
+
+Every loss has the signature `(real_logits, fake_logits) -> (d_loss, g_loss)`:
+  real_logits: D's logits on real images, [batch] or [batch, 1], any float dtype.
+  fake_logits: D's logits on generated images, same shape.
+  Returns per-example float32 losses of shape [batch]; the train step averages them over
+  the global batch (`tf.nn.compute_average_loss`), so they are never pre-averaged here.
+
+The training step receives the function and never branches on its name. A new loss is
+one function decorated with `@register_loss("name")`.
+"""
+
+import tensorflow as tf
+
+from dcgan.config import ConfigError
+
+__all__ = ["LOSSES", "get_loss", "minimax", "non_saturating", "register_loss"]
+
+LOSSES = {}
+
+
+def register_loss(name):
+    """Decorator that adds a loss to `LOSSES` under `name`; names are unique."""
+
+    def register(loss_fn):
+        if name in LOSSES:
+            raise ValueError(f"Loss {name!r} is already registered.")
+        LOSSES[name] = loss_fn
+        return loss_fn
+
+    return register
+
+
+def get_loss(name):
+    if name not in LOSSES:
+        raise ConfigError(f"Unknown loss {name!r}; known: {sorted(LOSSES)}.")
+    return LOSSES[name]
+
+
+def _flat_float32(logits):
+    return tf.reshape(tf.cast(logits, tf.float32), [-1])
+
+
+def _cross_entropy_d_loss(real_logits, fake_logits):
+    """-log D(x) - log(1 - D(G(z))), with D = sigmoid(logits), computed stably."""
+    return tf.nn.softplus(-real_logits) + tf.nn.softplus(fake_logits)
+
+
+@register_loss("minimax")
+def minimax(real_logits, fake_logits):
+    """The original minimax GAN loss (Goodfellow et al. 2014, eq. 1).
+
+    d_loss = -log D(x) - log(1 - D(G(z))) = softplus(-real) + softplus(fake)
+    g_loss =  log(1 - D(G(z)))            = -softplus(fake)
+    with D = sigmoid(logits). G's gradient vanishes when D confidently rejects its
+    samples, which is why `non_saturating` is the default.
+    """
+    real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
+    return _cross_entropy_d_loss(real_logits, fake_logits), -tf.nn.softplus(fake_logits)
+
+
+@register_loss("non_saturating")
+def non_saturating(real_logits, fake_logits):
+    """The non-saturating GAN loss (Goodfellow et al. 2014, section 3).
+
+    d_loss as in `minimax`; g_loss = -log D(G(z)) = softplus(-fake), which keeps strong
+    gradients for G early in training.
+    """
+    real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
+    return _cross_entropy_d_loss(real_logits, fake_logits), tf.nn.softplus(-fake_logits)

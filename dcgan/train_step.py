@@ -1,0 +1,122 @@
+"""The GAN training step: a D update then a G update, on every replica of a strategy.
+
+Knows nothing of files, flags or loops over epochs: `GanStep.train(iterator, num_steps)`
+runs `num_steps` steps inside one `tf.function` call and returns their metrics.
+"""
+
+import keras
+import tensorflow as tf
+
+__all__ = ["METRIC_NAMES", "GanStep", "make_optimizer"]
+
+# Columns of the [num_steps, 4] array that `GanStep.train` returns; each is the mean over
+# the global batch: both losses, and D's mean probability on real and on generated images.
+METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+
+
+class GanStep:
+    """Alternating GAN updates (Goodfellow et al. 2014, algorithm 1, k = 1).
+
+    Build it, the models and both optimizers under `strategy.scope()`.
+
+    Args:
+      generator, discriminator: Keras models (see `dcgan.models`).
+      generator_optimizer, discriminator_optimizer: Keras optimizers; a
+        `LossScaleOptimizer` scales the loss and skips non-finite updates.
+      loss_fn: `(real_logits, fake_logits) -> (d_loss, g_loss)` per example
+        (see `dcgan.losses`).
+      noise: a `tf.random.Generator` created under the strategy's scope, so each replica
+        draws its own stream; it is part of the checkpoint.
+      global_batch_size: images per step over all replicas; per-example losses are
+        averaged over it, so gradients summed over replicas are the global mean.
+      noise_dim: length of z.
+      jit_compile: compile the forward and backward passes with XLA. Noise is drawn and
+        updates are applied outside XLA (PITFALLS 3).
+    """
+
+    def __init__(self, generator, discriminator, generator_optimizer,
+                 discriminator_optimizer, loss_fn, noise, global_batch_size, noise_dim,
+                 jit_compile=False):
+        self.generator = generator
+        self.discriminator = discriminator
+        self.generator_optimizer = generator_optimizer
+        self.discriminator_optimizer = discriminator_optimizer
+        self.loss_fn = loss_fn
+        self.noise = noise
+        self.global_batch_size = global_batch_size
+        self.noise_dim = noise_dim
+        self.strategy = tf.distribute.get_strategy()
+        # An unbuilt LossScaleOptimizer returns a constant from scale_loss that the trace
+        # would freeze, and Adam slots created lazily cannot be lifted out of a
+        # tf.function: build both now.
+        generator_optimizer.build(generator.trainable_variables)
+        discriminator_optimizer.build(discriminator.trainable_variables)
+        self._d_gradients = tf.function(self._d_gradients, jit_compile=jit_compile)
+        self._g_gradients = tf.function(self._g_gradients, jit_compile=jit_compile)
+
+    def _average(self, per_example):
+        return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
+
+    def _d_gradients(self, real_images, z):
+        fake_images = self.generator(z, training=True)
+        with tf.GradientTape() as tape:
+            real_logits = self.discriminator(real_images, training=True)
+            fake_logits = self.discriminator(fake_images, training=True)
+            d_loss = self._average(self.loss_fn(real_logits, fake_logits)[0])
+            scaled_loss = self.discriminator_optimizer.scale_loss(d_loss)
+        gradients = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
+        d_real = self._average(tf.sigmoid(tf.reshape(real_logits, [-1])))
+        d_fake = self._average(tf.sigmoid(tf.reshape(fake_logits, [-1])))
+        return gradients, d_loss, d_real, d_fake, tf.stop_gradient(real_logits)
+
+    def _g_gradients(self, real_logits, z):
+        """G's gradients through the just-updated D. `real_logits` are from the D step:
+        the BCE losses ignore them and a loss that uses them gets them without paying
+        for another pass over the real images."""
+        with tf.GradientTape() as tape:
+            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            g_loss = self._average(self.loss_fn(real_logits, fake_logits)[1])
+            scaled_loss = self.generator_optimizer.scale_loss(g_loss)
+        return tape.gradient(scaled_loss, self.generator.trainable_variables), g_loss
+
+    def _replica_step(self, real_images):
+        batch = tf.shape(real_images)[0]
+        z = self.noise.normal([batch, self.noise_dim])
+        d_grads, d_loss, d_real, d_fake, real_logits = self._d_gradients(real_images, z)
+        self.discriminator_optimizer.apply_gradients(
+            zip(d_grads, self.discriminator.trainable_variables))
+        z = self.noise.normal([batch, self.noise_dim])
+        g_grads, g_loss = self._g_gradients(real_logits, z)
+        self.generator_optimizer.apply_gradients(zip(g_grads, self.generator.trainable_variables))
+        return tf.stack([d_loss, g_loss, d_real, d_fake])
+
+    @tf.function
+    def train(self, iterator, num_steps):
+        """Runs `num_steps` steps on batches from a distributed `iterator`.
+
+        Args:
+          iterator: iterator of a `strategy.experimental_distribute_dataset` of float32
+            images [global_batch_size, 28, 28, 1]. Passed in, not captured, so there is
+            one trace (PITFALLS 1).
+          num_steps: int32 scalar tensor (a tensor, so other counts do not retrace).
+
+        Returns:
+          float32 [num_steps, len(METRIC_NAMES)]: the metrics of each step.
+        """
+        metrics = tf.TensorArray(tf.float32, size=num_steps)
+        for step in tf.range(num_steps):
+            per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+            # Every metric is already divided by the global batch: summing over replicas
+            # gives the global mean.
+            metrics = metrics.write(
+                step, self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+        return metrics.stack()
+
+
+def make_optimizer(config, policy_name) -> keras.optimizers.Optimizer:
+    """Adam from an `OptimizerConfig`, wrapped for loss scaling under mixed_float16."""
+    optimizer = keras.optimizers.Adam(
+        learning_rate=config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2)
+    if policy_name == "mixed_float16":
+        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer

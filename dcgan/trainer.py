@@ -1,0 +1,265 @@
+"""The training loop: resume, steps, checkpoints, and every artifact of a run directory.
+
+Run directory layout:
+  config.json                   the resolved config, flags, versions, git commit
+  checkpoints/                  tf.train.CheckpointManager (G, D, optimizers, step, RNG)
+  losses.csv                    one row per step
+  loss_curves.png               the columns of losses.csv against steps
+  samples/epoch_0001.png        the fixed noise through G after each epoch
+  progress.gif                  those grids as an animation
+  final_grid.png                5x5 samples of the final generator
+  generator.keras, discriminator.keras   plain Keras models (no dcgan import needed)
+  tensorboard/                  scalars and sample grids
+"""
+
+import csv
+import dataclasses
+import pathlib
+import subprocess
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from dcgan import data, distribute, images, losses, models
+from dcgan.config import ConfigError, TrainConfig
+from dcgan.files import atomic_path, write_json
+from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
+
+__all__ = ["CSV_COLUMNS", "RunState", "train"]
+
+CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec",)
+FINAL_GRID_SIZE = 25  # 5x5
+PNG_SCALE = 3  # 28-pixel images are too small to judge at 1:1.
+
+
+@dataclasses.dataclass
+class RunState:
+    """The models and variables of a run, built under a strategy's scope."""
+
+    generator: keras.Model
+    discriminator: keras.Model
+    gan_step: GanStep
+    step: tf.Variable
+    epoch: tf.Variable
+    fixed_noise: tf.Variable
+    checkpoint: tf.train.Checkpoint
+    manager: tf.train.CheckpointManager
+
+
+def _git_commit():
+    source = pathlib.Path(__file__).resolve().parent
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=source, capture_output=True,
+                                text=True, timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                               cwd=source, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return commit + ("-dirty" if dirty.strip() else "")
+
+
+def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState:
+    """Builds G, D, optimizers, RNG and the checkpoint, restoring the latest one if any."""
+    run_dir = pathlib.Path(config.run_dir)
+    with strategy.scope():
+        generator = models.build_generator(config.model)
+        discriminator = models.build_discriminator(config.model)
+        noise = tf.random.Generator.from_seed(config.seed)
+        fixed_noise = tf.Variable(
+            tf.random.Generator.from_seed(config.seed + 1).normal(
+                [config.num_fixed_samples, config.model.noise_dim]),
+            trainable=False, name="fixed_noise")
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        gan_step = GanStep(
+            generator, discriminator,
+            make_optimizer(config.generator_optimizer, policy_name),
+            make_optimizer(config.discriminator_optimizer, policy_name),
+            losses.get_loss(config.loss), noise, config.data.global_batch_size,
+            config.model.noise_dim, jit_compile=config.jit_compile)
+    checkpoint = tf.train.Checkpoint(
+        generator=generator, discriminator=discriminator,
+        generator_optimizer=gan_step.generator_optimizer,
+        discriminator_optimizer=gan_step.discriminator_optimizer,
+        noise=noise, fixed_noise=fixed_noise, step=step, epoch=epoch)
+    manager = tf.train.CheckpointManager(
+        checkpoint, run_dir / "checkpoints", max_to_keep=config.max_checkpoints,
+        step_counter=step)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+    return RunState(generator, discriminator, gan_step, step, epoch, fixed_noise, checkpoint,
+                    manager)
+
+
+class _LossLog:
+    """losses.csv, one row per step, kept free of rows beyond the restored step."""
+
+    def __init__(self, path: pathlib.Path, restored_step: int):
+        self.path = path
+        kept = []
+        if path.exists():
+            with path.open(newline="") as file:
+                kept = [row for row in csv.DictReader(file) if int(row["step"]) <= restored_step]
+        with atomic_path(path) as partial, partial.open("w", newline="") as file:
+            writer = csv.DictWriter(file, CSV_COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
+
+    def append(self, rows):
+        with self.path.open("a", newline="") as file:
+            csv.DictWriter(file, CSV_COLUMNS).writerows(rows)
+
+    def read_columns(self):
+        with self.path.open(newline="") as file:
+            rows = list(csv.DictReader(file))
+        return {name: np.array([float(row[name]) for row in rows]) for name in CSV_COLUMNS}
+
+
+def _check_config(config: TrainConfig, num_replicas: int, steps_per_epoch: int):
+    expected_range = models.output_range(config.model.architecture)
+    if tuple(config.data.pixel_range) != expected_range:
+        raise ConfigError(f"data.pixel_range {config.data.pixel_range} does not match the "
+                         f"{config.model.architecture} generator's output {expected_range}.")
+    if config.data.global_batch_size % num_replicas:
+        raise ConfigError(f"The global batch size {config.data.global_batch_size} is not "
+                         f"divisible by the {num_replicas} replicas.")
+    if steps_per_epoch < 1:
+        raise ConfigError(f"The split {config.data.split!r} holds fewer images than one batch "
+                         f"of {config.data.global_batch_size}.")
+    losses.get_loss(config.loss)
+
+
+class _Artifacts:
+    """Writes the pictures, plots, exports and TensorBoard events of a run directory."""
+
+    def __init__(self, config: TrainConfig, state: RunState, log: _LossLog):
+        self.run_dir = pathlib.Path(config.run_dir)
+        self.pixel_range = config.data.pixel_range
+        self.state = state
+        self.log = log
+        self.samples_dir = self.run_dir / "samples"
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+
+    def scalars(self, first_step, metrics, images_per_sec):
+        with self.writer.as_default():
+            for offset, row in enumerate(metrics):
+                for name, value in zip(METRIC_NAMES, row):
+                    tf.summary.scalar(f"train/{name}", value, step=first_step + offset)
+            tf.summary.scalar("train/images_per_sec", images_per_sec,
+                              step=first_step + len(metrics) - 1)
+
+    def _samples(self, noise):
+        return self.state.generator(noise, training=False).numpy()
+
+    def end_of_epoch(self, epoch: int, step: int):
+        picture = images.grid(self._samples(self.state.fixed_noise), self.pixel_range)
+        images.write_png(self.samples_dir / f"epoch_{epoch:04d}.png", picture, scale=PNG_SCALE)
+        with self.writer.as_default():
+            tf.summary.image("samples", picture[None], step=step)
+        frames = [tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+                  for path in sorted(self.samples_dir.glob("epoch_*.png"))]
+        images.write_gif(self.run_dir / "progress.gif", frames)
+        self.plot_losses()
+        self.export_models()
+
+    def plot_losses(self):
+        columns = self.log.read_columns()
+        if len(columns["step"]):
+            images.plot_columns(self.run_dir / "loss_curves.png", columns["step"],
+                                {name: columns[name] for name in METRIC_NAMES},
+                                xlabel="step", title=self.run_dir.name)
+
+    def export_models(self):
+        for name, model in (("generator", self.state.generator),
+                            ("discriminator", self.state.discriminator)):
+            with atomic_path(self.run_dir / f"{name}.keras") as partial:
+                model.save(partial)
+
+    def final(self):
+        noise = self.state.fixed_noise[:FINAL_GRID_SIZE]
+        images.write_png(self.run_dir / "final_grid.png",
+                         images.grid(self._samples(noise), self.pixel_range), scale=PNG_SCALE)
+        self.plot_losses()
+        self.export_models()
+        self.writer.flush()
+
+
+def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
+    """Trains (or resumes) the run in `config.run_dir` until its last step.
+
+    Args:
+      config: the run's configuration.
+      strategy: a `tf.distribute` strategy; default `distribute.make_strategy()`.
+      run_info: extra JSON-serialisable facts for config.json (e.g. the binary's flags).
+
+    Returns:
+      {"step": final step, "metrics": {name: value of the last step}}.
+    """
+    strategy = strategy or distribute.make_strategy()
+    run_dir = pathlib.Path(config.run_dir)
+    policy_name = distribute.resolve_precision(config.precision)
+    steps_per_epoch = data.num_examples(config.data) // config.data.global_batch_size
+    _check_config(config, strategy.num_replicas_in_sync, steps_per_epoch)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    keras.mixed_precision.set_global_policy(policy_name)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    state = build_run_state(config, policy_name, strategy)
+    write_json(run_dir / "config.json", {
+        "config": dataclasses.asdict(config),
+        "precision_policy": policy_name,
+        "replicas": strategy.num_replicas_in_sync,
+        "steps_per_epoch": steps_per_epoch,
+        "tensorflow": tf.__version__,
+        "keras": keras.__version__,
+        "git_commit": _git_commit(),
+        **(run_info or {}),
+    })
+
+    step = int(state.step.numpy())
+    log = _LossLog(run_dir / "losses.csv", restored_step=step)
+    artifacts = _Artifacts(config, state, log)
+    epoch, step_in_epoch = divmod(step, steps_per_epoch)
+    last_epoch = -(-total_steps // steps_per_epoch)
+    batches = data.load_split(config.data, epochs=max(last_epoch - epoch, 1), first_epoch=epoch)
+    iterator = iter(strategy.experimental_distribute_dataset(batches.skip(step_in_epoch)))
+
+    metrics = np.full((1, len(METRIC_NAMES)), np.nan)
+    progress = None
+    while step < total_steps:
+        epoch, step_in_epoch = divmod(step, steps_per_epoch)
+        if progress is None:
+            print(f"Epoch {epoch + 1}/{last_epoch}")
+            progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=METRIC_NAMES
+                                           + ("img/s",))
+        next_checkpoint = (step // config.checkpoint_every_steps + 1) * config.checkpoint_every_steps
+        num_steps = min(config.steps_per_call, total_steps - step,
+                        steps_per_epoch - step_in_epoch, next_checkpoint - step)
+        started = time.perf_counter()
+        metrics = state.gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
+        images_per_sec = num_steps * config.data.global_batch_size / (time.perf_counter() - started)
+        state.step.assign_add(num_steps)
+        log.append({"step": step + 1 + i, "epoch": epoch + 1, "images_per_sec": images_per_sec,
+                    **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))
+        artifacts.scalars(step + 1, metrics, images_per_sec)
+        step += num_steps
+        progress.update(step_in_epoch + num_steps, values=list(zip(METRIC_NAMES, metrics[-1]))
+                        + [("img/s", images_per_sec)])
+        epoch_done = step % steps_per_epoch == 0
+        if epoch_done:
+            state.epoch.assign(epoch + 1)
+        if epoch_done or step % config.checkpoint_every_steps == 0 or step == total_steps:
+            state.manager.save(checkpoint_number=step)
+        if epoch_done:
+            artifacts.end_of_epoch(epoch + 1, step)
+            progress = None
+    artifacts.final()
+    return {"step": step, "metrics": dict(zip(METRIC_NAMES, metrics[-1].tolist()))}

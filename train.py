@@ -1,0 +1,99 @@
+r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
+
+  python train.py                                   # preset "tutorial", 50 epochs
+  python train.py --preset=fashion128 --epochs=20
+  python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU
+"""
+
+import dataclasses
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from absl import app, flags  # noqa: E402
+
+from dcgan import config as config_lib  # noqa: E402
+from dcgan import data, distribute, losses, trainer  # noqa: E402
+
+flags.DEFINE_enum("preset", "tutorial", sorted(config_lib.PRESETS),
+                  "Architecture and training recipe; other flags override its values.")
+flags.DEFINE_string("run_dir", None, "Run directory (default runs/<preset>). An existing one "
+                    "is resumed from its latest checkpoint.")
+flags.DEFINE_string("data_dir", config_lib.DEFAULT_DATA_DIR, "TFDS data directory.")
+flags.DEFINE_integer("epochs", None, "Passes over the training split (preset default).",
+                     lower_bound=1)
+flags.DEFINE_integer("max_steps", None, "Stop after this many steps in all.", lower_bound=1)
+flags.DEFINE_integer("train_examples", None, "Train on the first N images only (quick runs).",
+                     lower_bound=1)
+flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas (preset default).",
+                     lower_bound=1)
+flags.DEFINE_float("g_learning_rate", None, "Generator Adam learning rate (preset default).")
+flags.DEFINE_float("d_learning_rate", None, "Discriminator Adam learning rate (preset default).")
+flags.DEFINE_float("g_beta1", None, "Generator Adam beta_1 (preset default).")
+flags.DEFINE_float("d_beta1", None, "Discriminator Adam beta_1 (preset default).")
+flags.DEFINE_enum("loss", "non_saturating", sorted(losses.LOSSES), "GAN loss.")
+flags.DEFINE_enum("precision", "auto", config_lib.PRECISIONS,
+                  "auto: mixed_bfloat16 where the hardware has bf16, else float32.")
+flags.DEFINE_bool("jit_compile", False, "Compile the gradient computation with XLA.")
+flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into N logical devices, one replica "
+                     "each (for trying the multi-replica path without GPUs).", lower_bound=1)
+flags.DEFINE_bool("sync_batch_norm", False, "Batch-norm statistics over the global batch.")
+flags.DEFINE_integer("steps_per_call", None, "Training steps per tf.function call.",
+                     lower_bound=1)
+flags.DEFINE_integer("checkpoint_every_steps", None, "Checkpoint period in steps (also at "
+                     "each epoch end).", lower_bound=1)
+flags.DEFINE_integer("max_checkpoints", None, "Checkpoints kept on disk.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seeds weights, noise, dropout and the data order.")
+flags.DEFINE_bool("deterministic", False, "Deterministic TensorFlow ops (exactly repeatable).")
+
+FLAGS = flags.FLAGS
+
+
+def _optimizer(preset_optimizer, learning_rate, beta_1):
+    overrides = {"learning_rate": learning_rate, "beta_1": beta_1}
+    return dataclasses.replace(
+        preset_optimizer, **{k: v for k, v in overrides.items() if v is not None})
+
+
+def config_from_flags() -> config_lib.TrainConfig:
+    preset = config_lib.PRESETS[FLAGS.preset]
+    split = "train" if FLAGS.train_examples is None else f"train[:{FLAGS.train_examples}]"
+    data_config = dataclasses.replace(
+        preset.data, data_dir=FLAGS.data_dir, split=split, shuffle_seed=FLAGS.seed,
+        global_batch_size=FLAGS.batch_size or preset.data.global_batch_size)
+    model_config = dataclasses.replace(preset.model, synchronized_batch_norm=FLAGS.sync_batch_norm)
+    overrides = {
+        "epochs": FLAGS.epochs, "max_steps": FLAGS.max_steps,
+        "steps_per_call": FLAGS.steps_per_call,
+        "checkpoint_every_steps": FLAGS.checkpoint_every_steps,
+        "max_checkpoints": FLAGS.max_checkpoints,
+    }
+    return dataclasses.replace(
+        preset,
+        run_dir=FLAGS.run_dir or f"runs/{FLAGS.preset}",
+        model=model_config,
+        data=data_config,
+        generator_optimizer=_optimizer(preset.generator_optimizer, FLAGS.g_learning_rate,
+                                       FLAGS.g_beta1),
+        discriminator_optimizer=_optimizer(preset.discriminator_optimizer,
+                                           FLAGS.d_learning_rate, FLAGS.d_beta1),
+        loss=FLAGS.loss, precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
+        seed=FLAGS.seed, deterministic=FLAGS.deterministic,
+        **{name: value for name, value in overrides.items() if value is not None})
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        distribute.split_cpu(FLAGS.cpu_devices)
+        config = config_from_flags()
+        result = trainer.train(config, run_info={"flags": FLAGS.flag_values_dict()})
+    except (config_lib.ConfigError, data.DatasetUnavailableError) as error:
+        sys.exit(f"train.py: error: {error}")
+    print(f"Done: step {result['step']}, run directory {config.run_dir}")
+
+
+if __name__ == "__main__":
+    app.run(main)
