@@ -60,6 +60,13 @@ def _git_commit():
     return commit + ("-dirty" if dirty.strip() else "")
 
 
+def _layer_rng_states(model):
+    # Keras 3 keeps each Dropout's RNG in a SeedGenerator that tf.train.Checkpoint does not
+    # reach through the model; without it a resumed run would draw other dropout masks.
+    return [layer.seed_generator.state for layer in model.layers
+            if hasattr(layer, "seed_generator")]
+
+
 def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState:
     """Builds G, D, optimizers, RNG and the checkpoint, restoring the latest one if any."""
     run_dir = pathlib.Path(config.run_dir)
@@ -81,6 +88,7 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
             config.model.noise_dim, jit_compile=config.jit_compile)
     checkpoint = tf.train.Checkpoint(
         generator=generator, discriminator=discriminator,
+        layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),
         generator_optimizer=gan_step.generator_optimizer,
         discriminator_optimizer=gan_step.discriminator_optimizer,
         noise=noise, fixed_noise=fixed_noise, step=step, epoch=epoch)
@@ -137,6 +145,7 @@ class _Artifacts:
     def __init__(self, config: TrainConfig, state: RunState, log: _LossLog):
         self.run_dir = pathlib.Path(config.run_dir)
         self.pixel_range = config.data.pixel_range
+        self.seed = config.seed
         self.state = state
         self.log = log
         self.samples_dir = self.run_dir / "samples"
@@ -179,7 +188,8 @@ class _Artifacts:
                 model.save(partial)
 
     def final(self):
-        noise = self.state.fixed_noise[:FINAL_GRID_SIZE]
+        noise = tf.random.Generator.from_seed(self.seed + 2).normal(
+            [FINAL_GRID_SIZE, self.state.generator.input_shape[-1]])
         images.write_png(self.run_dir / "final_grid.png",
                          images.grid(self._samples(noise), self.pixel_range), scale=PNG_SCALE)
         self.plot_losses()

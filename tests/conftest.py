@@ -4,6 +4,15 @@ import socket
 
 import keras
 import pytest
+import tensorflow as tf
+
+from dcgan import distribute
+
+# Two logical CPU devices for the whole session, so MirroredStrategy runs real replicas.
+# This must happen before TensorFlow initialises its devices, hence at import.
+distribute.split_cpu(2)
+# Tests compare runs number for number.
+tf.config.experimental.enable_op_determinism()
 
 
 @pytest.fixture

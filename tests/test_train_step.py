@@ -1,0 +1,117 @@
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan import losses, models
+from dcgan.config import ModelConfig, OptimizerConfig
+from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
+
+MODEL = ModelConfig("tutorial", noise_dim=100)
+BATCH = 8
+
+
+def _images(count=64, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, size=(count, 28, 28, 1)).astype(np.float32)
+
+
+def _gan_step(strategy, policy_name="float32", jit_compile=False, seed=0):
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        generator = models.build_generator(MODEL)
+        discriminator = models.build_discriminator(MODEL)
+        return GanStep(generator, discriminator,
+                       make_optimizer(OptimizerConfig(1e-3), policy_name),
+                       make_optimizer(OptimizerConfig(1e-3), policy_name),
+                       losses.non_saturating, tf.random.Generator.from_seed(seed), BATCH,
+                       MODEL.noise_dim, jit_compile=jit_compile)
+
+
+def _iterator(strategy):
+    dataset = tf.data.Dataset.from_tensor_slices(_images()).batch(BATCH, drop_remainder=True)
+    return iter(strategy.experimental_distribute_dataset(dataset))
+
+
+def _run(gan_step, iterator, num_steps):
+    return gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
+
+
+def _one_device():
+    return tf.distribute.MirroredStrategy(["/cpu:0"])
+
+
+def _two_devices():
+    strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    assert strategy.num_replicas_in_sync == 2
+    return strategy
+
+
+def test_several_steps_per_call_equal_single_steps():
+    strategy = _one_device()
+    batched, single = _gan_step(strategy), _gan_step(strategy)
+    batched_metrics = _run(batched, _iterator(strategy), 4)
+    single_iterator = _iterator(strategy)
+    single_metrics = np.concatenate([_run(single, single_iterator, 1) for _ in range(4)])
+    np.testing.assert_array_equal(batched_metrics, single_metrics)
+    for a, b in zip(batched.generator.weights + batched.discriminator.weights,
+                    single.generator.weights + single.discriminator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+
+def test_one_trace_for_any_step_count_on_two_replicas():
+    strategy = _two_devices()
+    gan_step = _gan_step(strategy)
+    iterator = _iterator(strategy)
+    before = [w.numpy() for w in gan_step.generator.trainable_weights]
+    metrics = np.concatenate([_run(gan_step, iterator, n) for n in (1, 3, 2)])
+    assert gan_step.train.experimental_get_tracing_count() == 1
+    assert metrics.shape == (6, len(METRIC_NAMES)) and np.all(np.isfinite(metrics))
+    d_real, d_fake = metrics[:, 2], metrics[:, 3]
+    assert np.all((0 < d_real) & (d_real < 1)) and np.all((0 < d_fake) & (d_fake < 1))
+    after = [w.numpy() for w in gan_step.generator.trainable_weights]
+    assert all(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_replicas_draw_different_noise():
+    strategy = _two_devices()
+    with strategy.scope():
+        noise = tf.random.Generator.from_seed(0)
+    per_replica = strategy.run(lambda: noise.normal([4]))
+    first, second = strategy.experimental_local_results(per_replica)
+    assert not np.allclose(first, second)
+
+
+def test_losses_are_averaged_over_the_global_batch():
+    """The reported d_loss is the mean per-example loss of the global batch, not the
+    per-replica mean summed over replicas."""
+    strategy = _two_devices()
+    gan_step = _gan_step(strategy)
+    gan_step.discriminator.layers[-1].set_weights(
+        [np.zeros_like(w) for w in gan_step.discriminator.layers[-1].get_weights()])
+    # D's loss is computed before its update: with zero logits every per-example BCE
+    # d_loss is 2 log 2, and D(x) = D(G(z)) = 0.5.
+    metrics = _run(gan_step, _iterator(strategy), 1)[0]
+    np.testing.assert_allclose(metrics[0], 2 * np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose(metrics[2:], 0.5, rtol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_mixed_float16_scales_the_loss(policy):
+    strategy = _two_devices()
+    gan_step = _gan_step(strategy, policy_name=policy)
+    assert isinstance(gan_step.generator_optimizer, keras.optimizers.LossScaleOptimizer)
+    metrics = _run(gan_step, _iterator(strategy), 3)
+    assert np.all(np.isfinite(metrics))
+    scale = float(gan_step.discriminator_optimizer.dynamic_scale.numpy())
+    assert scale > 1.0  # Still scaling: no step produced non-finite gradients.
+    assert gan_step.generator.get_layer(index=1).compute_dtype == "float16"
+
+
+@pytest.mark.slow
+def test_jit_compile_runs_on_two_replicas():
+    strategy = _two_devices()
+    gan_step = _gan_step(strategy, jit_compile=True)
+    metrics = _run(gan_step, _iterator(strategy), 2)
+    assert np.all(np.isfinite(metrics))

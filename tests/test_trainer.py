@@ -1,0 +1,131 @@
+"""Short real training runs (2 logical CPU replicas) and the run directory they leave."""
+
+import csv
+import dataclasses
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan import checkpoints, trainer
+from dcgan.config import PRESETS, ConfigError
+
+pytestmark = pytest.mark.slow
+
+STEPS_PER_EPOCH = 8  # 256 images / batch 32
+
+
+def _config(run_dir, **overrides):
+    preset = PRESETS["tutorial"]
+    return dataclasses.replace(
+        preset, run_dir=str(run_dir),
+        data=dataclasses.replace(preset.data, split="train[:256]", global_batch_size=32,
+                                 shuffle_seed=1),
+        **{"epochs": 2, "steps_per_call": 3, "checkpoint_every_steps": 5,
+           "precision": "float32", "deterministic": True, "num_fixed_samples": 16,
+           **overrides})
+
+
+@pytest.fixture(autouse=True)
+def restore_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _two_replicas():
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def _rows(run_dir):
+    with (run_dir / "losses.csv").open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _decode_png(path):
+    return tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+
+
+def test_run_directory_holds_every_artifact(tmp_path):
+    run_dir = tmp_path / "run"
+    result = trainer.train(_config(run_dir), _two_replicas())
+    assert result["step"] == 2 * STEPS_PER_EPOCH
+
+    rows = _rows(run_dir)
+    assert [int(row["step"]) for row in rows] == list(range(1, 17))
+    assert [int(row["epoch"]) for row in rows] == [1] * 8 + [2] * 8
+    assert all(np.isfinite(float(row[name])) for row in rows for name in trainer.CSV_COLUMNS)
+
+    for epoch in (1, 2):
+        grid = _decode_png(run_dir / "samples" / f"epoch_{epoch:04d}.png")
+        assert grid.shape == (3 * (4 * 30 + 2), 3 * (4 * 30 + 2), 1)  # 4x4 grid, 3x scale
+    assert _decode_png(run_dir / "final_grid.png").shape == (3 * 152, 3 * 152, 1)  # 5x5
+    assert _decode_png(run_dir / "loss_curves.png").shape[-1] in (3, 4)
+    from PIL import Image
+    with Image.open(run_dir / "progress.gif") as gif:
+        assert gif.n_frames == 2
+
+    checkpoint_steps = [int(path.rsplit("-", 1)[1])
+                        for path in checkpoints.list_checkpoints(run_dir)]
+    assert checkpoint_steps == [10, 15, 16]  # every 5 steps and at epoch ends, 3 kept
+    config = (run_dir / "config.json").read_text()
+    assert '"tensorflow"' in config and '"git_commit"' in config
+
+    events = list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    tags = {value.tag for event in tf.compat.v1.train.summary_iterator(str(events[0]))
+            for value in event.summary.value}
+    assert {"train/d_loss", "train/g_loss", "samples"} <= tags
+
+
+def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path):
+    run_dir = tmp_path / "run"
+    trainer.train(_config(run_dir, epochs=1), _two_replicas())
+    z = np.random.default_rng(0).normal(size=(4, 100)).astype(np.float32)
+    np.save(tmp_path / "z.npy", z)
+    code = ("import sys, numpy as np, keras\n"
+            "g = keras.models.load_model(sys.argv[1])\n"
+            "assert 'dcgan' not in sys.modules\n"
+            "np.save(sys.argv[3], g(np.load(sys.argv[2]), training=False))\n")
+    subprocess.run([sys.executable, "-c", code, str(run_dir / "generator.keras"),
+                    str(tmp_path / "z.npy"), str(tmp_path / "out.npy")],
+                   check=True, timeout=120, cwd=tmp_path)
+    restored = checkpoints.restore_generator(run_dir)
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), restored(z, training=False),
+                               atol=1e-6)
+    discriminator = keras.models.load_model(run_dir / "discriminator.keras")
+    assert discriminator.output_shape == (None, 1)
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    trainer.train(_config(uninterrupted), _two_replicas())
+    trainer.train(_config(resumed, max_steps=7), _two_replicas())  # stops mid-epoch
+    assert [int(row["step"]) for row in _rows(resumed)] == list(range(1, 8))
+    trainer.train(_config(resumed), _two_replicas())  # the same command, resumed
+
+    metric_columns = ("step", "epoch") + trainer.METRIC_NAMES
+    expected = [[row[name] for name in metric_columns] for row in _rows(uninterrupted)]
+    actual = [[row[name] for name in metric_columns] for row in _rows(resumed)]
+    assert actual == expected
+    a = checkpoints.restore_generator(uninterrupted).weights
+    b = checkpoints.restore_generator(resumed).weights
+    for wa, wb in zip(a, b):
+        np.testing.assert_array_equal(wa.numpy(), wb.numpy())
+
+
+def test_mismatched_pixel_range_is_refused(tmp_path):
+    config = _config(tmp_path / "run")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data,
+                                                                  pixel_range=(0.0, 1.0)))
+    with pytest.raises(ConfigError, match="pixel_range"):
+        trainer.train(config, _two_replicas())
+
+
+def test_batch_not_divisible_by_replicas_is_refused(tmp_path):
+    config = _config(tmp_path / "run")
+    config = dataclasses.replace(config, data=dataclasses.replace(config.data,
+                                                                  global_batch_size=33))
+    with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
+        trainer.train(config, _two_replicas())
