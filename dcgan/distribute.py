@@ -2,7 +2,6 @@
 
 import pathlib
 
-import keras
 import tensorflow as tf
 
 __all__ = ["cpu_supports_bf16", "make_strategy", "resolve_precision", "split_cpu"]
@@ -15,10 +14,7 @@ def split_cpu(num_devices: int) -> None:
     if num_devices < 1:
         raise ValueError(f"num_devices must be positive, got {num_devices}")
     cpu = tf.config.list_physical_devices("CPU")[0]
-    current = tf.config.get_logical_device_configuration(cpu)
-    if current is not None and len(current) == num_devices:
-        return
-    if num_devices == 1 and current is None:
+    if len(tf.config.get_logical_device_configuration(cpu) or [None]) == num_devices:
         return
     try:
         tf.config.set_logical_device_configuration(
@@ -63,8 +59,3 @@ def resolve_precision(precision: str) -> str:
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     native_bf16 = _gpus_support_bf16() if has_gpu else cpu_supports_bf16()
     return "mixed_bfloat16" if native_bf16 else "float32"
-
-
-def set_precision(policy_name: str) -> None:
-    """Sets the Keras global dtype policy; models built afterwards use it."""
-    keras.mixed_precision.set_global_policy(policy_name)
