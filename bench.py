@@ -1,0 +1,189 @@
+r"""Training throughput of the dcgan step, as ratios to a tutorial-style loop run alongside.
+
+  python bench.py                                  # the default train.py configuration
+  python bench.py --precisions=float32,mixed_bfloat16 --steps_per_call=1,10 --jit=false,true
+
+Every configuration runs in this process after the baseline: warm-up steps (tracing,
+compilation) are excluded, then `--repeats` timed runs of `--steps` steps; the median
+images/s is reported and divided by the baseline's median.
+"""
+
+import json
+import os
+import resource
+import statistics
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from absl import app, flags  # noqa: E402
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+from dcgan import data, distribute, losses, models  # noqa: E402
+from dcgan.config import PRESETS  # noqa: E402
+from dcgan.files import write_json  # noqa: E402
+from dcgan.train_step import GanStep, make_optimizer  # noqa: E402
+
+flags.DEFINE_enum("preset", "tutorial", sorted(PRESETS), "Networks and recipe to measure.")
+flags.DEFINE_list("precisions", ["auto"], "Precisions to measure (see train.py --precision).")
+flags.DEFINE_list("jit", ["false"], "jit_compile values to measure.")
+flags.DEFINE_list("replicas", ["1"], "Replica counts to measure (logical CPU devices).")
+flags.DEFINE_list("batch_sizes", ["256"], "Global batch sizes to measure.")
+flags.DEFINE_list("steps_per_call", ["10"], "Steps per tf.function call to measure.")
+flags.DEFINE_integer("steps", 40, "Timed steps per repeat.", lower_bound=1)
+flags.DEFINE_integer("warmup_steps", 10, "Untimed steps first.", lower_bound=1)
+flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.", lower_bound=1)
+flags.DEFINE_string("json_out", "bench.json", "Where the results go.")
+flags.DEFINE_string("data_dir", data.DEFAULT_DATA_DIR, "TFDS data directory.")
+
+FLAGS = flags.FLAGS
+
+
+def _median_rate(run_steps, steps, batch_size, repeats):
+    """Median images/s of `repeats` calls of run_steps(steps)."""
+    rates = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        run_steps(steps)
+        rates.append(steps * batch_size / (time.perf_counter() - started))
+    return statistics.median(rates)
+
+
+def baseline_rate(images, batch_size):
+    """The TensorFlow DCGAN tutorial's loop, written plainly: Sequential models, float32,
+    simultaneous G/D updates from one forward pass, one tf.function call per step."""
+    keras.mixed_precision.set_global_policy("float32")
+    generator = keras.Sequential([
+        keras.Input((100,)),
+        keras.layers.Dense(7 * 7 * 256, use_bias=False), keras.layers.BatchNormalization(),
+        keras.layers.LeakyReLU(), keras.layers.Reshape((7, 7, 256)),
+        keras.layers.Conv2DTranspose(128, 5, strides=1, padding="same", use_bias=False),
+        keras.layers.BatchNormalization(), keras.layers.LeakyReLU(),
+        keras.layers.Conv2DTranspose(64, 5, strides=2, padding="same", use_bias=False),
+        keras.layers.BatchNormalization(), keras.layers.LeakyReLU(),
+        keras.layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False,
+                                     activation="tanh")])
+    discriminator = keras.Sequential([
+        keras.Input((28, 28, 1)),
+        keras.layers.Conv2D(64, 5, strides=2, padding="same"), keras.layers.LeakyReLU(),
+        keras.layers.Dropout(0.3),
+        keras.layers.Conv2D(128, 5, strides=2, padding="same"), keras.layers.LeakyReLU(),
+        keras.layers.Dropout(0.3), keras.layers.Flatten(), keras.layers.Dense(1)])
+    cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
+    generator_optimizer, discriminator_optimizer = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
+
+    @tf.function
+    def train_step(real):
+        noise = tf.random.normal([batch_size, 100])
+        with tf.GradientTape() as gen_tape, tf.GradientTape() as disc_tape:
+            fake = generator(noise, training=True)
+            real_output = discriminator(real, training=True)
+            fake_output = discriminator(fake, training=True)
+            gen_loss = cross_entropy(tf.ones_like(fake_output), fake_output)
+            disc_loss = (cross_entropy(tf.ones_like(real_output), real_output)
+                         + cross_entropy(tf.zeros_like(fake_output), fake_output))
+        generator_optimizer.apply_gradients(zip(
+            gen_tape.gradient(gen_loss, generator.trainable_variables),
+            generator.trainable_variables))
+        discriminator_optimizer.apply_gradients(zip(
+            disc_tape.gradient(disc_loss, discriminator.trainable_variables),
+            discriminator.trainable_variables))
+
+    batches = iter(tf.data.Dataset.from_tensor_slices(images).shuffle(60000).repeat()
+                   .batch(batch_size))
+
+    def run_steps(steps):
+        for _ in range(steps):
+            train_step(next(batches))
+        generator_optimizer.iterations.numpy()  # Waits for the last step.
+
+    run_steps(FLAGS.warmup_steps)
+    return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats)
+
+
+def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per_call):
+    keras.mixed_precision.set_global_policy(policy_name)
+    keras.utils.set_random_seed(0)
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")][:replicas]
+    strategy = tf.distribute.MirroredStrategy(devices)
+    with strategy.scope():
+        gan_step = GanStep(
+            models.build_generator(preset.model), models.build_discriminator(preset.model),
+            make_optimizer(preset.generator_optimizer, policy_name),
+            make_optimizer(preset.discriminator_optimizer, policy_name),
+            losses.get_loss(preset.loss), tf.random.Generator.from_seed(0), batch_size,
+            preset.model.noise_dim, jit_compile=jit_compile)
+    data_config = data.DataConfig(data_dir=FLAGS.data_dir, pixel_range=preset.data.pixel_range,
+                                  global_batch_size=batch_size)
+    iterator = iter(strategy.experimental_distribute_dataset(
+        data.load_split(data_config, epochs=1000)))
+
+    def run_steps(steps):
+        for chunk in range(0, steps, steps_per_call):
+            calls = min(steps_per_call, steps - chunk)
+            metrics = gan_step.train(iterator, tf.constant(calls, tf.int32))
+        metrics.numpy()
+
+    run_steps(FLAGS.warmup_steps)
+    return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats)
+
+
+def input_rate(pixel_range, batch_size):
+    """images/s of the input pipeline alone (after the first, caching, epoch)."""
+    config = data.DataConfig(data_dir=FLAGS.data_dir, pixel_range=pixel_range,
+                             global_batch_size=batch_size)
+    batches = iter(data.load_split(config, epochs=1000))
+    steps_per_epoch = data.num_examples(config) // batch_size
+    for _ in range(steps_per_epoch):
+        next(batches)
+
+    def run_steps(steps):
+        for _ in range(steps):
+            next(batches)
+
+    return _median_rate(run_steps, steps_per_epoch, batch_size, FLAGS.repeats)
+
+
+def main(argv):
+    del argv
+    distribute.split_cpu(max(int(n) for n in FLAGS.replicas))
+    preset = PRESETS[FLAGS.preset]
+    images = np.concatenate(list(data.load_split(
+        data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=10_000, shuffle_seed=None),
+    ).as_numpy_iterator()))
+    rows = []
+    for batch_size in map(int, FLAGS.batch_sizes):
+        baseline = baseline_rate(images, batch_size)
+        rows.append({"name": "baseline (tutorial loop, float32)", "batch_size": batch_size,
+                     "images_per_sec": baseline, "ratio": 1.0})
+        rows.append({"name": "input pipeline only", "batch_size": batch_size,
+                     "images_per_sec": input_rate(preset.data.pixel_range, batch_size),
+                     "ratio": None})
+        rows[-1]["ratio"] = rows[-1]["images_per_sec"] / baseline
+        for precision in FLAGS.precisions:
+            policy_name = distribute.resolve_precision(precision)
+            for jit in (value.lower() == "true" for value in FLAGS.jit):
+                for replicas in map(int, FLAGS.replicas):
+                    for steps_per_call in map(int, FLAGS.steps_per_call):
+                        rate = dcgan_rate(preset, policy_name, jit, replicas, batch_size,
+                                          steps_per_call)
+                        rows.append({
+                            "name": f"dcgan {FLAGS.preset} {policy_name} jit={jit} "
+                                    f"replicas={replicas} steps_per_call={steps_per_call}",
+                            "batch_size": batch_size, "images_per_sec": rate,
+                            "ratio": rate / baseline})
+                        print(f"{rows[-1]['name']}: {rate:.0f} img/s, {rate / baseline:.2f}x")
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"\n{'configuration':<78} {'batch':>5} {'img/s':>8} {'ratio':>6}")
+    for row in rows:
+        print(f"{row['name']:<78} {row['batch_size']:>5} {row['images_per_sec']:>8.0f} "
+              f"{row['ratio']:>6.2f}")
+    print(f"peak RSS {peak_rss_mib:.0f} MiB")
+    write_json(FLAGS.json_out, {"rows": rows, "peak_rss_mib": peak_rss_mib,
+                                "tensorflow": tf.__version__, "flags": FLAGS.flag_values_dict()})
+
+
+if __name__ == "__main__":
+    app.run(main)
