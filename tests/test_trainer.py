@@ -129,3 +129,14 @@ def test_batch_not_divisible_by_replicas_is_refused(tmp_path):
                                                                   global_batch_size=33))
     with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
         trainer.train(config, _two_replicas())
+
+
+def test_mixed_float16_checkpoint_holds_the_loss_scale(tmp_path):
+    run_dir = tmp_path / "run"
+    trainer.train(_config(run_dir, epochs=1, precision="mixed_float16"), _two_replicas())
+    saved = dict(tf.train.list_variables(checkpoints.list_checkpoints(run_dir)[-1]))
+    for network in ("generator", "discriminator"):
+        assert f"{network}_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE" in saved
+    rows = _rows(run_dir)
+    assert len(rows) == STEPS_PER_EPOCH
+    assert all(np.isfinite(float(row["d_loss"])) for row in rows)
