@@ -1,0 +1,216 @@
+import numpy as np
+import pytest
+import scipy.linalg
+import scipy.spatial.distance
+import scipy.stats
+
+from dcgan import metrics
+
+
+def _random_orthogonal(rng, dim):
+    q, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    return q
+
+
+def _correlated_features(rng, n, dim, shift=0.0):
+    mixing = rng.normal(size=(dim, dim)) / np.sqrt(dim)
+    return rng.normal(size=(n, dim)) @ mixing + shift
+
+
+def test_frechet_distance_of_commuting_gaussians_has_the_closed_form():
+    # With sigma_i = Q diag(v_i) Q^T the matrices commute and
+    # d^2 = |mu1 - mu2|^2 + sum_j (sqrt(v1_j) - sqrt(v2_j))^2.
+    rng = np.random.default_rng(0)
+    dim = 12
+    q = _random_orthogonal(rng, dim)
+    v1, v2 = rng.uniform(0.1, 4.0, dim), rng.uniform(0.1, 4.0, dim)
+    mu1, mu2 = rng.normal(size=dim), rng.normal(size=dim)
+    expected = np.sum((mu1 - mu2) ** 2) + np.sum((np.sqrt(v1) - np.sqrt(v2)) ** 2)
+    distance = metrics.frechet_distance(mu1, q @ np.diag(v1) @ q.T, mu2, q @ np.diag(v2) @ q.T)
+    assert distance.value == pytest.approx(expected, rel=1e-10)
+    assert distance.raw == distance.value
+
+
+def test_frechet_distance_of_diagonal_gaussians():
+    distance = metrics.frechet_distance([0.0, 0.0], np.diag([1.0, 4.0]),
+                                        [3.0, 4.0], np.diag([9.0, 0.0]))
+    # 3^2 + 4^2 + (1 - 3)^2 + (2 - 0)^2
+    assert distance.value == pytest.approx(33.0, rel=1e-12)
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    features = _correlated_features(np.random.default_rng(1), 2000, 64, shift=5.0)
+    distance = metrics.fid(features, features)
+    assert distance.value == pytest.approx(0.0, abs=1e-6)
+    assert abs(distance.raw) < 1e-6
+    assert distance.value >= 0.0
+
+
+def test_fid_matches_scipy_sqrtm():
+    rng = np.random.default_rng(2)
+    real = _correlated_features(rng, 600, 32)
+    fake = _correlated_features(rng, 500, 32, shift=0.3)
+    mu1, mu2 = real.mean(axis=0), fake.mean(axis=0)
+    sigma1, sigma2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2)
+    assert np.abs(covmean.imag).max() < 1e-8
+    expected = (np.sum((mu1 - mu2) ** 2) + np.trace(sigma1) + np.trace(sigma2)
+                - 2 * np.trace(covmean.real))
+    distance = metrics.fid(real, fake)
+    assert distance.value == pytest.approx(expected, rel=1e-6)
+    assert isinstance(distance.value, float)
+
+
+def test_fid_accepts_float32_features():
+    rng = np.random.default_rng(3)
+    real, fake = _correlated_features(rng, 300, 8), _correlated_features(rng, 300, 8)
+    assert metrics.fid(real.astype(np.float32), fake).value == pytest.approx(
+        metrics.fid(real.astype(np.float32).astype(np.float64), fake).value, rel=1e-12)
+
+
+@pytest.mark.parametrize("n_real, n_fake", [(16, 100), (100, 10)])
+def test_fid_refuses_too_few_samples(n_real, n_fake):
+    rng = np.random.default_rng(4)
+    with pytest.raises(ValueError, match="need at least 17"):
+        metrics.fid(rng.normal(size=(n_real, 16)), rng.normal(size=(n_fake, 16)))
+
+
+def test_fid_refuses_non_finite_and_mismatched_features():
+    rng = np.random.default_rng(5)
+    real = rng.normal(size=(50, 4))
+    broken = real.copy()
+    broken[3, 1] = np.nan
+    with pytest.raises(ValueError, match="non-finite"):
+        metrics.fid(real, broken)
+    with pytest.raises(ValueError, match="dimension"):
+        metrics.fid(real, rng.normal(size=(50, 5)))
+
+
+def test_frechet_distance_refuses_a_covariance_that_is_not_psd():
+    with pytest.raises(ValueError, match="positive semi-definite"):
+        metrics.frechet_distance([0.0], [[-1.0]], [0.0], [[0.0]])
+
+
+def _direct_polynomial_mmd2(x, y):
+    """Unbiased MMD^2 with k(a, b) = (a.b / d + 1)^3, written as plain loops."""
+    m, d = x.shape
+
+    def k(a, b):
+        return (np.dot(a, b) / d + 1) ** 3
+
+    xx = sum(k(x[i], x[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    yy = sum(k(y[i], y[j]) for i in range(m) for j in range(m) if i != j) / (m * (m - 1))
+    xy = sum(k(x[i], y[j]) for i in range(m) for j in range(m)) / (m * m)
+    return xx + yy - 2 * xy
+
+
+def test_kid_matches_a_direct_implementation():
+    rng = np.random.default_rng(6)
+    x, y = rng.normal(size=(25, 5)), rng.normal(0.4, 1.2, size=(25, 5))
+    # One subset of all 25 points: a permutation, to which MMD^2 is invariant.
+    kid = metrics.kernel_inception_distance(x, y, num_subsets=1, subset_size=25)
+    assert kid.mean == pytest.approx(_direct_polynomial_mmd2(x, y), rel=1e-10)
+    assert kid.std == 0.0
+
+
+def test_kid_is_near_zero_for_one_distribution_and_positive_for_a_shift():
+    rng = np.random.default_rng(7)
+    features = _correlated_features(rng, 3000, 16)
+    real, same = features[:1500], features[1500:]
+    shifted = same + 0.5
+    kid_same = metrics.kernel_inception_distance(real, same, num_subsets=20, subset_size=500)
+    kid_shifted = metrics.kernel_inception_distance(real, shifted, num_subsets=20,
+                                                    subset_size=500)
+    assert abs(kid_same.mean) < 2 * kid_same.std
+    assert kid_shifted.mean > 10 * kid_shifted.std
+    assert kid_shifted.mean > 20 * abs(kid_same.mean)
+
+
+def test_kid_refuses_a_subset_larger_than_a_set():
+    rng = np.random.default_rng(8)
+    with pytest.raises(ValueError, match="subset_size"):
+        metrics.kernel_inception_distance(rng.normal(size=(100, 3)), rng.normal(size=(50, 3)),
+                                          subset_size=60)
+
+
+def _one_hot(labels, num_classes):
+    return np.eye(num_classes)[labels]
+
+
+def test_inception_score_of_balanced_one_hot_predictions_is_the_class_count():
+    probabilities = _one_hot(np.repeat(np.arange(10), 100), 10)
+    score = metrics.inception_score(probabilities, num_splits=1)
+    assert score.mean == pytest.approx(10.0, rel=1e-12)
+    assert score.std == 0.0
+
+
+@pytest.mark.parametrize("row", [[0.0, 1.0, 0.0], [0.2, 0.5, 0.3]])
+def test_inception_score_of_constant_predictions_is_one(row):
+    score = metrics.inception_score(np.tile(row, (200, 1)), num_splits=10)
+    assert score.mean == pytest.approx(1.0, abs=1e-12)
+    assert score.std == pytest.approx(0.0, abs=1e-12)
+
+
+def test_inception_score_matches_scipy_entropy():
+    rng = np.random.default_rng(9)
+    probabilities = rng.dirichlet(np.full(10, 0.3), size=500)
+    probabilities[:50, :3] = 0.0  # Exact zeros: 0 log 0 must count as 0.
+    probabilities /= probabilities.sum(axis=1, keepdims=True)
+    marginal = probabilities.mean(axis=0)
+    expected = np.exp(np.mean([scipy.stats.entropy(p, marginal) for p in probabilities]))
+    score = metrics.inception_score(probabilities, num_splits=1)
+    assert score.mean == pytest.approx(expected, rel=1e-12)
+
+
+def test_inception_score_shuffles_class_sorted_samples_before_splitting():
+    # Unshuffled, each of the 10 splits would hold one class and score 1.
+    probabilities = _one_hot(np.repeat(np.arange(10), 500), 10)
+    score = metrics.inception_score(probabilities, num_splits=10)
+    assert score.mean > 9.5
+
+
+def test_inception_score_refuses_rows_that_are_not_distributions():
+    with pytest.raises(ValueError, match="sum to 1"):
+        metrics.inception_score(np.full((20, 4), 0.5), num_splits=2)
+
+
+def test_precision_recall_on_a_hand_checked_line():
+    real = np.array([[0.0], [1.0], [2.0], [3.0]])
+    fake = np.array([[4.0], [5.0], [50.0], [52.0]])
+    # k=1: real balls radius 1 cover [-1, 4], which holds fake 4 only. Fake radii are
+    # 1, 1, 2, 2: balls [3, 5], [4, 6], [48, 52], [50, 54] hold real 3 only.
+    assert metrics.precision_recall(real, fake, k=1) == (0.25, 0.25)
+    # k=2: real radii 2, 1, 1, 2 cover [-2, 5] (fakes 4 and 5); fake radii 46, 45, 45, 47.
+    assert metrics.precision_recall(real, fake, k=2) == (0.5, 1.0)
+
+
+def test_precision_recall_of_identical_sets_is_one():
+    features = np.random.default_rng(10).normal(size=(200, 8))
+    assert metrics.precision_recall(features, features, k=3) == (1.0, 1.0)
+
+
+def _brute_force_precision_recall(real, fake, k):
+    def radii(points):
+        return np.sort(scipy.spatial.distance.cdist(points, points), axis=1)[:, k]
+
+    def covered(points, centers, center_radii):
+        return np.mean(np.any(scipy.spatial.distance.cdist(points, centers)
+                              <= center_radii[None, :], axis=1))
+
+    return covered(fake, real, radii(real)), covered(real, fake, radii(fake))
+
+
+def test_precision_recall_in_small_blocks_matches_brute_force(monkeypatch):
+    rng = np.random.default_rng(11)
+    real = rng.normal(size=(700, 6))
+    fake = rng.normal(0.5, 0.8, size=(600, 6))
+    expected = _brute_force_precision_recall(real, fake, k=3)
+    assert 0.05 < expected[0] < 0.95 and 0.05 < expected[1] < 0.95
+    assert metrics.precision_recall(real, fake, k=3) == pytest.approx(expected, abs=1e-12)
+    monkeypatch.setattr(metrics, "_DISTANCE_BLOCK_ELEMENTS", 5000)  # 7-8 rows per block.
+    assert metrics.precision_recall(real, fake, k=3) == pytest.approx(expected, abs=1e-12)
+
+
+def test_precision_recall_refuses_k_not_below_the_set_size():
+    with pytest.raises(ValueError, match="k < N"):
+        metrics.precision_recall(np.zeros((3, 2)), np.zeros((10, 2)), k=3)
