@@ -42,10 +42,10 @@ def restore_generator(run_dir, checkpoint_prefix=None) -> keras.Model:
     if checkpoint_prefix is None:
         raise ConfigError(f"{run_dir} has no checkpoint yet.")
     generator = models.build_generator(model_config)
-    status = tf.train.Checkpoint(generator=generator).restore(checkpoint_prefix)
     try:
-        status.expect_partial().assert_existing_objects_matched()
-    except AssertionError as error:
+        tf.train.Checkpoint(generator=generator).restore(
+            checkpoint_prefix).expect_partial().assert_existing_objects_matched()
+    except (AssertionError, ValueError, tf.errors.OpError) as error:
         raise ConfigError(f"{checkpoint_prefix} does not hold a {model_config.architecture} "
                           f"generator: {error}") from error
     return generator

@@ -1,0 +1,86 @@
+r"""Scores generators with the project's Fashion-MNIST classifier: FID, KID, IS, precision
+and recall against the real test split.
+
+  python eval.py                                    # every new checkpoint of runs/tutorial
+  python eval.py --run_dir=runs/fashion128 --watch  # keep up with a run while it trains
+  python eval.py --generator=runs/tutorial/generator.keras
+"""
+
+import os
+import sys
+import time
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+from absl import app, flags  # noqa: E402
+
+from dcgan import checkpoints, classifier, data, evaluator  # noqa: E402
+from dcgan.config import DEFAULT_DATA_DIR, ConfigError  # noqa: E402
+from dcgan.files import write_json  # noqa: E402
+
+flags.DEFINE_string("run_dir", "runs/tutorial", "Run directory whose checkpoints to score.")
+flags.DEFINE_string("generator", None, "Score this exported .keras generator instead "
+                    "(writes nothing unless --output_json is given).")
+flags.DEFINE_string("output_json", None, "With --generator: where to write its metrics.")
+flags.DEFINE_integer("num_samples", 10_000, "Generated images per evaluation.", lower_bound=1)
+flags.DEFINE_integer("seed", 0, "Seeds the noise of the generated images.")
+flags.DEFINE_bool("watch", False, "Keep evaluating new checkpoints as training writes them.")
+flags.DEFINE_integer("poll_seconds", 30, "With --watch: how often to look.", lower_bound=1)
+flags.DEFINE_integer("idle_minutes", 30, "With --watch: stop after this long without a new "
+                     "checkpoint.", lower_bound=1)
+flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
+
+FLAGS = flags.FLAGS
+
+
+def _format(row) -> str:
+    return (f"{row.get('step', '-'):>8} {row['fid']:>10.4f} {row['kid_mean']:>10.6f} "
+            f"{row['kid_std']:>9.6f} {row['is_mean']:>7.4f} {row['is_std']:>7.4f} "
+            f"{row['precision']:>9.4f} {row['recall']:>7.4f}")
+
+
+HEADER = (f"{'step':>8} {'FID':>10} {'KID':>10} {'KID std':>9} {'IS':>7} {'IS std':>7} "
+          f"{'precision':>9} {'recall':>7}")
+
+
+def _evaluate_run(scorer):
+    print(HEADER)
+    rows, _ = evaluator.evaluate_run(FLAGS.run_dir, scorer, on_row=lambda r: print(_format(r)))
+    if not FLAGS.watch:
+        return
+    idle_since = time.monotonic()
+    while time.monotonic() - idle_since < FLAGS.idle_minutes * 60:
+        time.sleep(FLAGS.poll_seconds)
+        _, evaluated = evaluator.evaluate_run(FLAGS.run_dir, scorer,
+                                              on_row=lambda r: print(_format(r)))
+        if evaluated:
+            idle_since = time.monotonic()
+    print(f"No new checkpoint for {FLAGS.idle_minutes} minutes; stopping.")
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        config = evaluator.EvalConfig(num_samples=FLAGS.num_samples, seed=FLAGS.seed,
+                                      data_dir=FLAGS.data_dir)
+        generator = checkpoints.load_generator(FLAGS.generator) if FLAGS.generator else None
+        if generator is None and not os.path.isdir(FLAGS.run_dir):
+            raise ConfigError(f"Run directory {FLAGS.run_dir} does not exist.")
+        scorer = evaluator.Evaluator(config)
+        if generator is None:
+            _evaluate_run(scorer)
+            return
+        row = scorer.evaluate(generator)
+        print(HEADER)
+        print(_format(row))
+        if FLAGS.output_json:
+            write_json(FLAGS.output_json, {"classifier": scorer.classifier_record(),
+                                           "num_samples": config.num_samples, **row})
+    except (ConfigError, data.DatasetUnavailableError,
+            classifier.ClassifierIntegrityError) as error:
+        sys.exit(f"eval.py: error: {error}")
+
+
+if __name__ == "__main__":
+    app.run(main)

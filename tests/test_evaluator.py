@@ -1,0 +1,121 @@
+"""eval.py and dcgan.evaluator on a tiny real run directory."""
+
+import dataclasses
+import json
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan import evaluator, trainer
+from dcgan.config import PRESETS, ConfigError
+
+pytestmark = pytest.mark.slow
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+SMALL = evaluator.EvalConfig(num_samples=300, batch_size=100, kid_subsets=5,
+                             kid_subset_size=100, is_splits=3)
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A tutorial run of 2 epochs x 4 steps with checkpoints at steps 4 and 8."""
+    path = tmp_path_factory.mktemp("eval") / "run"
+    preset = PRESETS["tutorial"]
+    config = dataclasses.replace(
+        preset, run_dir=str(path), epochs=2, precision="float32", num_fixed_samples=4,
+        data=dataclasses.replace(preset.data, split="train[:128]", global_batch_size=32))
+    trainer.train(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
+    keras.mixed_precision.set_global_policy("float32")
+    return path
+
+
+@pytest.fixture(scope="module")
+def scorer():
+    return evaluator.Evaluator(SMALL)
+
+
+def test_rows_for_every_checkpoint_then_skipped(run_dir, scorer):
+    rows, evaluated = evaluator.evaluate_run(run_dir, scorer, on_row=lambda row: None)
+    assert evaluated == 2 and [row["step"] for row in rows] == [4, 8]
+    for row in rows:
+        assert row["num_samples"] == 300
+        assert row["fid"] > 0 and row["is_mean"] >= 1 and 0 <= row["precision"] <= 1
+    csv_lines = (run_dir / "metrics.csv").read_text().splitlines()
+    assert len(csv_lines) == 3 and csv_lines[0].startswith("step,checkpoint,num_samples,fid")
+    assert json.loads((run_dir / "metrics.json").read_text())["rows"] == rows
+    assert tf.io.decode_png(tf.io.read_file(str(run_dir / "fid_curve.png"))).shape[-1] in (3, 4)
+
+    before = (run_dir / "metrics.csv").stat().st_mtime_ns
+    again, evaluated = evaluator.evaluate_run(run_dir, scorer, on_row=lambda row: None)
+    assert evaluated == 0 and again == rows
+    assert (run_dir / "metrics.csv").stat().st_mtime_ns == before
+
+
+def test_same_generator_same_scores(run_dir, scorer):
+    from dcgan import checkpoints
+    generator = checkpoints.restore_generator(run_dir)
+    first, second = scorer.evaluate(generator), scorer.evaluate(generator)
+    assert first == second
+
+
+def test_too_few_samples_for_fid_is_refused():
+    with pytest.raises(ConfigError, match="exceed the classifier's 128 feature"):
+        evaluator.EvalConfig(num_samples=128)
+
+
+def _eval(*args):
+    return subprocess.run([sys.executable, str(REPO / "eval.py"), *args], capture_output=True,
+                          text=True, timeout=300, cwd=REPO)
+
+
+def _assert_one_error_line(result, message):
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if line.startswith("eval.py: error:")]
+    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
+
+
+def test_missing_run_dir(tmp_path):
+    _assert_one_error_line(_eval(f"--run_dir={tmp_path / 'absent'}"), "does not exist")
+
+
+def test_run_dir_without_checkpoints(tmp_path):
+    _assert_one_error_line(_eval(f"--run_dir={tmp_path}", "--num_samples=300"),
+                           "no checkpoint")
+    assert not (tmp_path / "metrics.json").exists()
+
+
+def test_checkpoint_of_another_architecture(run_dir, tmp_path):
+    other = tmp_path / "other"
+    shutil.copytree(run_dir, other)
+    (other / "metrics.json").unlink()
+    config = json.loads((other / "config.json").read_text())
+    config["config"]["model"] = {"architecture": "fashion128", "noise_dim": 128,
+                                 "synchronized_batch_norm": False}
+    (other / "config.json").write_text(json.dumps(config))
+    _assert_one_error_line(_eval(f"--run_dir={other}", "--num_samples=300"),
+                           "does not hold a fashion128 generator")
+    assert not (other / "metrics.json").exists()
+
+
+def test_num_samples_too_small(run_dir):
+    before = (run_dir / "metrics.json").read_bytes() if (run_dir / "metrics.json").exists() else None
+    _assert_one_error_line(_eval(f"--run_dir={run_dir}", "--num_samples=50"),
+                           "num_samples must exceed")
+    after = (run_dir / "metrics.json").read_bytes() if (run_dir / "metrics.json").exists() else None
+    assert before == after
+
+
+def test_exported_generator(run_dir, tmp_path):
+    output = tmp_path / "scores.json"
+    result = _eval(f"--generator={run_dir / 'generator.keras'}", "--num_samples=300",
+                   f"--output_json={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads(output.read_text())
+    assert scores["num_samples"] == 300 and np.isfinite(scores["fid"])
+    assert "FID" in result.stdout
