@@ -72,7 +72,8 @@ def baseline_rate(images, batch_size):
         keras.layers.Conv2D(128, 5, strides=2, padding="same"), keras.layers.LeakyReLU(),
         keras.layers.Dropout(0.3), keras.layers.Flatten(), keras.layers.Dense(1)])
     cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
-    generator_optimizer, discriminator_optimizer = keras.optimizers.Adam(1e-4), keras.optimizers.Adam(1e-4)
+    generator_optimizer = keras.optimizers.Adam(1e-4)
+    discriminator_optimizer = keras.optimizers.Adam(1e-4)
 
     @tf.function
     def train_step(real):
@@ -158,10 +159,9 @@ def main(argv):
         baseline = baseline_rate(images, batch_size)
         rows.append({"name": "baseline (tutorial loop, float32)", "batch_size": batch_size,
                      "images_per_sec": baseline, "ratio": 1.0})
+        input_only = input_rate(preset.data.pixel_range, batch_size)
         rows.append({"name": "input pipeline only", "batch_size": batch_size,
-                     "images_per_sec": input_rate(preset.data.pixel_range, batch_size),
-                     "ratio": None})
-        rows[-1]["ratio"] = rows[-1]["images_per_sec"] / baseline
+                     "images_per_sec": input_only, "ratio": input_only / baseline})
         for precision in FLAGS.precisions:
             policy_name = distribute.resolve_precision(precision)
             for jit in (value.lower() == "true" for value in FLAGS.jit):

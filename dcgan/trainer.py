@@ -250,9 +250,9 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
             print(f"Epoch {epoch + 1}/{last_epoch}")
             progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=METRIC_NAMES
                                            + ("img/s",))
-        next_checkpoint = (step // config.checkpoint_every_steps + 1) * config.checkpoint_every_steps
+        steps_to_checkpoint = config.checkpoint_every_steps - step % config.checkpoint_every_steps
         num_steps = min(config.steps_per_call, total_steps - step,
-                        steps_per_epoch - step_in_epoch, next_checkpoint - step)
+                        steps_per_epoch - step_in_epoch, steps_to_checkpoint)
         started = time.perf_counter()
         metrics = state.gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
         images_per_sec = num_steps * config.data.global_batch_size / (time.perf_counter() - started)

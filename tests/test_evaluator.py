@@ -104,11 +104,15 @@ def test_checkpoint_of_another_architecture(run_dir, tmp_path):
 
 
 def test_num_samples_too_small(run_dir):
-    before = (run_dir / "metrics.json").read_bytes() if (run_dir / "metrics.json").exists() else None
+    metrics_json = run_dir / "metrics.json"
+
+    def contents():
+        return metrics_json.read_bytes() if metrics_json.exists() else None
+
+    before = contents()
     _assert_one_error_line(_eval(f"--run_dir={run_dir}", "--num_samples=50"),
                            "num_samples must exceed")
-    after = (run_dir / "metrics.json").read_bytes() if (run_dir / "metrics.json").exists() else None
-    assert before == after
+    assert contents() == before
 
 
 def test_exported_generator(run_dir, tmp_path):
