@@ -1,14 +1,15 @@
 r"""Training throughput of the dcgan step, as ratios to a tutorial-style loop run alongside.
 
   python bench.py                                  # the default train.py configuration
-  python bench.py --precisions=float32,mixed_bfloat16 --steps_per_call=1,10 --jit=false,true
+  python bench.py --precisions=float32,mixed_bfloat16 --updates=alternating,simultaneous
+  python bench.py --steps_per_call=1,10 --jit=false,true --replicas=1,2
 
 Every configuration runs in this process after the baseline: warm-up steps (tracing,
 compilation) are excluded, then `--repeats` timed runs of `--steps` steps; the median
 images/s is reported and divided by the baseline's median.
 """
 
-import json
+import itertools
 import os
 import resource
 import statistics
@@ -32,6 +33,8 @@ flags.DEFINE_list("jit", ["false"], "jit_compile values to measure.")
 flags.DEFINE_list("replicas", ["1"], "Replica counts to measure (logical CPU devices).")
 flags.DEFINE_list("batch_sizes", ["256"], "Global batch sizes to measure.")
 flags.DEFINE_list("steps_per_call", ["10"], "Steps per tf.function call to measure.")
+flags.DEFINE_list("updates", None, "D/G update schemes to measure (see train.py --update); "
+                  "default: the preset's.")
 flags.DEFINE_integer("steps", 40, "Timed steps per repeat.", lower_bound=1)
 flags.DEFINE_integer("warmup_steps", 10, "Untimed steps first.", lower_bound=1)
 flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.", lower_bound=1)
@@ -104,7 +107,7 @@ def baseline_rate(images, batch_size):
     return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats)
 
 
-def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per_call):
+def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per_call, update):
     keras.mixed_precision.set_global_policy(policy_name)
     keras.utils.set_random_seed(0)
     devices = [device.name for device in tf.config.list_logical_devices("CPU")][:replicas]
@@ -115,7 +118,7 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
             make_optimizer(preset.generator_optimizer, policy_name),
             make_optimizer(preset.discriminator_optimizer, policy_name),
             losses.get_loss(preset.loss), tf.random.Generator.from_seed(0), batch_size,
-            preset.model.noise_dim, jit_compile=jit_compile)
+            preset.model.noise_dim, update=update, jit_compile=jit_compile)
     data_config = data.DataConfig(data_dir=FLAGS.data_dir, pixel_range=preset.data.pixel_range,
                                   global_batch_size=batch_size)
     iterator = iter(strategy.experimental_distribute_dataset(
@@ -162,23 +165,22 @@ def main(argv):
         input_only = input_rate(preset.data.pixel_range, batch_size)
         rows.append({"name": "input pipeline only", "batch_size": batch_size,
                      "images_per_sec": input_only, "ratio": input_only / baseline})
-        for precision in FLAGS.precisions:
+        for precision, jit, replicas, steps_per_call, update in itertools.product(
+                FLAGS.precisions, [value.lower() == "true" for value in FLAGS.jit],
+                map(int, FLAGS.replicas), map(int, FLAGS.steps_per_call),
+                FLAGS.updates or [preset.update]):
             policy_name = distribute.resolve_precision(precision)
-            for jit in (value.lower() == "true" for value in FLAGS.jit):
-                for replicas in map(int, FLAGS.replicas):
-                    for steps_per_call in map(int, FLAGS.steps_per_call):
-                        rate = dcgan_rate(preset, policy_name, jit, replicas, batch_size,
-                                          steps_per_call)
-                        rows.append({
-                            "name": f"dcgan {FLAGS.preset} {policy_name} jit={jit} "
-                                    f"replicas={replicas} steps_per_call={steps_per_call}",
-                            "batch_size": batch_size, "images_per_sec": rate,
-                            "ratio": rate / baseline})
-                        print(f"{rows[-1]['name']}: {rate:.0f} img/s, {rate / baseline:.2f}x")
+            rate = dcgan_rate(preset, policy_name, jit, replicas, batch_size, steps_per_call,
+                              update)
+            rows.append({
+                "name": f"dcgan {FLAGS.preset} {update} {policy_name} jit={jit} "
+                        f"replicas={replicas} steps_per_call={steps_per_call}",
+                "batch_size": batch_size, "images_per_sec": rate, "ratio": rate / baseline})
+            print(f"{rows[-1]['name']}: {rate:.0f} img/s, {rate / baseline:.2f}x")
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n{'configuration':<78} {'batch':>5} {'img/s':>8} {'ratio':>6}")
+    print(f"\n{'configuration':<90} {'batch':>5} {'img/s':>8} {'ratio':>6}")
     for row in rows:
-        print(f"{row['name']:<78} {row['batch_size']:>5} {row['images_per_sec']:>8.0f} "
+        print(f"{row['name']:<90} {row['batch_size']:>5} {row['images_per_sec']:>8.0f} "
               f"{row['ratio']:>6.2f}")
     print(f"peak RSS {peak_rss_mib:.0f} MiB")
     write_json(FLAGS.json_out, {"rows": rows, "peak_rss_mib": peak_rss_mib,

@@ -110,6 +110,7 @@ class OptimizerConfig:
 
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+UPDATES = ("alternating", "simultaneous")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -123,6 +124,7 @@ class TrainConfig:
       generator_optimizer: Adam settings of G.
       discriminator_optimizer: Adam settings of D.
       loss: a name registered in `dcgan.losses.LOSSES`.
+      update: one of UPDATES, how a step updates D and G (see `dcgan.train_step`).
       epochs: passes over the training split.
       max_steps: stop after this many steps in all (None: run all epochs).
       steps_per_call: training steps inside one `tf.function` call; metrics are read once
@@ -142,6 +144,7 @@ class TrainConfig:
     generator_optimizer: OptimizerConfig = OptimizerConfig()
     discriminator_optimizer: OptimizerConfig = OptimizerConfig()
     loss: str = "non_saturating"
+    update: str = "alternating"
     epochs: int = 50
     max_steps: int | None = None
     steps_per_call: int = 10
@@ -159,6 +162,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be positive, got {self.max_steps}")
+        if self.update not in UPDATES:
+            raise ConfigError(f"update must be one of {UPDATES}, got {self.update!r}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if math.isqrt(self.num_fixed_samples) ** 2 != self.num_fixed_samples:
@@ -173,6 +178,7 @@ PRESETS = {
         data=DataConfig(pixel_range=TANH_RANGE, global_batch_size=256),
         generator_optimizer=OptimizerConfig(1e-4),
         discriminator_optimizer=OptimizerConfig(1e-4),
+        update="simultaneous",
     ),
     # The Fashion-MNIST GAN this project grew from.
     "fashion128": TrainConfig(

@@ -85,7 +85,7 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
             make_optimizer(config.generator_optimizer, policy_name),
             make_optimizer(config.discriminator_optimizer, policy_name),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
-            config.model.noise_dim, jit_compile=config.jit_compile)
+            config.model.noise_dim, update=config.update, jit_compile=config.jit_compile)
     checkpoint = tf.train.Checkpoint(
         generator=generator, discriminator=discriminator,
         layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),

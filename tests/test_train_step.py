@@ -16,7 +16,7 @@ def _images(count=64, seed=0):
     return rng.uniform(-1, 1, size=(count, 28, 28, 1)).astype(np.float32)
 
 
-def _gan_step(strategy, policy_name="float32", jit_compile=False, seed=0):
+def _gan_step(strategy, policy_name="float32", jit_compile=False, seed=0, update="alternating"):
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         generator = models.build_generator(MODEL)
@@ -25,7 +25,7 @@ def _gan_step(strategy, policy_name="float32", jit_compile=False, seed=0):
                        make_optimizer(OptimizerConfig(1e-3), policy_name),
                        make_optimizer(OptimizerConfig(1e-3), policy_name),
                        losses.non_saturating, tf.random.Generator.from_seed(seed), BATCH,
-                       MODEL.noise_dim, jit_compile=jit_compile)
+                       MODEL.noise_dim, update=update, jit_compile=jit_compile)
 
 
 def _iterator(strategy):
@@ -47,9 +47,13 @@ def _two_devices():
     return strategy
 
 
-def test_several_steps_per_call_equal_single_steps():
+UPDATES = pytest.mark.parametrize("update", ["alternating", "simultaneous"])
+
+
+@UPDATES
+def test_several_steps_per_call_equal_single_steps(update):
     strategy = _one_device()
-    batched, single = _gan_step(strategy), _gan_step(strategy)
+    batched, single = _gan_step(strategy, update=update), _gan_step(strategy, update=update)
     batched_metrics = _run(batched, _iterator(strategy), 4)
     single_iterator = _iterator(strategy)
     single_metrics = np.concatenate([_run(single, single_iterator, 1) for _ in range(4)])
@@ -59,9 +63,10 @@ def test_several_steps_per_call_equal_single_steps():
         np.testing.assert_array_equal(a.numpy(), b.numpy())
 
 
-def test_one_trace_for_any_step_count_on_two_replicas():
+@UPDATES
+def test_one_trace_for_any_step_count_on_two_replicas(update):
     strategy = _two_devices()
-    gan_step = _gan_step(strategy)
+    gan_step = _gan_step(strategy, update=update)
     iterator = _iterator(strategy)
     before = [w.numpy() for w in gan_step.generator.trainable_weights]
     metrics = np.concatenate([_run(gan_step, iterator, n) for n in (1, 3, 2)])
@@ -73,6 +78,19 @@ def test_one_trace_for_any_step_count_on_two_replicas():
     assert all(not np.array_equal(a, b) for a, b in zip(before, after))
 
 
+@pytest.mark.parametrize("update, g_loss_from_pre_update_d", [("alternating", False),
+                                                              ("simultaneous", True)])
+def test_g_loss_comes_from_d_before_or_after_its_update(update, g_loss_from_pre_update_d):
+    """With D's logits layer zeroed, the D of before the update says 0.5 to everything, so
+    G's non-saturating loss is exactly log 2 if (and only if) it saw that D."""
+    strategy = _one_device()
+    gan_step = _gan_step(strategy, update=update)
+    gan_step.discriminator.layers[-1].set_weights(
+        [np.zeros_like(w) for w in gan_step.discriminator.layers[-1].get_weights()])
+    g_loss = _run(gan_step, _iterator(strategy), 1)[0][1]
+    assert np.isclose(g_loss, np.log(2.0), rtol=1e-6) == g_loss_from_pre_update_d
+
+
 def test_replicas_draw_different_noise():
     strategy = _two_devices()
     with strategy.scope():
@@ -82,11 +100,12 @@ def test_replicas_draw_different_noise():
     assert not np.allclose(first, second)
 
 
-def test_losses_are_averaged_over_the_global_batch():
+@UPDATES
+def test_losses_are_averaged_over_the_global_batch(update):
     """The reported d_loss is the mean per-example loss of the global batch, not the
     per-replica mean summed over replicas."""
     strategy = _two_devices()
-    gan_step = _gan_step(strategy)
+    gan_step = _gan_step(strategy, update=update)
     gan_step.discriminator.layers[-1].set_weights(
         [np.zeros_like(w) for w in gan_step.discriminator.layers[-1].get_weights()])
     # D's loss is computed before its update: with zero logits every per-example BCE
