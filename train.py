@@ -24,6 +24,8 @@ flags.DEFINE_string("data_dir", config_lib.DEFAULT_DATA_DIR, "TFDS data director
 flags.DEFINE_integer("epochs", None, "Passes over the training split (preset default).",
                      lower_bound=1)
 flags.DEFINE_integer("max_steps", None, "Stop after this many steps in all.", lower_bound=1)
+flags.DEFINE_float("max_train_minutes", None, "Stop once the training steps have taken this "
+                   "long, over all resumes (for comparisons at equal compute).")
 flags.DEFINE_integer("train_examples", None, "Train on the first N images only (quick runs).",
                      lower_bound=1)
 flags.DEFINE_integer("batch_size", None, "Global batch size over all replicas (preset default).",
@@ -68,6 +70,7 @@ def config_from_flags() -> config_lib.TrainConfig:
     model_config = dataclasses.replace(preset.model, synchronized_batch_norm=FLAGS.sync_batch_norm)
     overrides = {
         "epochs": FLAGS.epochs, "max_steps": FLAGS.max_steps,
+        "max_train_minutes": FLAGS.max_train_minutes,
         "steps_per_call": FLAGS.steps_per_call,
         "checkpoint_every_steps": FLAGS.checkpoint_every_steps,
         "max_checkpoints": FLAGS.max_checkpoints, "update": FLAGS.update,

@@ -127,6 +127,8 @@ class TrainConfig:
       update: one of UPDATES, how a step updates D and G (see `dcgan.train_step`).
       epochs: passes over the training split.
       max_steps: stop after this many steps in all (None: run all epochs).
+      max_train_minutes: stop once the steps have taken this long, over all resumes
+        (None: no limit); for comparisons at equal compute.
       steps_per_call: training steps inside one `tf.function` call; metrics are read once
         per call.
       precision: one of PRECISIONS; "auto" picks bf16 where the hardware has it.
@@ -147,6 +149,7 @@ class TrainConfig:
     update: str = "alternating"
     epochs: int = 50
     max_steps: int | None = None
+    max_train_minutes: float | None = None
     steps_per_call: int = 10
     precision: str = "auto"
     jit_compile: bool = False
@@ -162,6 +165,8 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
             raise ConfigError(f"max_steps must be positive, got {self.max_steps}")
+        if self.max_train_minutes is not None and not self.max_train_minutes > 0:
+            raise ConfigError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
         if self.update not in UPDATES:
             raise ConfigError(f"update must be one of {UPDATES}, got {self.update!r}")
         if self.precision not in PRECISIONS:

@@ -29,7 +29,9 @@ from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
 
 __all__ = ["CSV_COLUMNS", "RunState", "train"]
 
-CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec",)
+# train_seconds: time spent in training steps since the run began, over all resumes
+# (checkpoints, pictures and start-up excluded): the clock that time-to-quality uses.
+CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec", "train_seconds")
 FINAL_GRID_SIZE = 25  # 5x5
 PNG_SCALE = 3  # 28-pixel images are too small to judge at 1:1.
 
@@ -114,6 +116,7 @@ class _LossLog:
             writer = csv.DictWriter(file, CSV_COLUMNS)
             writer.writeheader()
             writer.writerows(kept)
+        self.train_seconds = float(kept[-1]["train_seconds"]) if kept else 0.0
 
     def append(self, rows):
         with self.path.open("a", newline="") as file:
@@ -242,9 +245,13 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
     batches = data.load_split(config.data, epochs=max(last_epoch - epoch, 1), first_epoch=epoch)
     iterator = iter(strategy.experimental_distribute_dataset(batches.skip(step_in_epoch)))
 
+    def out_of_time():
+        return (config.max_train_minutes is not None
+                and log.train_seconds >= 60 * config.max_train_minutes)
+
     metrics = np.full((1, len(METRIC_NAMES)), np.nan)
     progress = None
-    while step < total_steps:
+    while step < total_steps and not out_of_time():
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
         if progress is None:
             print(f"Epoch {epoch + 1}/{last_epoch}")
@@ -255,10 +262,13 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
                         steps_per_epoch - step_in_epoch, steps_to_checkpoint)
         started = time.perf_counter()
         metrics = state.gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
-        images_per_sec = num_steps * config.data.global_batch_size / (time.perf_counter() - started)
+        seconds = time.perf_counter() - started
+        images_per_sec = num_steps * config.data.global_batch_size / seconds
         state.step.assign_add(num_steps)
         log.append({"step": step + 1 + i, "epoch": epoch + 1, "images_per_sec": images_per_sec,
+                    "train_seconds": log.train_seconds + (i + 1) * seconds / num_steps,
                     **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))
+        log.train_seconds += seconds
         artifacts.scalars(step + 1, metrics, images_per_sec)
         step += num_steps
         progress.update(step_in_epoch + num_steps, values=list(zip(METRIC_NAMES, metrics[-1]))
@@ -266,6 +276,8 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
         epoch_done = step % steps_per_epoch == 0
         if epoch_done:
             state.epoch.assign(epoch + 1)
+        if out_of_time():
+            total_steps = step
         if epoch_done or step % config.checkpoint_every_steps == 0 or step == total_steps:
             state.manager.save(checkpoint_number=step)
         if epoch_done:

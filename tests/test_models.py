@@ -7,11 +7,19 @@ from dcgan.config import SIGMOID_RANGE, TANH_RANGE, ModelConfig
 
 TUTORIAL = ModelConfig("tutorial", noise_dim=100)
 FASHION128 = ModelConfig("fashion128", noise_dim=128)
+FAST = ModelConfig("fast", noise_dim=100)
+ALL = [TUTORIAL, FASHION128, FAST]
 
 
 @pytest.mark.parametrize("config, generator_params, discriminator_params", [
     (TUTORIAL, 2_330_944, 212_865),  # As printed by the TensorFlow DCGAN tutorial.
     (FASHION128, 2_155_137, 1_113_345),
+    # G: dense 100*7*7*256 + BN 4*12544 + k3 256->128 + BN 4*128 + k4 128->64 + BN 4*64
+    #    + k4 64->1 with bias. D: k4 convs 1->64, 64->128 and dense 6272->1, with biases,
+    #    plus spectral norm's power-iteration vector u (64, 128, 1).
+    (FAST, 100 * 12544 + 4 * 12544 + 9 * 256 * 128 + 4 * 128 + 16 * 128 * 64 + 4 * 64
+     + 16 * 64 + 1,
+     (16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 * 128 + 1) + 64 + 128 + 1),
 ])
 def test_parameter_counts(config, generator_params, discriminator_params):
     assert models.build_generator(config).count_params() == generator_params
@@ -19,7 +27,7 @@ def test_parameter_counts(config, generator_params, discriminator_params):
 
 
 @pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"], indirect=True)
-@pytest.mark.parametrize("config", [TUTORIAL, FASHION128])
+@pytest.mark.parametrize("config", ALL)
 def test_shapes_and_dtypes(policy, config):
     generator = models.build_generator(config)
     discriminator = models.build_discriminator(config)
@@ -35,7 +43,8 @@ def test_shapes_and_dtypes(policy, config):
 
 
 @pytest.mark.parametrize("config, expected_range", [(TUTORIAL, TANH_RANGE),
-                                                    (FASHION128, SIGMOID_RANGE)])
+                                                    (FASHION128, SIGMOID_RANGE),
+                                                    (FAST, TANH_RANGE)])
 def test_generator_output_range(config, expected_range):
     assert models.output_range(config.architecture) == expected_range
     generator = models.build_generator(config)
@@ -46,12 +55,14 @@ def test_generator_output_range(config, expected_range):
     assert images.min() < low + 0.5 * (high - low) < images.max()
 
 
-@pytest.mark.parametrize("config", [TUTORIAL, FASHION128])
+@pytest.mark.parametrize("config", ALL)
 def test_discriminator_returns_unbounded_logits(config):
     discriminator = models.build_discriminator(config)
-    assert discriminator.layers[-1].activation is keras.activations.linear
-    kernel, bias = discriminator.layers[-1].get_weights()
-    discriminator.layers[-1].set_weights([kernel * 0, bias * 0 + 7.0])
+    head = discriminator.layers[-1]
+    head = getattr(head, "layer", head)  # Inside SpectralNormalization, if any.
+    assert head.activation is keras.activations.linear
+    head.bias.assign(head.bias * 0 + 7.0)
+    head.kernel.assign(head.kernel * 0)
     images = np.zeros((2, 28, 28, 1), np.float32)
     np.testing.assert_allclose(discriminator(images, training=False), 7.0)
 
@@ -64,7 +75,7 @@ def test_synchronized_batch_norm_flag():
 
 
 def test_unknown_architecture_lists_the_known_ones():
-    with pytest.raises(ValueError, match="fashion128.*tutorial"):
+    with pytest.raises(ValueError, match="fashion128.*fast.*tutorial"):
         models.build_generator(ModelConfig("dcgan64"))
 
 

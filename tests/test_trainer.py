@@ -109,10 +109,23 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
     expected = [[row[name] for name in metric_columns] for row in _rows(uninterrupted)]
     actual = [[row[name] for name in metric_columns] for row in _rows(resumed)]
     assert actual == expected
+    train_seconds = [float(row["train_seconds"]) for row in _rows(resumed)]
+    assert np.all(np.diff(train_seconds) > 0)  # The clock carries over the resume.
     a = checkpoints.restore_generator(uninterrupted).weights
     b = checkpoints.restore_generator(resumed).weights
     for wa, wb in zip(a, b):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy())
+
+
+def test_time_budget_stops_the_run_and_holds_on_resume(tmp_path):
+    run_dir = tmp_path / "run"
+    config = _config(run_dir, max_train_minutes=1e-6)  # Spent by the first call.
+    assert trainer.train(config, _two_replicas())["step"] == 3  # steps_per_call
+    assert checkpoints.list_checkpoints(run_dir)[-1].endswith("ckpt-3")
+    rows = _rows(run_dir)
+    assert float(rows[-1]["train_seconds"]) >= 60 * 1e-6
+    assert trainer.train(config, _two_replicas())["step"] == 3
+    assert len(_rows(run_dir)) == 3
 
 
 def test_mismatched_pixel_range_is_refused(tmp_path):
