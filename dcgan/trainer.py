@@ -30,7 +30,8 @@ from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
 __all__ = ["CSV_COLUMNS", "RunState", "train"]
 
 # train_seconds: time spent in training steps since the run began, over all resumes
-# (checkpoints, pictures and start-up excluded): the clock that time-to-quality uses.
+# (checkpoints, pictures and start-up excluded, but the first call after each start
+# includes its tf.function tracing): the clock that time-to-quality uses.
 CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec", "train_seconds")
 FINAL_GRID_SIZE = 25  # 5x5
 PNG_SCALE = 3  # 28-pixel images are too small to judge at 1:1.
@@ -240,10 +241,7 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
     step = int(state.step.numpy())
     log = _LossLog(run_dir / "losses.csv", restored_step=step)
     artifacts = _Artifacts(config, state, log)
-    epoch, step_in_epoch = divmod(step, steps_per_epoch)
     last_epoch = -(-total_steps // steps_per_epoch)
-    batches = data.load_split(config.data, epochs=max(last_epoch - epoch, 1), first_epoch=epoch)
-    iterator = iter(strategy.experimental_distribute_dataset(batches.skip(step_in_epoch)))
 
     def out_of_time():
         return (config.max_train_minutes is not None
@@ -254,6 +252,10 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
     while step < total_steps and not out_of_time():
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
         if progress is None:
+            # One iterator per epoch (calls never straddle epochs); a resumed run skips the
+            # batches it has already seen.
+            batches = data.load_split(config.data, first_epoch=epoch).skip(step_in_epoch)
+            iterator = iter(strategy.experimental_distribute_dataset(batches))
             print(f"Epoch {epoch + 1}/{last_epoch}")
             progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=METRIC_NAMES
                                            + ("img/s",))

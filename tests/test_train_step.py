@@ -64,12 +64,13 @@ def test_several_steps_per_call_equal_single_steps(update):
 
 
 @UPDATES
-def test_one_trace_for_any_step_count_on_two_replicas(update):
+def test_one_trace_for_any_step_count_and_iterator_on_two_replicas(update):
     strategy = _two_devices()
     gan_step = _gan_step(strategy, update=update)
     iterator = _iterator(strategy)
     before = [w.numpy() for w in gan_step.generator.trainable_weights]
-    metrics = np.concatenate([_run(gan_step, iterator, n) for n in (1, 3, 2)])
+    metrics = np.concatenate([_run(gan_step, iterator, n) for n in (1, 3)]
+                             + [_run(gan_step, _iterator(strategy), 2)])  # A new epoch's.
     assert gan_step.train.experimental_get_tracing_count() == 1
     assert metrics.shape == (6, len(METRIC_NAMES)) and np.all(np.isfinite(metrics))
     d_real, d_fake = metrics[:, 2], metrics[:, 3]

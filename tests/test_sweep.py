@@ -1,0 +1,68 @@
+"""sweep.py end to end on a tiny budget: rows, plot, and a stopped sweep that continues."""
+
+import csv
+import pathlib
+import subprocess
+import sys
+
+import pytest
+import tensorflow as tf
+
+import sweep
+from dcgan.config import ConfigError
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _sweep(out_dir, minutes):
+    return subprocess.run(
+        [sys.executable, str(ROOT / "sweep.py"), "--configs=fast:batch_size=32",
+         "--seeds=3", f"--minutes={minutes}", "--num_samples=200", f"--out_dir={out_dir}"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+
+
+def _rows(out_dir):
+    with (out_dir / "sweep.csv").open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.mark.slow
+def test_sweep_scores_each_budget_and_continues_after_a_stop(tmp_path):
+    first = _sweep(tmp_path, "0.01")
+    assert first.returncode == 0, first.stderr[-2000:]
+    [row] = _rows(tmp_path)
+    assert (row["config"], row["seed"], row["budget_minutes"]) == ("fast:batch_size=32", "3",
+                                                                   "0.01")
+    assert float(row["minutes"]) >= 0.01 and float(row["fid"]) > 0
+
+    # The same sweep with a longer budget list: the scored row is kept, the run resumes.
+    # (The first call's tracing counts as training time: budget past it.)
+    longer = f"{float(row['minutes']) + 0.01:.4f}"
+    second = _sweep(tmp_path, f"0.01,{longer}")
+    assert second.returncode == 0, second.stderr[-2000:]
+    rows = _rows(tmp_path)
+    assert rows[0] == row
+    assert float(rows[1]["budget_minutes"]) == float(longer)
+    assert float(rows[1]["minutes"]) >= float(longer) and int(rows[1]["step"]) > int(row["step"])
+    assert "training to 0.01" not in second.stdout
+    plot = tf.io.decode_png(tf.io.read_file(str(tmp_path / "fid_vs_minutes.png")))
+    assert plot.shape[0] > 100
+
+
+def test_overrides_are_applied_and_bad_ones_refused():
+    config = sweep.parse_config("fast:d_learning_rate=4e-4:batch_size=64:update=alternating")
+    assert config.discriminator_optimizer.learning_rate == 4e-4
+    assert config.generator_optimizer.learning_rate == 2e-4
+    assert config.data.global_batch_size == 64 and config.update == "alternating"
+    with pytest.raises(ConfigError, match="Unknown preset"):
+        sweep.parse_config("nope")
+    with pytest.raises(ConfigError, match="overridable"):
+        sweep.parse_config("fast:lr=1")
+
+
+def test_summary_gives_mean_and_range_over_seeds():
+    rows = [{"config": "a", "budget_minutes": "5.0", "fid": fid, "minutes": minutes}
+            for fid, minutes in (("10", "5.1"), ("20", "5.3"))]
+    budgets, mean, low, high, minutes = sweep.summarize(rows)["a"]
+    assert list(budgets) == [5.0] and list(mean) == [15.0]
+    assert (low[0], high[0]) == (10.0, 20.0) and minutes[0] == pytest.approx(5.2)
