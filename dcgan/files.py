@@ -12,11 +12,13 @@ __all__ = ["atomic_path", "write_json", "write_text"]
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it over `path` on success.
 
-    The temporary name keeps the suffix (Keras insists on ".keras"). On an exception the
-    temporary file is removed and `path` keeps its previous content.
+    The temporary name keeps every suffix (Keras insists on ".keras" and ".weights.h5"):
+    "generator.keras" -> "generator.partial.keras". On an exception the temporary file is
+    removed and `path` keeps its previous content.
     """
     path = pathlib.Path(path)
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    stem, dot, suffixes = path.name.partition(".")
+    partial = path.with_name(f"{stem}.partial{dot}{suffixes}")
     try:
         yield partial
         os.replace(partial, path)
