@@ -14,12 +14,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 from absl import app, flags  # noqa: E402
 
 from dcgan import config as config_lib  # noqa: E402
-from dcgan import data, distribute, losses, trainer  # noqa: E402
+from dcgan import data, distribute, losses, runs, trainer  # noqa: E402
 
 flags.DEFINE_enum("preset", "tutorial", sorted(config_lib.PRESETS),
                   "Architecture and training recipe; other flags override its values.")
 flags.DEFINE_string("run_dir", None, "Run directory (default runs/<preset>). An existing one "
                     "is resumed from its latest checkpoint.")
+flags.DEFINE_bool("new_run", False, "Start afresh even if --run_dir holds a run: the old "
+                  "directory is renamed to <run_dir>.old-<timestamp>, never deleted.")
 flags.DEFINE_string("data_dir", config_lib.DEFAULT_DATA_DIR, "TFDS data directory.")
 flags.DEFINE_integer("epochs", None, "Passes over the training split (preset default).",
                      lower_bound=1)
@@ -92,8 +94,10 @@ def main(argv):
     try:
         distribute.split_cpu(FLAGS.cpu_devices)
         config = config_from_flags()
-        result = trainer.train(config, run_info={"flags": FLAGS.flag_values_dict()})
-    except (config_lib.ConfigError, data.DatasetUnavailableError) as error:
+        result = trainer.train(config, run_info={"flags": FLAGS.flag_values_dict()},
+                               new_run=FLAGS.new_run)
+    except (config_lib.ConfigError, data.DatasetUnavailableError,
+            runs.RunDirectoryError) as error:
         sys.exit(f"train.py: error: {error}")
     print(f"Done: step {result['step']}, run directory {config.run_dir}")
 

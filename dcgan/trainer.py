@@ -10,8 +10,14 @@ Run directory layout:
   final_grid.png                5x5 samples of the final generator
   generator.keras, discriminator.keras   plain Keras models (no dcgan import needed)
   tensorboard/                  scalars and sample grids
+
+Whatever stops a run, the directory stays resumable by the same command:
+  - every file is written to a temporary name and renamed, and losses.csv is cut back to
+    the restored step on resume, so kill -9 loses only the steps since the last
+    checkpoint (and the artifacts of an epoch end it cut short are redone on resume);
 """
 
+import contextlib
 import csv
 import dataclasses
 import pathlib
@@ -22,9 +28,9 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import data, distribute, images, losses, models
+from dcgan import data, distribute, images, losses, models, runs
 from dcgan.config import ConfigError, TrainConfig
-from dcgan.files import atomic_path, write_json
+from dcgan.files import atomic_path, remove_partials, write_json
 from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
 
 __all__ = ["CSV_COLUMNS", "RunState", "train"]
@@ -32,6 +38,13 @@ __all__ = ["CSV_COLUMNS", "RunState", "train"]
 CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec",)
 FINAL_GRID_SIZE = 25  # 5x5
 PNG_SCALE = 3  # 28-pixel images are too small to judge at 1:1.
+# The files the trainer writes in the run directory itself (eval.py writes others).
+RUN_FILES = ("config.json", "losses.csv", "loss_curves.png", "progress.gif",
+             "final_grid.png", "generator.keras", "discriminator.keras")
+
+
+def _sample_name(epoch: int) -> str:
+    return f"epoch_{epoch:04d}.png"
 
 
 @dataclasses.dataclass
@@ -92,28 +105,52 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
         generator_optimizer=gan_step.generator_optimizer,
         discriminator_optimizer=gan_step.discriminator_optimizer,
         noise=noise, fixed_noise=fixed_noise, step=step, epoch=epoch)
+    # Restored before the manager reads the state file, which restore_latest may repair.
+    runs.restore_latest(checkpoint, run_dir / "checkpoints")
     manager = tf.train.CheckpointManager(
         checkpoint, run_dir / "checkpoints", max_to_keep=config.max_checkpoints,
         step_counter=step)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     return RunState(generator, discriminator, gan_step, step, epoch, fixed_noise, checkpoint,
                     manager)
 
 
+def _complete_row(row) -> int | None:
+    """The step of a losses.csv row whose every column parses as a number, else None."""
+    if None in row or any(row.get(name) in (None, "") for name in CSV_COLUMNS):
+        return None
+    try:
+        [float(row[name]) for name in CSV_COLUMNS]
+        return int(row["step"])
+    except ValueError:
+        return None
+
+
 class _LossLog:
-    """losses.csv, one row per step, kept free of rows beyond the restored step."""
+    """losses.csv, one row per step, appended once per training call.
+
+    On resume it keeps exactly one row per step up to the restored step: rows beyond it
+    (computed after the last checkpoint), a last row cut short by a kill (no newline), and
+    rows that do not parse are dropped; of duplicated steps the newest row is kept.
+    """
 
     def __init__(self, path: pathlib.Path, restored_step: int):
         self.path = path
-        kept = []
+        rows = {}
         if path.exists():
-            with path.open(newline="") as file:
-                kept = [row for row in csv.DictReader(file) if int(row["step"]) <= restored_step]
+            lines = path.read_text().splitlines(keepends=True)
+            if lines and not lines[-1].endswith("\n"):
+                lines.pop()
+            for row in csv.DictReader(lines):
+                step = _complete_row(row)
+                if step is not None and 1 <= step <= restored_step:
+                    rows[step] = row
+        if len(rows) < restored_step:
+            print(f"Note: {path} lacks {restored_step - len(rows)} of the steps 1 to "
+                  f"{restored_step}, which cannot be recomputed.")
         with atomic_path(path) as partial, partial.open("w", newline="") as file:
             writer = csv.DictWriter(file, CSV_COLUMNS)
             writer.writeheader()
-            writer.writerows(kept)
+            writer.writerows(rows[step] for step in sorted(rows))
 
     def append(self, rows):
         with self.path.open("a", newline="") as file:
@@ -140,7 +177,14 @@ def _check_config(config: TrainConfig, num_replicas: int, steps_per_epoch: int):
 
 
 class _Artifacts:
-    """Writes the pictures, plots, exports and TensorBoard events of a run directory."""
+    """Writes the pictures, plots, exports and TensorBoard events of a run directory.
+
+    Each start writes a new TensorBoard event file, flushed before every checkpoint so a
+    kill loses no event of a checkpointed step. A resumed run writes again the steps that
+    followed its checkpoint; TensorBoard's default loader reads a run's event files in
+    name (start-time) order and drops a series' values at and after a step that comes
+    again, so it shows the values of the resumed run. (`--load_fast=false` shows both.)
+    """
 
     def __init__(self, config: TrainConfig, state: RunState, log: _LossLog):
         self.run_dir = pathlib.Path(config.run_dir)
@@ -165,7 +209,7 @@ class _Artifacts:
 
     def end_of_epoch(self, epoch: int, step: int):
         picture = images.grid(self._samples(self.state.fixed_noise), self.pixel_range)
-        images.write_png(self.samples_dir / f"epoch_{epoch:04d}.png", picture, scale=PNG_SCALE)
+        images.write_png(self.samples_dir / _sample_name(epoch), picture, scale=PNG_SCALE)
         with self.writer.as_default():
             tf.summary.image("samples", picture[None], step=step)
         frames = [tf.io.decode_png(tf.io.read_file(str(path))).numpy()
@@ -197,17 +241,43 @@ class _Artifacts:
         self.writer.flush()
 
 
-def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
+def _remove_leftovers(run_dir: pathlib.Path, epochs: int):
+    """What a killed run leaves: temporary files of its writes and of its last save."""
+    runs.remove_interrupted_saves(run_dir / "checkpoints")
+    remove_partials(run_dir, RUN_FILES)
+    remove_partials(run_dir / "samples", [_sample_name(e) for e in range(1, epochs + 1)])
+
+
+def _save(state: RunState, artifacts: "_Artifacts", step: int):
+    """Checkpoints `step`."""
+    artifacts.writer.flush()  # Every event of a checkpointed step is on disk before it.
+    state.manager.save(checkpoint_number=step)
+
+
+def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> dict:
     """Trains (or resumes) the run in `config.run_dir` until its last step.
 
     Args:
       config: the run's configuration.
       strategy: a `tf.distribute` strategy; default `distribute.make_strategy()`.
       run_info: extra JSON-serialisable facts for config.json (e.g. the binary's flags).
+      new_run: rename an existing `config.run_dir` to `<run_dir>.old-<timestamp>` and
+        start afresh instead of resuming it.
 
     Returns:
       {"step": final step, "metrics": {name: value of the last step}}.
+
+    Raises:
+      ConfigError, DatasetUnavailableError: before anything is written.
+      RunDirectoryError: before any training; the run directory disagrees with `config`
+        (see `runs.RESUME_FIELDS`), is in use or unwritable, or its latest checkpoint
+        cannot be restored.
     """
+    with contextlib.ExitStack() as cleanup:
+        return _train(config, strategy, run_info, new_run, cleanup)
+
+
+def _train(config, strategy, run_info, new_run, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
     policy_name = distribute.resolve_precision(config.precision)
@@ -217,13 +287,7 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras.mixed_precision.set_global_policy(policy_name)
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    state = build_run_state(config, policy_name, strategy)
-    write_json(run_dir / "config.json", {
+    record = {
         "config": dataclasses.asdict(config),
         "precision_policy": policy_name,
         "replicas": strategy.num_replicas_in_sync,
@@ -232,12 +296,27 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
         "keras": keras.__version__,
         "git_commit": _git_commit(),
         **(run_info or {}),
-    })
+    }
+    moved = runs.prepare(run_dir, record, new_run=new_run)
+    if moved:
+        print(f"Moved the previous run in {run_dir} to {moved}.")
+    cleanup.enter_context(runs.lock(run_dir))
+    _remove_leftovers(run_dir, config.epochs)
+    keras.mixed_precision.set_global_policy(policy_name)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    state = build_run_state(config, policy_name, strategy)
+    write_json(run_dir / "config.json", record)
 
     step = int(state.step.numpy())
     log = _LossLog(run_dir / "losses.csv", restored_step=step)
     artifacts = _Artifacts(config, state, log)
     epoch, step_in_epoch = divmod(step, steps_per_epoch)
+    if step and not step_in_epoch:
+        # A kill may have come between this epoch end's checkpoint and its pictures and
+        # exports; they depend only on the restored state, so redo them.
+        artifacts.end_of_epoch(epoch, step)
     last_epoch = -(-total_steps // steps_per_epoch)
     batches = data.load_split(config.data, epochs=max(last_epoch - epoch, 1), first_epoch=epoch)
     iterator = iter(strategy.experimental_distribute_dataset(batches.skip(step_in_epoch)))
@@ -267,7 +346,7 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
         if epoch_done:
             state.epoch.assign(epoch + 1)
         if epoch_done or step % config.checkpoint_every_steps == 0 or step == total_steps:
-            state.manager.save(checkpoint_number=step)
+            _save(state, artifacts, step)
         if epoch_done:
             artifacts.end_of_epoch(epoch + 1, step)
             progress = None
