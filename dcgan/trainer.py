@@ -283,6 +283,7 @@ def _train(config, strategy, run_info, new_run, cleanup) -> dict:
     policy_name = distribute.resolve_precision(config.precision)
     steps_per_epoch = data.num_examples(config.data) // config.data.global_batch_size
     _check_config(config, strategy.num_replicas_in_sync, steps_per_epoch)
+    data.verify_records(config.data)
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
