@@ -3,10 +3,18 @@ r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
   python train.py                                   # preset "tutorial", 50 epochs
   python train.py --preset=fashion128 --epochs=20
   python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU
+
+Exit status: 0 when the run is complete; 1 with one `train.py: error: ...` line when it
+cannot start or go on (bad flags or data, a run directory that disagrees with the flags,
+an unreadable checkpoint); 128 + the signal number (143 for SIGTERM,
+130 for Ctrl-C) when a signal stopped it after checkpointing the step reached, with the
+command that resumes it.
 """
 
 import dataclasses
 import os
+import re
+import shlex
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -88,6 +96,12 @@ def config_from_flags() -> config_lib.TrainConfig:
         **{name: value for name, value in overrides.items() if value is not None})
 
 
+def resume_command(argv) -> str:
+    """The command line `argv` as a shell command that resumes its run (no --new_run)."""
+    kept = [arg for arg in argv[1:] if not re.fullmatch(r"--?(no)?new_run(=.*)?", arg)]
+    return shlex.join(["python", argv[0], *kept])
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
@@ -96,6 +110,9 @@ def main(argv):
         config = config_from_flags()
         result = trainer.train(config, run_info={"flags": FLAGS.flag_values_dict()},
                                new_run=FLAGS.new_run)
+    except trainer.TrainingInterrupted as stop:
+        print(f"train.py: {stop} Resume with: {resume_command(sys.argv)}", file=sys.stderr)
+        sys.exit(128 + stop.signal_number)
     except (config_lib.ConfigError, data.DatasetUnavailableError,
             runs.RunDirectoryError) as error:
         sys.exit(f"train.py: error: {error}")

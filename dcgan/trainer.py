@@ -15,12 +15,15 @@ Whatever stops a run, the directory stays resumable by the same command:
   - every file is written to a temporary name and renamed, and losses.csv is cut back to
     the restored step on resume, so kill -9 loses only the steps since the last
     checkpoint (and the artifacts of an epoch end it cut short are redone on resume);
+  - SIGTERM and SIGINT save a checkpoint at the step reached, then raise
+    TrainingInterrupted;
 """
 
 import contextlib
 import csv
 import dataclasses
 import pathlib
+import signal
 import subprocess
 import time
 
@@ -28,12 +31,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import data, distribute, images, losses, models, runs
+from dcgan import data, distribute, images, losses, models, preemption, runs
 from dcgan.config import ConfigError, TrainConfig
 from dcgan.files import atomic_path, remove_partials, write_json
 from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
 
-__all__ = ["CSV_COLUMNS", "RunState", "train"]
+__all__ = ["CSV_COLUMNS", "RunState", "TrainingInterrupted", "train"]
 
 CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec",)
 FINAL_GRID_SIZE = 25  # 5x5
@@ -45,6 +48,24 @@ RUN_FILES = ("config.json", "losses.csv", "loss_curves.png", "progress.gif",
 
 def _sample_name(epoch: int) -> str:
     return f"epoch_{epoch:04d}.png"
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT stopped training after saving a checkpoint at `step`.
+
+    Attributes:
+      signal_number: the signal received.
+      step: the step reached and saved.
+      checkpoint: the prefix of the checkpoint holding it (None if no step was taken).
+    """
+
+    def __init__(self, signal_number, step, checkpoint):
+        name = signal.Signals(signal_number).name
+        saved = f"saved in {checkpoint}" if checkpoint else "no checkpoint yet"
+        super().__init__(f"Stopped by {name} at step {step} ({saved}).")
+        self.signal_number = signal_number
+        self.step = step
+        self.checkpoint = checkpoint
 
 
 @dataclasses.dataclass
@@ -272,12 +293,15 @@ def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> d
       RunDirectoryError: before any training; the run directory disagrees with `config`
         (see `runs.RESUME_FIELDS`), is in use or unwritable, or its latest checkpoint
         cannot be restored.
+      TrainingInterrupted: SIGTERM or SIGINT arrived (checked between `tf.function`
+        calls); a checkpoint holds the step reached. The signal handlers in place before
+        the call are restored on return.
     """
-    with contextlib.ExitStack() as cleanup:
-        return _train(config, strategy, run_info, new_run, cleanup)
+    with preemption.StopSignals() as stop, contextlib.ExitStack() as cleanup:
+        return _train(config, strategy, run_info, new_run, stop, cleanup)
 
 
-def _train(config, strategy, run_info, new_run, cleanup) -> dict:
+def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
     policy_name = distribute.resolve_precision(config.precision)
@@ -310,7 +334,7 @@ def _train(config, strategy, run_info, new_run, cleanup) -> dict:
     state = build_run_state(config, policy_name, strategy)
     write_json(run_dir / "config.json", record)
 
-    step = int(state.step.numpy())
+    step = saved_step = int(state.step.numpy())
     log = _LossLog(run_dir / "losses.csv", restored_step=step)
     artifacts = _Artifacts(config, state, log)
     epoch, step_in_epoch = divmod(step, steps_per_epoch)
@@ -325,6 +349,10 @@ def _train(config, strategy, run_info, new_run, cleanup) -> dict:
     metrics = np.full((1, len(METRIC_NAMES)), np.nan)
     progress = None
     while step < total_steps:
+        if stop.received:
+            if step > saved_step:
+                _save(state, artifacts, step)
+            raise TrainingInterrupted(stop.received, step, state.manager.latest_checkpoint)
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
         if progress is None:
             print(f"Epoch {epoch + 1}/{last_epoch}")
@@ -348,6 +376,7 @@ def _train(config, strategy, run_info, new_run, cleanup) -> dict:
             state.epoch.assign(epoch + 1)
         if epoch_done or step % config.checkpoint_every_steps == 0 or step == total_steps:
             _save(state, artifacts, step)
+            saved_step = step
         if epoch_done:
             artifacts.end_of_epoch(epoch + 1, step)
             progress = None
