@@ -6,7 +6,7 @@ r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
 
 Exit status: 0 when the run is complete; 1 with one `train.py: error: ...` line when it
 cannot start or go on (bad flags or data, a run directory that disagrees with the flags,
-an unreadable checkpoint); 128 + the signal number (143 for SIGTERM,
+an unreadable checkpoint, a non-finite loss); 128 + the signal number (143 for SIGTERM,
 130 for Ctrl-C) when a signal stopped it after checkpointing the step reached, with the
 command that resumes it.
 """
@@ -113,8 +113,8 @@ def main(argv):
     except trainer.TrainingInterrupted as stop:
         print(f"train.py: {stop} Resume with: {resume_command(sys.argv)}", file=sys.stderr)
         sys.exit(128 + stop.signal_number)
-    except (config_lib.ConfigError, data.DatasetUnavailableError,
-            runs.RunDirectoryError) as error:
+    except (config_lib.ConfigError, data.DatasetUnavailableError, runs.RunDirectoryError,
+            trainer.NonFiniteError) as error:
         sys.exit(f"train.py: error: {error}")
     print(f"Done: step {result['step']}, run directory {config.run_dir}")
 

@@ -17,6 +17,8 @@ Whatever stops a run, the directory stays resumable by the same command:
     checkpoint (and the artifacts of an epoch end it cut short are redone on resume);
   - SIGTERM and SIGINT save a checkpoint at the step reached, then raise
     TrainingInterrupted;
+  - a non-finite loss or weight raises NonFiniteError before anything of that state is
+    checkpointed or exported.
 """
 
 import contextlib
@@ -36,7 +38,7 @@ from dcgan.config import ConfigError, TrainConfig
 from dcgan.files import atomic_path, remove_partials, write_json
 from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
 
-__all__ = ["CSV_COLUMNS", "RunState", "TrainingInterrupted", "train"]
+__all__ = ["CSV_COLUMNS", "NonFiniteError", "RunState", "TrainingInterrupted", "train"]
 
 CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec",)
 FINAL_GRID_SIZE = 25  # 5x5
@@ -48,6 +50,18 @@ RUN_FILES = ("config.json", "losses.csv", "loss_curves.png", "progress.gif",
 
 def _sample_name(epoch: int) -> str:
     return f"epoch_{epoch:04d}.png"
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or a weight became NaN or infinite; nothing of that state was saved.
+
+    Attributes:
+      step: the first step whose losses were non-finite (or after which the weights were).
+    """
+
+    def __init__(self, message, step):
+        super().__init__(message)
+        self.step = step
 
 
 class TrainingInterrupted(Exception):
@@ -269,8 +283,47 @@ def _remove_leftovers(run_dir: pathlib.Path, epochs: int):
     remove_partials(run_dir / "samples", [_sample_name(e) for e in range(1, epochs + 1)])
 
 
+def _finite_weights(state: RunState) -> bool:
+    weights = [weight for model in (state.generator, state.discriminator)
+               for weight in model.weights if keras.backend.is_float_dtype(weight.dtype)]
+    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in weights]))
+
+
+def _raise_if_non_finite(metrics: np.ndarray, first_step: int, state: RunState):
+    """Raises NonFiniteError naming the first step of `metrics` [steps, 4] with a NaN/inf.
+
+    Runs on the array each call returns anyway, so it costs no extra host sync. Under
+    mixed_float16 the LossScaleOptimizer skips steps whose scaled gradients overflow:
+    those steps have finite losses and are not errors.
+    """
+    finite = np.isfinite(metrics).all(axis=1)
+    if finite.all():
+        return
+    index = int(np.argmin(finite))
+    values = ", ".join(f"{name}={value:.4g}" for name, value in zip(METRIC_NAMES, metrics[index]))
+    raise NonFiniteError(f"Non-finite loss at step {first_step + index} ({values}). "
+                         f"{_resume_advice(state)}", first_step + index)
+
+
+def _resume_advice(state: RunState) -> str:
+    latest = state.manager.latest_checkpoint
+    if latest is None:
+        return "Nothing was saved: no checkpoint had been written yet."
+    return (f"Nothing after the latest checkpoint, {latest}, was saved: lower the learning "
+            "rates (or fix the loss) and run the same command to resume from it.")
+
+
 def _save(state: RunState, artifacts: "_Artifacts", step: int):
-    """Checkpoints `step`."""
+    """Checkpoints `step`, unless G or D holds a non-finite weight (NonFiniteError).
+
+    The weights can turn non-finite in the last step of a call whose losses were still
+    finite; checking them here (once per checkpoint) keeps such a state out of every
+    checkpoint, and so out of the exports, which are made from checkpointed states.
+    """
+    if not _finite_weights(state):
+        raise NonFiniteError(
+            f"Non-finite weights in G or D after step {step}, though every loss so far was "
+            f"finite. {_resume_advice(state)}", step)
     artifacts.writer.flush()  # Every event of a checkpointed step is on disk before it.
     state.manager.save(checkpoint_number=step)
 
@@ -293,6 +346,8 @@ def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> d
       RunDirectoryError: before any training; the run directory disagrees with `config`
         (see `runs.RESUME_FIELDS`), is in use or unwritable, or its latest checkpoint
         cannot be restored.
+      NonFiniteError: a loss or weight became NaN/inf; the latest checkpoint and the
+        exported models hold the last finite state.
       TrainingInterrupted: SIGTERM or SIGINT arrived (checked between `tf.function`
         calls); a checkpoint holds the step reached. The signal handlers in place before
         the call are restored on return.
@@ -368,6 +423,7 @@ def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
         log.append({"step": step + 1 + i, "epoch": epoch + 1, "images_per_sec": images_per_sec,
                     **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))
         artifacts.scalars(step + 1, metrics, images_per_sec)
+        _raise_if_non_finite(metrics, step + 1, state)
         step += num_steps
         progress.update(step_in_epoch + num_steps, values=list(zip(METRIC_NAMES, metrics[-1]))
                         + [("img/s", images_per_sec)])
