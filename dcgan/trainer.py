@@ -324,7 +324,10 @@ def _save(state: RunState, artifacts: "_Artifacts", step: int):
         raise NonFiniteError(
             f"Non-finite weights in G or D after step {step}, though every loss so far was "
             f"finite. {_resume_advice(state)}", step)
-    artifacts.writer.flush()  # Every event of a checkpointed step is on disk before it.
+    # Every event of a checkpointed step reaches the file before the checkpoint does (TF
+    # 2.21 writes each event at once, but the writer's contract only promises a flush
+    # every 10 events or 2 minutes).
+    artifacts.writer.flush()
     state.manager.save(checkpoint_number=step)
 
 
