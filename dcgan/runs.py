@@ -55,11 +55,14 @@ class RunDirectoryError(RuntimeError):
     """The run directory cannot be used as it is; the message says why and what to do."""
 
 
+_MISSING = object()
+
+
 def _lookup(record: dict, dotted: str):
     value = record
     for key in dotted.split("."):
         if not isinstance(value, dict) or key not in value:
-            return None
+            return _MISSING
         value = value[key]
     return value
 
@@ -80,7 +83,7 @@ def resume_mismatches(recorded: dict, current: dict) -> list[str]:
     mismatches = []
     for field in RESUME_FIELDS:
         then, now = _lookup(recorded, field), _lookup(current, field)
-        if then is not None and now is not None and then != now:
+        if _MISSING not in (then, now) and then != now:
             mismatches.append(f"{field.removeprefix('config.')}: {then!r} in the run, "
                               f"{now!r} now")
     return mismatches
@@ -156,7 +159,11 @@ def lock(run_dir):
       RunDirectoryError: another process holds it.
     """
     path = pathlib.Path(run_dir) / ".lock"
-    with open(path, "a+") as file:
+    try:
+        file = open(path, "a+")
+    except OSError as error:
+        raise RunDirectoryError(f"Cannot lock {run_dir}: {error.strerror}.") from error
+    with file:
         try:
             fcntl.flock(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -534,6 +534,9 @@ def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_or
     ]
     del recorded["precision_policy"]  # An older config.json: not compared.
     assert runs.resume_mismatches(recorded, {**_record(), "precision_policy": "x"}) == []
+    unshuffled = _record(data=DataConfig(shuffle_seed=None))
+    assert runs.resume_mismatches(recorded, unshuffled) == [
+        "data.shuffle_seed: 0 in the run, None now"]
 
 
 def test_prepare_refuses_another_run_and_leaves_it_alone(tmp_path):
