@@ -16,6 +16,7 @@ import tensorflow as tf  # noqa: E402
 
 from dcgan import checkpoints, images, models  # noqa: E402
 from dcgan.config import ConfigError  # noqa: E402
+from dcgan.files import atomic_path  # noqa: E402
 
 flags.DEFINE_string("generator", "runs/tutorial/generator.keras",
                     "A generator .keras file, or a run directory (its latest checkpoint).")
@@ -49,7 +50,8 @@ def main(argv):
         for index, image in enumerate(images.to_uint8(samples, pixel_range)):
             images.write_png(out_dir / f"image_{index:05d}.png", image)
     if FLAGS.npy:
-        np.save(out_dir / "images.npy", samples)
+        with atomic_path(out_dir / "images.npy") as partial:
+            np.save(partial, samples)
     print(f"Wrote {FLAGS.num_images} images ({pixel_range} range) to {out_dir}")
 
 

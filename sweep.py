@@ -82,7 +82,7 @@ def run_config(spec: str, seed: int, run_dir: pathlib.Path, minutes: float):
     config = parse_config(spec)
     return dataclasses.replace(
         config, run_dir=str(run_dir), seed=seed, max_train_minutes=minutes,
-        epochs=1_000_000,  # The clock stops it.
+        epochs=10_000,  # The clock stops it.
         data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir, shuffle_seed=seed))
 
 

@@ -3,10 +3,18 @@ r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
   python train.py                                   # preset "tutorial", 50 epochs
   python train.py --preset=fashion128 --epochs=20
   python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU
+
+Exit status: 0 when the run is complete; 1 with one `train.py: error: ...` line when it
+cannot start or go on (bad flags or data, a run directory that disagrees with the flags,
+an unreadable checkpoint, a non-finite loss); 128 + the signal number (143 for SIGTERM,
+130 for Ctrl-C) when a signal stopped it after checkpointing the step reached, with the
+command that resumes it.
 """
 
 import dataclasses
 import os
+import re
+import shlex
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
@@ -14,12 +22,14 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 from absl import app, flags  # noqa: E402
 
 from dcgan import config as config_lib  # noqa: E402
-from dcgan import data, distribute, losses, trainer  # noqa: E402
+from dcgan import data, distribute, losses, runs, trainer  # noqa: E402
 
 flags.DEFINE_enum("preset", "tutorial", sorted(config_lib.PRESETS),
                   "Architecture and training recipe; other flags override its values.")
 flags.DEFINE_string("run_dir", None, "Run directory (default runs/<preset>). An existing one "
                     "is resumed from its latest checkpoint.")
+flags.DEFINE_bool("new_run", False, "Start afresh even if --run_dir holds a run: the old "
+                  "directory is renamed to <run_dir>.old-<timestamp>, never deleted.")
 flags.DEFINE_string("data_dir", config_lib.DEFAULT_DATA_DIR, "TFDS data directory.")
 flags.DEFINE_integer("epochs", None, "Passes over the training split (preset default).",
                      lower_bound=1)
@@ -89,14 +99,25 @@ def config_from_flags() -> config_lib.TrainConfig:
         **{name: value for name, value in overrides.items() if value is not None})
 
 
+def resume_command(argv) -> str:
+    """The command line `argv` as a shell command that resumes its run (no --new_run)."""
+    kept = [arg for arg in argv[1:] if not re.fullmatch(r"--?(no)?new_run(=.*)?", arg)]
+    return shlex.join(["python", argv[0], *kept])
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         distribute.split_cpu(FLAGS.cpu_devices)
         config = config_from_flags()
-        result = trainer.train(config, run_info={"flags": FLAGS.flag_values_dict()})
-    except (config_lib.ConfigError, data.DatasetUnavailableError) as error:
+        result = trainer.train(config, run_info={"flags": FLAGS.flag_values_dict()},
+                               new_run=FLAGS.new_run)
+    except trainer.TrainingInterrupted as stop:
+        print(f"train.py: {stop} Resume with: {resume_command(sys.argv)}", file=sys.stderr)
+        sys.exit(128 + stop.signal_number)
+    except (config_lib.ConfigError, data.DatasetUnavailableError, runs.RunDirectoryError,
+            trainer.NonFiniteError) as error:
         sys.exit(f"train.py: error: {error}")
     print(f"Done: step {result['step']}, run directory {config.run_dir}")
 

@@ -22,6 +22,7 @@ from keras import layers
 
 from dcgan import data
 from dcgan.config import DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE, DataConfig
+from dcgan.files import atomic_path
 
 __all__ = [
     "CLASSIFIER_PIXEL_RANGE",
@@ -246,7 +247,8 @@ def main(argv=None):
     # A compiled model's weights file also holds the optimizer state: ship the network only.
     network = build_classifier()
     network.set_weights(classifier.get_weights())
-    network.save_weights(output)
+    with atomic_path(output) as partial:
+        network.save_weights(partial)
     accuracy = evaluate_accuracy(classifier, args.data_dir)
     print(f"trained in {seconds:.0f} s; test accuracy {accuracy:.4f}")
     print(f"{output}: sha256 {_sha256(output)} ({output.stat().st_size} bytes)")

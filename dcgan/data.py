@@ -13,6 +13,7 @@ import dataclasses
 import hashlib
 import os
 import pathlib
+import re
 import struct
 
 # TFDS otherwise probes the GCE metadata server even for local loads (tfds#3962).
@@ -30,6 +31,7 @@ __all__ = [
     "num_examples",
     "prepare",
     "stage_upstream_archives",
+    "verify_records",
 ]
 
 DATASET_NAME = "fashion_mnist"
@@ -152,6 +154,37 @@ def _prepared_builder(data_dir):
 def num_examples(config: DataConfig) -> int:
     """Number of examples in `config.split` (slices such as "train[:512]" included)."""
     return _prepared_builder(config.data_dir).info.splits[config.split].num_examples
+
+
+def verify_records(config: DataConfig) -> None:
+    """Reads every record of the files behind `config.split` once, checking their CRCs.
+
+    TFDS reads lazily, so a truncated or damaged record file would otherwise fail in the
+    middle of training. This reads the raw records without decoding them: about 0.1-0.3 s
+    for the 33 MB of the train split.
+
+    Raises:
+      DatasetUnavailableError: a record file is missing, damaged, or holds another number
+        of records than TFDS recorded when it prepared the dataset.
+    """
+    builder = _prepared_builder(config.data_dir)
+    fix = (f"Delete {builder.data_dir} and run `python -m dcgan.data "
+           f"--data_dir={config.data_dir}` to prepare it again.")
+    for instruction in builder.info.splits[config.split].file_instructions:
+        records = tf.data.TFRecordDataset(instruction.filename, buffer_size=8 << 20)
+        try:
+            count = int(records.batch(8192).reduce(
+                tf.constant(0, tf.int64), lambda total, batch: total + tf.size(batch, tf.int64)))
+        except tf.errors.OpError as error:
+            # The message's first line without TensorFlow's "{{function_node ...}}" and
+            # "[Op:...]" decorations.
+            reason = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", error.message.splitlines()[0]).strip()
+            raise DatasetUnavailableError(
+                f"{instruction.filename} is damaged ({reason}). {fix}") from error
+        if count != instruction.examples_in_shard:
+            raise DatasetUnavailableError(
+                f"{instruction.filename} holds {count} records, not "
+                f"{instruction.examples_in_shard}. {fix}")
 
 
 def load_split(config: DataConfig, epochs: int = 1, first_epoch: int = 0) -> tf.data.Dataset:

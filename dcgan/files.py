@@ -5,23 +5,47 @@ import json
 import os
 import pathlib
 
-__all__ = ["atomic_path", "write_json", "write_text"]
+__all__ = ["atomic_path", "remove_partials", "write_json", "write_text"]
+
+
+def _partial_path(path: pathlib.Path) -> pathlib.Path:
+    """"generator.keras" -> "generator.partial.keras": every suffix kept, as Keras insists
+    on ".keras" and ".weights.h5"."""
+    stem, dot, suffixes = path.name.partition(".")
+    return path.with_name(f"{stem}.partial{dot}{suffixes}")
 
 
 @contextlib.contextmanager
 def atomic_path(path):
     """Yields a temporary path beside `path`; renames it over `path` on success.
 
-    The temporary name keeps the suffix (Keras insists on ".keras"). On an exception the
+    The temporary name keeps every suffix (see `_partial_path`). On an exception the
     temporary file is removed and `path` keeps its previous content.
     """
     path = pathlib.Path(path)
-    partial = path.with_name(f"{path.stem}.partial{path.suffix}")
+    partial = _partial_path(path)
     try:
         yield partial
         os.replace(partial, path)
     finally:
         partial.unlink(missing_ok=True)
+
+
+def remove_partials(directory, names) -> list[pathlib.Path]:
+    """Deletes the temporary files `atomic_path` leaves beside `directory/<name>` for each
+    of `names` when a kill, which skips its clean-up, interrupted a write. Only call it
+    when no other process writes those files.
+
+    Returns:
+      The deleted paths.
+    """
+    removed = []
+    for name in names:
+        partial = _partial_path(pathlib.Path(directory) / name)
+        if partial.is_file():
+            partial.unlink()
+            removed.append(partial)
+    return removed
 
 
 def write_text(path, text: str) -> None:

@@ -10,11 +10,22 @@ Run directory layout:
   final_grid.png                5x5 samples of the final generator
   generator.keras, discriminator.keras   plain Keras models (no dcgan import needed)
   tensorboard/                  scalars and sample grids
+
+Whatever stops a run, the directory stays resumable by the same command:
+  - every file is written to a temporary name and renamed, and losses.csv is cut back to
+    the restored step on resume, so kill -9 loses only the steps since the last
+    checkpoint (and the artifacts of an epoch end it cut short are redone on resume);
+  - SIGTERM and SIGINT save a checkpoint at the step reached, then raise
+    TrainingInterrupted;
+  - a non-finite loss or weight raises NonFiniteError before anything of that state is
+    checkpointed or exported.
 """
 
+import contextlib
 import csv
 import dataclasses
 import pathlib
+import signal
 import subprocess
 import time
 
@@ -22,12 +33,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import data, distribute, images, losses, models
+from dcgan import data, distribute, images, losses, models, preemption, runs
 from dcgan.config import ConfigError, TrainConfig
-from dcgan.files import atomic_path, write_json
+from dcgan.files import atomic_path, remove_partials, write_json
 from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
 
-__all__ = ["CSV_COLUMNS", "RunState", "train"]
+__all__ = ["CSV_COLUMNS", "NonFiniteError", "RunState", "TrainingInterrupted", "train"]
 
 # train_seconds: time spent in training steps since the run began, over all resumes
 # (checkpoints, pictures and start-up excluded, but the first call after each start
@@ -35,6 +46,43 @@ __all__ = ["CSV_COLUMNS", "RunState", "train"]
 CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec", "train_seconds")
 FINAL_GRID_SIZE = 25  # 5x5
 PNG_SCALE = 3  # 28-pixel images are too small to judge at 1:1.
+# The files the trainer writes in the run directory itself (eval.py writes others).
+RUN_FILES = ("config.json", "losses.csv", "loss_curves.png", "progress.gif",
+             "final_grid.png", "generator.keras", "discriminator.keras")
+
+
+def _sample_name(epoch: int) -> str:
+    return f"epoch_{epoch:04d}.png"
+
+
+class NonFiniteError(RuntimeError):
+    """A loss or a weight became NaN or infinite; nothing of that state was saved.
+
+    Attributes:
+      step: the first step whose losses were non-finite (or after which the weights were).
+    """
+
+    def __init__(self, message, step):
+        super().__init__(message)
+        self.step = step
+
+
+class TrainingInterrupted(Exception):
+    """SIGTERM or SIGINT stopped training after saving a checkpoint at `step`.
+
+    Attributes:
+      signal_number: the signal received.
+      step: the step reached and saved.
+      checkpoint: the prefix of the checkpoint holding it (None if no step was taken).
+    """
+
+    def __init__(self, signal_number, step, checkpoint):
+        name = signal.Signals(signal_number).name
+        saved = f"saved in {checkpoint}" if checkpoint else "no checkpoint yet"
+        super().__init__(f"Stopped by {name} at step {step} ({saved}).")
+        self.signal_number = signal_number
+        self.step = step
+        self.checkpoint = checkpoint
 
 
 @dataclasses.dataclass
@@ -95,29 +143,53 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
         generator_optimizer=gan_step.generator_optimizer,
         discriminator_optimizer=gan_step.discriminator_optimizer,
         noise=noise, fixed_noise=fixed_noise, step=step, epoch=epoch)
+    # Restored before the manager reads the state file, which restore_latest may repair.
+    runs.restore_latest(checkpoint, run_dir / "checkpoints")
     manager = tf.train.CheckpointManager(
         checkpoint, run_dir / "checkpoints", max_to_keep=config.max_checkpoints,
         step_counter=step)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
     return RunState(generator, discriminator, gan_step, step, epoch, fixed_noise, checkpoint,
                     manager)
 
 
+def _complete_row(row) -> int | None:
+    """The step of a losses.csv row whose every column parses as a number, else None."""
+    if None in row or any(row.get(name) in (None, "") for name in CSV_COLUMNS):
+        return None
+    try:
+        [float(row[name]) for name in CSV_COLUMNS]
+        return int(row["step"])
+    except ValueError:
+        return None
+
+
 class _LossLog:
-    """losses.csv, one row per step, kept free of rows beyond the restored step."""
+    """losses.csv, one row per step, appended once per training call.
+
+    On resume it keeps exactly one row per step up to the restored step: rows beyond it
+    (computed after the last checkpoint), a last row cut short by a kill (no newline), and
+    rows that do not parse are dropped; of duplicated steps the newest row is kept.
+    """
 
     def __init__(self, path: pathlib.Path, restored_step: int):
         self.path = path
-        kept = []
+        rows = {}
         if path.exists():
-            with path.open(newline="") as file:
-                kept = [row for row in csv.DictReader(file) if int(row["step"]) <= restored_step]
+            lines = path.read_text().splitlines(keepends=True)
+            if lines and not lines[-1].endswith("\n"):
+                lines.pop()
+            for row in csv.DictReader(lines):
+                step = _complete_row(row)
+                if step is not None and 1 <= step <= restored_step:
+                    rows[step] = row
+        if len(rows) < restored_step:
+            print(f"Note: {path} lacks {restored_step - len(rows)} of the steps 1 to "
+                  f"{restored_step}, which cannot be recomputed.")
         with atomic_path(path) as partial, partial.open("w", newline="") as file:
             writer = csv.DictWriter(file, CSV_COLUMNS)
             writer.writeheader()
-            writer.writerows(kept)
-        self.train_seconds = float(kept[-1]["train_seconds"]) if kept else 0.0
+            writer.writerows(rows[step] for step in sorted(rows))
+        self.train_seconds = float(rows[max(rows)]["train_seconds"]) if rows else 0.0
 
     def append(self, rows):
         with self.path.open("a", newline="") as file:
@@ -144,7 +216,14 @@ def _check_config(config: TrainConfig, num_replicas: int, steps_per_epoch: int):
 
 
 class _Artifacts:
-    """Writes the pictures, plots, exports and TensorBoard events of a run directory."""
+    """Writes the pictures, plots, exports and TensorBoard events of a run directory.
+
+    Each start writes a new TensorBoard event file, flushed before every checkpoint so a
+    kill loses no event of a checkpointed step. A resumed run writes again the steps that
+    followed its checkpoint; TensorBoard's default loader reads a run's event files in
+    name (start-time) order and drops a series' values at and after a step that comes
+    again, so it shows the values of the resumed run. (`--load_fast=false` shows both.)
+    """
 
     def __init__(self, config: TrainConfig, state: RunState, log: _LossLog):
         self.run_dir = pathlib.Path(config.run_dir)
@@ -169,7 +248,7 @@ class _Artifacts:
 
     def end_of_epoch(self, epoch: int, step: int):
         picture = images.grid(self._samples(self.state.fixed_noise), self.pixel_range)
-        images.write_png(self.samples_dir / f"epoch_{epoch:04d}.png", picture, scale=PNG_SCALE)
+        images.write_png(self.samples_dir / _sample_name(epoch), picture, scale=PNG_SCALE)
         with self.writer.as_default():
             tf.summary.image("samples", picture[None], step=step)
         frames = [tf.io.decode_png(tf.io.read_file(str(path))).numpy()
@@ -201,33 +280,101 @@ class _Artifacts:
         self.writer.flush()
 
 
-def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
+def _remove_leftovers(run_dir: pathlib.Path, epochs: int):
+    """What a killed run leaves: temporary files of its writes and of its last save."""
+    runs.remove_interrupted_saves(run_dir / "checkpoints")
+    remove_partials(run_dir, RUN_FILES)
+    remove_partials(run_dir / "samples", [_sample_name(e) for e in range(1, epochs + 1)])
+
+
+def _finite_weights(state: RunState) -> bool:
+    weights = [weight for model in (state.generator, state.discriminator)
+               for weight in model.weights if keras.backend.is_float_dtype(weight.dtype)]
+    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in weights]))
+
+
+def _raise_if_non_finite(metrics: np.ndarray, first_step: int, state: RunState):
+    """Raises NonFiniteError naming the first step of `metrics` [steps, 4] with a NaN/inf.
+
+    Runs on the array each call returns anyway, so it costs no extra host sync. Under
+    mixed_float16 the LossScaleOptimizer skips steps whose scaled gradients overflow:
+    those steps have finite losses and are not errors.
+    """
+    finite = np.isfinite(metrics).all(axis=1)
+    if finite.all():
+        return
+    index = int(np.argmin(finite))
+    values = ", ".join(f"{name}={value:.4g}" for name, value in zip(METRIC_NAMES, metrics[index]))
+    raise NonFiniteError(f"Non-finite loss at step {first_step + index} ({values}). "
+                         f"{_resume_advice(state)}", first_step + index)
+
+
+def _resume_advice(state: RunState) -> str:
+    latest = state.manager.latest_checkpoint
+    if latest is None:
+        return "Nothing was saved: no checkpoint had been written yet."
+    return (f"Nothing after the latest checkpoint, {latest}, was saved: lower the learning "
+            "rates (or fix the loss) and run the same command to resume from it.")
+
+
+def _save(state: RunState, artifacts: "_Artifacts", step: int):
+    """Checkpoints `step`, unless G or D holds a non-finite weight (NonFiniteError).
+
+    The weights can turn non-finite in the last step of a call whose losses were still
+    finite; checking them here (once per checkpoint) keeps such a state out of every
+    checkpoint, and so out of the exports, which are made from checkpointed states.
+    """
+    if not _finite_weights(state):
+        raise NonFiniteError(
+            f"Non-finite weights in G or D after step {step}, though every loss so far was "
+            f"finite. {_resume_advice(state)}", step)
+    # Every event of a checkpointed step reaches the file before the checkpoint does (TF
+    # 2.21 writes each event at once, but the writer's contract only promises a flush
+    # every 10 events or 2 minutes).
+    artifacts.writer.flush()
+    state.manager.save(checkpoint_number=step)
+
+
+def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> dict:
     """Trains (or resumes) the run in `config.run_dir` until its last step.
 
     Args:
       config: the run's configuration.
       strategy: a `tf.distribute` strategy; default `distribute.make_strategy()`.
       run_info: extra JSON-serialisable facts for config.json (e.g. the binary's flags).
+      new_run: rename an existing `config.run_dir` to `<run_dir>.old-<timestamp>` and
+        start afresh instead of resuming it.
 
     Returns:
       {"step": final step, "metrics": {name: value of the last step}}.
+
+    Raises:
+      ConfigError, DatasetUnavailableError: before anything is written.
+      RunDirectoryError: before any training; the run directory disagrees with `config`
+        (see `runs.RESUME_FIELDS`), is in use or unwritable, or its latest checkpoint
+        cannot be restored.
+      NonFiniteError: a loss or weight became NaN/inf; the latest checkpoint and the
+        exported models hold the last finite state.
+      TrainingInterrupted: SIGTERM or SIGINT arrived (checked between `tf.function`
+        calls); a checkpoint holds the step reached. The signal handlers in place before
+        the call are restored on return.
     """
+    with preemption.StopSignals() as stop, contextlib.ExitStack() as cleanup:
+        return _train(config, strategy, run_info, new_run, stop, cleanup)
+
+
+def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
     policy_name = distribute.resolve_precision(config.precision)
     steps_per_epoch = data.num_examples(config.data) // config.data.global_batch_size
     _check_config(config, strategy.num_replicas_in_sync, steps_per_epoch)
+    data.verify_records(config.data)
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
 
-    run_dir.mkdir(parents=True, exist_ok=True)
-    keras.mixed_precision.set_global_policy(policy_name)
-    keras.utils.set_random_seed(config.seed)
-    if config.deterministic:
-        tf.config.experimental.enable_op_determinism()
-    state = build_run_state(config, policy_name, strategy)
-    write_json(run_dir / "config.json", {
+    record = {
         "config": dataclasses.asdict(config),
         "precision_policy": policy_name,
         "replicas": strategy.num_replicas_in_sync,
@@ -236,11 +383,27 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
         "keras": keras.__version__,
         "git_commit": _git_commit(),
         **(run_info or {}),
-    })
+    }
+    moved = runs.prepare(run_dir, record, new_run=new_run)
+    if moved:
+        print(f"Moved the previous run in {run_dir} to {moved}.")
+    cleanup.enter_context(runs.lock(run_dir))
+    _remove_leftovers(run_dir, config.epochs)
+    keras.mixed_precision.set_global_policy(policy_name)
+    keras.utils.set_random_seed(config.seed)
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    state = build_run_state(config, policy_name, strategy)
+    write_json(run_dir / "config.json", record)
 
-    step = int(state.step.numpy())
+    step = saved_step = int(state.step.numpy())
     log = _LossLog(run_dir / "losses.csv", restored_step=step)
     artifacts = _Artifacts(config, state, log)
+    epoch, step_in_epoch = divmod(step, steps_per_epoch)
+    if step and not step_in_epoch:
+        # A kill may have come between this epoch end's checkpoint and its pictures and
+        # exports; they depend only on the restored state, so redo them.
+        artifacts.end_of_epoch(epoch, step)
     last_epoch = -(-total_steps // steps_per_epoch)
 
     def out_of_time():
@@ -250,6 +413,10 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
     metrics = np.full((1, len(METRIC_NAMES)), np.nan)
     progress = None
     while step < total_steps and not out_of_time():
+        if stop.received:
+            if step > saved_step:
+                _save(state, artifacts, step)
+            raise TrainingInterrupted(stop.received, step, state.manager.latest_checkpoint)
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
         if progress is None:
             # One iterator per epoch (calls never straddle epochs); a resumed run skips the
@@ -272,6 +439,7 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
                     **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))
         log.train_seconds += seconds
         artifacts.scalars(step + 1, metrics, images_per_sec)
+        _raise_if_non_finite(metrics, step + 1, state)
         step += num_steps
         progress.update(step_in_epoch + num_steps, values=list(zip(METRIC_NAMES, metrics[-1]))
                         + [("img/s", images_per_sec)])
@@ -281,7 +449,8 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
         if out_of_time():
             total_steps = step
         if epoch_done or step % config.checkpoint_every_steps == 0 or step == total_steps:
-            state.manager.save(checkpoint_number=step)
+            _save(state, artifacts, step)
+            saved_step = step
         if epoch_done:
             artifacts.end_of_epoch(epoch + 1, step)
             progress = None

@@ -38,3 +38,16 @@ def policy(request):
     keras.mixed_precision.set_global_policy(request.param)
     yield request.param
     keras.mixed_precision.set_global_policy(previous)
+
+
+@pytest.fixture
+def two_replicas():
+    """A MirroredStrategy over the session's two logical CPU devices."""
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+@pytest.fixture
+def float32_policy_after():
+    """Sets the Keras global dtype policy back to float32 after a test that trains."""
+    yield
+    keras.mixed_precision.set_global_policy("float32")

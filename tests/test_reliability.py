@@ -1,0 +1,684 @@
+"""What an unattended run meets: kill -9, SIGTERM/SIGINT, non-finite losses, bad input.
+
+The subprocess tests run train.py as a user does; each TensorFlow start costs ~5 s, so
+they are few and marked slow. The rest call the library in-process.
+"""
+
+import csv
+import dataclasses
+import hashlib
+import json
+import os
+import pathlib
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan import checkpoints, data, files, losses, models, preemption, runs, trainer
+from dcgan.config import (DEFAULT_DATA_DIR, PRESETS, ConfigError, DataConfig, ModelConfig,
+                          OptimizerConfig, TrainConfig)
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TRAIN_PY = str(REPO / "train.py")
+# 512 images in batches of 64: 8 steps an epoch, ~0.25 s a step on 2 busy cores.
+TINY = ("--train_examples=512", "--batch_size=64", "--precision=float32", "--deterministic",
+        "--cpu_devices=2")
+# Runs train.py under code a test prepends (a kill point, a registered loss).
+RUN_TRAIN_PY = """
+import runpy, sys
+sys.argv = sys.argv[1:]
+runpy.run_path(sys.argv[0], run_name="__main__")
+"""
+
+
+pytestmark = pytest.mark.usefixtures("float32_policy_after")
+
+
+def _tiny_config(run_dir, train_examples=512, **overrides):
+    """The TrainConfig that train.py builds from TINY (and --train_examples)."""
+    preset = PRESETS["tutorial"]
+    return dataclasses.replace(
+        preset, run_dir=str(run_dir),
+        data=dataclasses.replace(preset.data, data_dir=DEFAULT_DATA_DIR,
+                                 split=f"train[:{train_examples}]", global_batch_size=64,
+                                 shuffle_seed=0),
+        precision="float32", deterministic=True, seed=0, **overrides)
+
+
+def _start(args, log_path, prelude=None):
+    """train.py as a subprocess (under `prelude`, Python code run first), output to a file
+    (a pipe nobody reads would fill up and stall it)."""
+    command = [sys.executable, TRAIN_PY, *args]
+    if prelude:
+        command = [sys.executable, "-c", prelude + RUN_TRAIN_PY, TRAIN_PY, *args]
+    with open(log_path, "w") as log:
+        return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+                                env={**os.environ, "PYTHONPATH": str(REPO)})
+
+
+def _run(args, tmp_path, prelude=None, timeout=300):
+    """Runs train.py to its end; returns (exit status, output lines)."""
+    log_path = tmp_path / f"train-{time.monotonic_ns()}.log"
+    process = _start(args, log_path, prelude)
+    try:
+        process.wait(timeout=timeout)
+    finally:
+        process.kill()
+    return process.returncode, log_path.read_text().splitlines()
+
+
+def _error_line(lines):
+    """The one `train.py:` line, which must be the last line of the output."""
+    ours = [line for line in lines if line.startswith("train.py:")]
+    assert len(ours) == 1 and lines[-1] == ours[0], lines[-30:]
+    return ours[0]
+
+
+def _complete_rows(run_dir):
+    """Data rows of losses.csv that end in a newline (written whole)."""
+    try:
+        text = (run_dir / "losses.csv").read_text()
+    except FileNotFoundError:
+        return 0
+    return max(text.count("\n") - 1, 0)
+
+
+def _csv_rows(run_dir):
+    with (run_dir / "losses.csv").open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def _checkpoint_steps(run_dir):
+    return [int(prefix.rsplit("-", 1)[1]) for prefix in checkpoints.list_checkpoints(run_dir)]
+
+
+def _partials(run_dir, names=""):
+    """Temporary files of atomic writes in run_dir and its samples/ (of `names` only)."""
+    return [path for directory in (run_dir, run_dir / "samples") if directory.is_dir()
+            for path in directory.iterdir()
+            if ".partial" in path.name and path.name.startswith(names)]
+
+
+def _staging_dirs(run_dir):
+    directory = run_dir / "checkpoints"
+    return {(path.name, path.stat().st_ino) for path in directory.glob("*_temp")} \
+        if directory.is_dir() else set()
+
+
+def _snapshot(run_dir):
+    """sha256 of every file under run_dir but the lock file (which holds the last pid)."""
+    return {str(path.relative_to(run_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(run_dir.rglob("*")) if path.is_file() and path.name != ".lock"}
+
+
+def _kill_when(args, tmp_path, kill_point, timeout=240):
+    """Starts train.py and SIGKILLs it as soon as `kill_point()` holds (polled every 2 ms)."""
+    log_path = tmp_path / f"killed-{time.monotonic_ns()}.log"
+    process = _start(args, log_path)
+    try:
+        deadline = time.monotonic() + timeout
+        while not kill_point():
+            if process.poll() is not None:
+                pytest.fail(f"train.py ended ({process.returncode}) before the kill point:\n"
+                            + "\n".join(log_path.read_text().splitlines()[-20:]))
+            if time.monotonic() > deadline:
+                pytest.fail("The kill point was not reached in time.")
+            time.sleep(0.002)
+    finally:
+        process.kill()
+        process.wait()
+    assert process.returncode == -signal.SIGKILL
+
+
+def _tensorboard_view(run_dir, tag):
+    """{step: value} of a scalar as TensorBoard's default loader shows it: event files in
+    name order, and a step that comes again drops the values at and after it."""
+    series = {}
+    for path in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        try:
+            for event in tf.compat.v1.train.summary_iterator(str(path)):
+                for value in event.summary.value:
+                    if value.tag == tag:
+                        series = {step: v for step, v in series.items() if step < event.step}
+                        series[event.step] = np.float32(tf.make_ndarray(value.tensor))
+        except tf.errors.DataLossError:
+            pass  # A kill cut the file's last record; TensorBoard stops there too.
+    return series
+
+
+# A kill at the moment train.py starts writing the named sample grid, i.e. after that
+# epoch end's checkpoint and before its pictures and exports.
+KILL_BEFORE_GRID = """
+import os, signal
+from dcgan import images
+_write_png = images.write_png
+def write_png(path, *args, **kwargs):
+    if os.path.basename(str(path)) == {name!r}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _write_png(path, *args, **kwargs)
+images.write_png = write_png
+"""
+
+
+@pytest.mark.slow
+def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_replicas):
+    """Four kills, each followed by the same command: the finished run directory is the
+    one an uninterrupted run leaves, number for number."""
+    reference_dir, run_dir = tmp_path / "reference", tmp_path / "run"
+    # 3 epochs of 8 steps; a checkpoint every 4 steps; calls of up to 3 steps, so
+    # losses.csv runs ahead of the last checkpoint.
+    flags = ("--epochs=3", "--steps_per_call=3", "--checkpoint_every_steps=4")
+    args = (f"--run_dir={run_dir}", *TINY, *flags)
+    trainer.train(_tiny_config(reference_dir, epochs=3, steps_per_call=3,
+                               checkpoint_every_steps=4), two_replicas)
+
+    # 1. Between two checkpoints, with rows beyond the last one in losses.csv.
+    _kill_when(args, tmp_path, lambda: _complete_rows(run_dir) >= 5)
+    assert _complete_rows(run_dir) > _checkpoint_steps(run_dir)[-1]
+    # One write() is rarely cut by a kill, but a full disk or a power cut can leave half a
+    # row; this one would parse as step 1.
+    with (run_dir / "losses.csv").open("a") as file:
+        file.write("1,1,1.2")
+
+    # 2. During a checkpoint save: TensorFlow writes it in ckpt-N_temp/ first.
+    before = _staging_dirs(run_dir)
+    _kill_when(args, tmp_path, lambda: bool(_staging_dirs(run_dir) - before))
+    killed_in_save = bool(_staging_dirs(run_dir))
+
+    # 3. While a picture or a model is written (its temporary file exists).
+    pictures_and_models = ("epoch_", "progress", "loss_curves", "generator", "discriminator")
+    _kill_when(args, tmp_path, lambda: bool(_partials(run_dir, pictures_and_models)))
+    killed_in_write = bool(_partials(run_dir, pictures_and_models))
+
+    # 4. After the last epoch's checkpoint, before its grid, GIF frame and exports.
+    status, _ = _run(args, tmp_path, prelude=KILL_BEFORE_GRID.format(name="epoch_0003.png"))
+    assert status == -signal.SIGKILL
+    assert _checkpoint_steps(run_dir)[-1] == 24
+    assert not (run_dir / "samples" / "epoch_0003.png").exists()
+
+    status, lines = _run(args, tmp_path)
+    assert status == 0, lines[-20:]
+    assert killed_in_save and killed_in_write  # The kills landed where they were meant to.
+
+    columns = ("step", "epoch") + trainer.METRIC_NAMES
+    rows = _csv_rows(run_dir)
+    assert [int(row["step"]) for row in rows] == list(range(1, 25))
+    assert ([[row[name] for name in columns] for row in rows]
+            == [[row[name] for name in columns] for row in _csv_rows(reference_dir)])
+    resumed = checkpoints.restore_generator(run_dir).weights
+    uninterrupted = checkpoints.restore_generator(reference_dir).weights
+    for a, b in zip(resumed, uninterrupted):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    exported = keras.models.load_model(run_dir / "generator.keras").weights
+    for a, b in zip(exported, uninterrupted):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    for name in ("epoch_0001.png", "epoch_0002.png", "epoch_0003.png"):
+        grid = tf.io.decode_png(tf.io.read_file(str(run_dir / "samples" / name))).numpy()
+        expected = tf.io.decode_png(tf.io.read_file(str(reference_dir / "samples" / name)))
+        np.testing.assert_array_equal(grid, expected.numpy())
+    for name in ("final_grid.png", "loss_curves.png"):
+        assert tf.io.decode_png(tf.io.read_file(str(run_dir / name))).shape[-1] in (1, 3, 4)
+    from PIL import Image
+    with Image.open(run_dir / "progress.gif") as gif:
+        assert gif.n_frames == 3
+    assert not _partials(run_dir) and not _staging_dirs(run_dir)
+    assert json.loads((run_dir / "config.json").read_text())["config"]["epochs"] == 3
+
+    view = _tensorboard_view(run_dir, "train/d_loss")
+    assert view == {int(row["step"]): np.float32(row["d_loss"]) for row in rows}
+
+
+@pytest.mark.slow
+def test_sigterm_checkpoints_the_step_reached_and_names_the_resume_command(tmp_path):
+    run_dir = tmp_path / "run"
+    # Epochs of 16 steps and checkpoints every 1000: only a stop saves mid-epoch.
+    args = [f"--run_dir={run_dir}", *TINY, "--train_examples=1024", "--steps_per_call=3",
+            "--checkpoint_every_steps=1000", "--max_steps=12"]
+    log_path = tmp_path / "terminated.log"
+    process = _start([*args, "--new_run"], log_path)
+    try:
+        deadline = time.monotonic() + 240
+        while _complete_rows(run_dir) < 3 and process.poll() is None:
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=120)
+    finally:
+        process.kill()
+    lines = log_path.read_text().splitlines()
+    assert process.returncode == 128 + signal.SIGTERM, lines[-20:]
+
+    step = _checkpoint_steps(run_dir)[-1]
+    assert 3 <= step < 12 and step % 3 == 0  # A call boundary, not a periodic checkpoint.
+    assert [int(row["step"]) for row in _csv_rows(run_dir)] == list(range(1, step + 1))
+    line = _error_line(lines)
+    assert line.startswith(f"train.py: Stopped by SIGTERM at step {step} (saved in ")
+    command = shlex.split(line.split("Resume with: ", 1)[1])
+    # The same command without --new_run (the kill test shows that it resumes).
+    assert command == ["python", TRAIN_PY, *args]
+
+
+@pytest.mark.slow
+def test_sigint_checkpoints_the_step_reached_and_restores_the_handlers(tmp_path, monkeypatch,
+                                                                      two_replicas):
+    run_dir = tmp_path / "run"
+    appended = []
+    append = trainer._LossLog.append
+
+    def append_then_interrupt(self, rows):
+        append(self, rows)
+        appended.append(rows)
+        if len(appended) == 2:  # Ctrl-C during the third call's bookkeeping.
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(trainer._LossLog, "append", append_then_interrupt)
+    caught = []
+    previous = {number: signal.signal(number, lambda number, frame: caught.append(number))
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    mine = {number: signal.getsignal(number) for number in previous}
+    try:
+        with pytest.raises(trainer.TrainingInterrupted) as stop:
+            trainer.train(_tiny_config(run_dir, steps_per_call=3, checkpoint_every_steps=100),
+                          two_replicas)
+        assert {number: signal.getsignal(number) for number in previous} == mine
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+    assert caught == []  # The trainer handled it.
+    assert (stop.value.signal_number, stop.value.step) == (signal.SIGINT, 6)
+    assert stop.value.checkpoint.endswith("ckpt-6")
+    assert _checkpoint_steps(run_dir) == [6]
+    assert len(_csv_rows(run_dir)) == 6
+
+
+def test_stop_signals_hand_a_second_signal_to_the_previous_handler():
+    caught = []
+    previous = signal.signal(signal.SIGTERM, lambda number, frame: caught.append(number))
+    try:
+        with preemption.StopSignals() as stop:
+            signal.raise_signal(signal.SIGTERM)
+            assert stop.received == signal.SIGTERM and caught == []
+            signal.raise_signal(signal.SIGTERM)  # Impatient: acts as it would without us.
+            assert caught == [signal.SIGTERM]
+        signal.raise_signal(signal.SIGTERM)
+        assert caught == [signal.SIGTERM] * 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+# NaN from step 6 on (one loss call per replica and step: simultaneous update, 2 replicas).
+NAN_LOSS = """
+import numpy as np, tensorflow as tf
+from dcgan import distribute, losses
+distribute.split_cpu(2)  # As --cpu_devices=2 would, before the variable starts TensorFlow.
+calls = tf.Variable(0, dtype=tf.int64, trainable=False)
+@losses.register_loss("nan_from_step_6")
+def nan_from_step_6(real_logits, fake_logits):
+    d_loss, g_loss = losses.non_saturating(real_logits, fake_logits)
+    factor = tf.where(calls.assign_add(1) > 10, np.float32(np.nan), np.float32(1))
+    return d_loss * factor, g_loss * factor
+"""
+
+
+def _assert_finite(weights):
+    for weight in weights:
+        assert np.isfinite(np.asarray(weight)).all()
+
+
+@pytest.mark.slow
+def test_a_nan_loss_stops_train_py_with_the_last_finite_state_saved(tmp_path):
+    run_dir = tmp_path / "run"
+    # Epochs of 4 steps: checkpoint and export at step 4, then a call of steps 5-7.
+    status, lines = _run([f"--run_dir={run_dir}", *TINY, "--train_examples=256",
+                          "--steps_per_call=3", "--loss=nan_from_step_6"], tmp_path,
+                         prelude=NAN_LOSS)
+    assert status == 1
+    line = _error_line(lines)
+    assert line.startswith("train.py: error: Non-finite loss at step 6 (d_loss=nan")
+    assert "ckpt-4" in line
+    assert _checkpoint_steps(run_dir) == [4]
+    generator = keras.models.load_model(run_dir / "generator.keras")
+    _assert_finite(generator.weights)
+    _assert_finite(keras.models.load_model(run_dir / "discriminator.keras").weights)
+    for exported, saved in zip(generator.weights, checkpoints.restore_generator(run_dir).weights):
+        np.testing.assert_array_equal(exported.numpy(), saved.numpy())
+
+
+@pytest.mark.slow
+def test_non_finite_weights_behind_finite_losses_are_never_saved(tmp_path, monkeypatch,
+                                                                 two_replicas):
+    calls = tf.Variable(0, dtype=tf.int64, trainable=False)
+
+    def nan_gradient_at_step_8(real_logits, fake_logits):
+        """Finite losses throughout, but D's gradient at step 8 is NaN."""
+        d_loss, g_loss = losses.non_saturating(real_logits, fake_logits)
+        count = calls.assign_add(1)  # Two calls a step: one per replica.
+        factor = tf.where((count > 14) & (count <= 16), np.float32(np.nan), np.float32(1))
+
+        @tf.custom_gradient
+        def with_nan_gradient(loss):
+            return tf.identity(loss), lambda upstream: upstream * factor
+
+        return with_nan_gradient(d_loss), g_loss
+
+    monkeypatch.setitem(losses.LOSSES, "nan_gradient_at_step_8", nan_gradient_at_step_8)
+    run_dir = tmp_path / "run"
+    config = _tiny_config(run_dir, train_examples=256, steps_per_call=3,
+                          loss="nan_gradient_at_step_8")
+    with pytest.raises(trainer.NonFiniteError, match="Non-finite weights in G or D after "
+                       "step 8") as error:
+        trainer.train(config, two_replicas)
+    assert error.value.step == 8
+    rows = _csv_rows(run_dir)
+    assert len(rows) == 8 and all(np.isfinite(float(row["d_loss"])) for row in rows)
+    assert _checkpoint_steps(run_dir) == [4]  # Not 8, the epoch end it was due at.
+    saved_d = models.build_discriminator(config.model)
+    tf.train.Checkpoint(discriminator=saved_d).restore(
+        checkpoints.list_checkpoints(run_dir)[-1]).expect_partial()
+    exported_d = keras.models.load_model(run_dir / "discriminator.keras")
+    _assert_finite(exported_d.weights)
+    for exported, saved in zip(exported_d.weights, saved_d.weights):
+        np.testing.assert_array_equal(exported.numpy(), saved.numpy())
+
+
+def _prepared_dataset():
+    """The directory of the prepared fashion_mnist version (dataset_info.json, records)."""
+    return next(pathlib.Path(DEFAULT_DATA_DIR).expanduser().glob(
+        "fashion_mnist/*/dataset_info.json")).parent
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """A real two-step run of the TINY command with checkpoints at steps 1 and 2."""
+    run_dir = tmp_path_factory.mktemp("finished") / "run"
+    trainer.train(_tiny_config(run_dir, max_steps=2, checkpoint_every_steps=1),
+                  tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
+    keras.mixed_precision.set_global_policy("float32")
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def truncated_data_dir(tmp_path_factory):
+    """A copy of the prepared dataset whose train record file stops after 1 MB (the first
+    512 images are whole: TFDS alone would read them without noticing)."""
+    source = _prepared_dataset()
+    copy = tmp_path_factory.mktemp("data") / "fashion_mnist" / source.name
+    copy.mkdir(parents=True)
+    for path in source.iterdir():
+        if "train.tfrecord" in path.name:
+            (copy / path.name).write_bytes(path.read_bytes()[:1_000_000])
+        else:
+            shutil.copy(path, copy / path.name)
+    return copy.parent.parent
+
+
+def _bad_input(name, tmp_path, finished_run, truncated_data_dir):
+    """(run_dir, extra flags, expected message) of each bad input."""
+    run_dir = tmp_path / "run"
+    if name in ("other settings", "corrupt checkpoint"):
+        shutil.copytree(finished_run, run_dir)
+    if name == "missing dataset":
+        return run_dir, [f"--data_dir={tmp_path / 'empty'}"], "Fashion-MNIST is not prepared"
+    if name == "truncated record file":
+        return run_dir, [f"--data_dir={truncated_data_dir}"], "is damaged (truncated record"
+    if name == "unwritable run_dir":
+        (tmp_path / "a_file").write_text("")
+        return tmp_path / "a_file" / "run", [], "is not writable: Not a directory"
+    if name == "other settings":
+        return run_dir, ["--loss=minimax", "--seed=1"], (
+            "holds another run (loss: 'non_saturating' in the run, 'minimax' now; "
+            "data.shuffle_seed: 0 in the run, 1 now; seed: 0 in the run, 1 now)")
+    assert name == "corrupt checkpoint"
+    data_file = next((run_dir / "checkpoints").glob("ckpt-2.data-*"))
+    data_file.write_bytes(data_file.read_bytes()[:1000])
+    return run_dir, [], (f"Cannot restore checkpoint {run_dir}/checkpoints/ckpt-2: ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["missing dataset", "truncated record file",
+                                  "unwritable run_dir", "other settings",
+                                  "corrupt checkpoint"])
+def test_train_py_refuses_bad_input_with_one_line_and_changes_nothing(
+        name, tmp_path, finished_run, truncated_data_dir):
+    run_dir, flags, message = _bad_input(name, tmp_path, finished_run, truncated_data_dir)
+    before = _snapshot(run_dir) if run_dir.is_dir() else None
+    status, lines = _run([f"--run_dir={run_dir}", *TINY, *flags], tmp_path)
+    assert status == 1
+    line = _error_line(lines)
+    assert line.startswith("train.py: error: ") and message in line, line
+    if before is None:
+        assert not run_dir.exists()
+    else:
+        assert _snapshot(run_dir) == before
+    if name == "corrupt checkpoint":
+        assert f"previous checkpoint {run_dir}/checkpoints/ckpt-1, move " in line
+
+
+@pytest.mark.slow
+def test_following_the_corrupt_checkpoint_advice_resumes_from_the_previous_one(
+        tmp_path, finished_run, capsys, two_replicas):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    data_file = next((run_dir / "checkpoints").glob("ckpt-2.data-*"))
+    data_file.write_bytes(b"garbage")
+    config = _tiny_config(run_dir, max_steps=2, checkpoint_every_steps=1)
+    with pytest.raises(runs.RunDirectoryError, match="ckpt-2: .*ckpt-1"):
+        trainer.train(config, two_replicas)
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for path in (run_dir / "checkpoints").glob("ckpt-2.*"):
+        path.rename(aside / path.name)
+    trainer.train(config, two_replicas)
+    assert "['ckpt-2'] are listed" in capsys.readouterr().out
+    assert _checkpoint_steps(run_dir) == [1, 2]  # Step 2 trained again from ckpt-1.
+    columns = ("step", "epoch") + trainer.METRIC_NAMES
+    assert ([[row[name] for name in columns] for row in _csv_rows(run_dir)]
+            == [[row[name] for name in columns] for row in _csv_rows(finished_run)])
+
+
+@pytest.mark.slow
+def test_a_second_trainer_on_the_same_run_directory_is_refused(tmp_path, finished_run,
+                                                               two_replicas):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    with runs.lock(run_dir):
+        with pytest.raises(runs.RunDirectoryError, match=f"in use by .* \\(pid {os.getpid()}\\)"):
+            trainer.train(_tiny_config(run_dir, max_steps=2), two_replicas)
+    with runs.lock(run_dir):  # Released by the failed attempt.
+        pass
+
+
+@pytest.mark.slow
+def test_new_run_moves_the_old_run_aside(tmp_path, finished_run, two_replicas):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    before = _snapshot(run_dir)
+    config = _tiny_config(run_dir, max_steps=1, loss="minimax")
+    trainer.train(config, two_replicas, new_run=True)
+    [old] = tmp_path.glob("run.old-*")
+    assert _snapshot(old) == before
+    assert _checkpoint_steps(run_dir) == [1]
+    assert json.loads((run_dir / "config.json").read_text())["config"]["loss"] == "minimax"
+
+
+# Quick, in-process checks of the pieces.
+
+def _record(**changes):
+    config = dataclasses.replace(PRESETS["tutorial"], **changes)
+    return {"config": dataclasses.asdict(config), "precision_policy": "float32"}
+
+
+def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_order():
+    recorded = json.loads(json.dumps(_record()))  # As read back from config.json.
+    assert runs.resume_mismatches(recorded, _record()) == []
+    extended = _record(epochs=99, max_steps=5, steps_per_call=1, checkpoint_every_steps=7,
+                       jit_compile=True, generator_optimizer=OptimizerConfig(3e-5))
+    assert runs.resume_mismatches(recorded, extended) == []
+    other = _record(loss="minimax", model=ModelConfig("tutorial", noise_dim=64),
+                    data=DataConfig(global_batch_size=128))
+    other["precision_policy"] = "mixed_float16"
+    assert runs.resume_mismatches(recorded, other) == [
+        "model.noise_dim: 100 in the run, 64 now",
+        "precision_policy: 'float32' in the run, 'mixed_float16' now",
+        "loss: 'non_saturating' in the run, 'minimax' now",
+        "data.global_batch_size: 256 in the run, 128 now",
+    ]
+    del recorded["precision_policy"]  # An older config.json: not compared.
+    assert runs.resume_mismatches(recorded, {**_record(), "precision_policy": "x"}) == []
+    unshuffled = _record(data=DataConfig(shuffle_seed=None))
+    assert runs.resume_mismatches(recorded, unshuffled) == [
+        "data.shuffle_seed: 0 in the run, None now"]
+
+
+def test_prepare_refuses_another_run_and_leaves_it_alone(tmp_path):
+    files.write_json(tmp_path / "config.json", _record())
+    before = _snapshot(tmp_path)
+    with pytest.raises(runs.RunDirectoryError, match="update: 'simultaneous' in the run, "
+                       "'alternating' now.*--new_run"):
+        runs.prepare(tmp_path, _record(update="alternating"))
+    assert _snapshot(tmp_path) == before
+    assert runs.prepare(tmp_path, _record(epochs=60)) is None
+
+
+def test_prepare_new_run_renames_never_deletes(tmp_path):
+    run_dir = tmp_path / "run"
+    for _ in range(2):
+        run_dir.mkdir(exist_ok=True)
+        files.write_json(run_dir / "config.json", _record())
+        runs.prepare(run_dir, _record(loss="minimax"), new_run=True)
+        assert run_dir.is_dir() and not any(run_dir.iterdir())
+    moved = sorted(tmp_path.glob("run.old-*"))
+    assert len(moved) == 2 and all((path / "config.json").exists() for path in moved)
+
+
+def test_prepare_reports_an_unwritable_run_dir(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(runs.RunDirectoryError, match="not writable: Not a directory"):
+        runs.prepare(tmp_path / "file" / "run", _record())
+
+
+def test_lock_is_exclusive_and_names_the_holder(tmp_path):
+    with runs.lock(tmp_path):
+        with pytest.raises(runs.RunDirectoryError, match=f"pid {os.getpid()}"):
+            with runs.lock(tmp_path):
+                pass
+    with runs.lock(tmp_path):
+        pass
+
+
+def _write_csv(path, lines):
+    path.write_text("\n".join([",".join(trainer.CSV_COLUMNS)] + lines))
+
+
+def _row(step):
+    return f"{step},1,0.5,0.6,0.7,0.8,100.0"
+
+
+def test_loss_log_keeps_one_row_per_step_up_to_the_restored_step(tmp_path, capsys):
+    path = tmp_path / "losses.csv"
+    # The last line lacks its newline: a write cut short, here inside its last number.
+    rows = [_row(1), _row(2), _row(3), "garbage", _row(2).replace("0.5", "0.25"), _row(4),
+            _row(5), _row(6), _row(5)[:-3]]
+    _write_csv(path, rows)
+    trainer._LossLog(path, restored_step=5)
+    kept = list(csv.DictReader(path.open(newline="")))
+    assert [int(row["step"]) for row in kept] == [1, 2, 3, 4, 5]
+    assert kept[1]["d_loss"] == "0.25"  # The newer of two rows for one step.
+    assert kept[4]["images_per_sec"] == "100.0"  # Not the cut row's "10".
+    assert "lacks" not in capsys.readouterr().out
+
+    _write_csv(path, [_row(1), _row(3), "4"])  # "4" could be any cut row: dropped.
+    trainer._LossLog(path, restored_step=4)
+    assert [int(row["step"]) for row in csv.DictReader(path.open(newline=""))] == [1, 3]
+    assert "lacks 2 of the steps 1 to 4" in capsys.readouterr().out
+
+
+def _save_checkpoints(directory, values):
+    variable = tf.Variable(0.0)
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), str(directory),
+                                         max_to_keep=5)
+    for step, value in enumerate(values, start=1):
+        variable.assign(value)
+        manager.save(checkpoint_number=step)
+    return tf.train.Checkpoint(v=tf.Variable(-1.0))
+
+
+def test_restore_latest_refuses_a_truncated_checkpoint_and_names_the_previous(tmp_path):
+    checkpoint = _save_checkpoints(tmp_path, [1.0, 2.0])
+    data_file = next(tmp_path.glob("ckpt-2.data-*"))
+    data_file.write_bytes(data_file.read_bytes()[:-4])
+    with pytest.raises(runs.RunDirectoryError, match=(
+            f"Cannot restore checkpoint {tmp_path}/ckpt-2: .*previous checkpoint "
+            f"{tmp_path}/ckpt-1, move {tmp_path}/ckpt-2.index and")):
+        runs.restore_latest(checkpoint, tmp_path)
+
+
+def test_restore_latest_skips_checkpoints_whose_files_are_gone(tmp_path, capsys):
+    checkpoint = _save_checkpoints(tmp_path, [1.0, 2.0, 3.0])
+    for path in tmp_path.glob("ckpt-3.*"):
+        path.unlink()
+    assert runs.restore_latest(checkpoint, tmp_path) == f"{tmp_path}/ckpt-2"
+    assert float(checkpoint.v.numpy()) == 2.0
+    assert "['ckpt-3'] are listed" in capsys.readouterr().out
+    assert list(tf.train.get_checkpoint_state(str(tmp_path)).all_model_checkpoint_paths) == [
+        f"{tmp_path}/ckpt-1", f"{tmp_path}/ckpt-2"]
+
+    for path in tmp_path.glob("ckpt-*"):
+        path.unlink()
+    with pytest.raises(runs.RunDirectoryError, match="none of their files exists"):
+        runs.restore_latest(checkpoint, tmp_path)
+    assert runs.restore_latest(checkpoint, tmp_path / "nothing") is None
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip a byte"])
+def test_verify_records_reports_a_damaged_record_file(tmp_path, damage):
+    source = _prepared_dataset()
+    copy = tmp_path / "fashion_mnist" / source.name
+    copy.mkdir(parents=True)
+    for path in source.iterdir():
+        if "train.tfrecord" not in path.name:
+            shutil.copy(path, copy / path.name)
+    train_file = next(source.glob("*train.tfrecord*"))
+    content = bytearray(train_file.read_bytes())
+    if damage == "truncate":
+        content = content[:1_000_000]
+    else:
+        content[500_000] ^= 0xFF
+    (copy / train_file.name).write_bytes(bytes(content))
+    config = DataConfig(data_dir=str(tmp_path), split="train[:512]")
+    data.verify_records(dataclasses.replace(config, data_dir=DEFAULT_DATA_DIR))  # Intact.
+    with pytest.raises(data.DatasetUnavailableError, match=(
+            f"{train_file.name} is damaged \\((truncated|corrupted) record at .*Delete "
+            f"{copy}")):
+        data.verify_records(config)
+
+
+def test_remove_partials_removes_only_temporary_files_of_the_named_artifacts(tmp_path):
+    for name in ("generator.partial.keras", "generator.keras", "metrics.partial.json",
+                 "x.partial.weights.h5", "my.partial_notes.txt"):
+        (tmp_path / name).write_text("")
+    removed = files.remove_partials(tmp_path, ["generator.keras", "x.weights.h5"])
+    assert sorted(path.name for path in removed) == ["generator.partial.keras",
+                                                     "x.partial.weights.h5"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "generator.keras", "metrics.partial.json", "my.partial_notes.txt"]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: TrainConfig(epochs=0),
+    lambda: OptimizerConfig(learning_rate=0.0),
+    lambda: DataConfig(global_batch_size=0),
+    lambda: TrainConfig(checkpoint_every_steps=0),
+])
+def test_non_positive_settings_are_refused(make):
+    with pytest.raises(ConfigError, match="must be positive"):
+        make()
