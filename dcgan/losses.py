@@ -14,7 +14,16 @@ import tensorflow as tf
 
 from dcgan.config import ConfigError
 
-__all__ = ["LOSSES", "get_loss", "minimax", "non_saturating", "register_loss"]
+__all__ = [
+    "LOSSES",
+    "get_loss",
+    "hinge",
+    "least_squares",
+    "minimax",
+    "non_saturating",
+    "register_loss",
+    "wasserstein",
+]
 
 LOSSES = {}
 
@@ -68,3 +77,45 @@ def non_saturating(real_logits, fake_logits):
     """
     real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
     return _cross_entropy_d_loss(real_logits, fake_logits), tf.nn.softplus(-fake_logits)
+
+
+@register_loss("least_squares")
+def least_squares(real_logits, fake_logits):
+    """The least-squares GAN loss (Mao et al. 2017, eq. 2) with the 0/1 targets a=0, b=1,
+    c=1: D pushes its raw output towards 1 on real and 0 on generated images, G pushes it
+    towards 1 on its own.
+
+    d_loss = (D(x) - 1)^2 / 2 + D(G(z))^2 / 2
+    g_loss = (D(G(z)) - 1)^2 / 2
+    with D the raw output (the logits, no sigmoid), in (-inf, inf).
+    """
+    real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
+    return (0.5 * tf.square(real_logits - 1.0) + 0.5 * tf.square(fake_logits),
+            0.5 * tf.square(fake_logits - 1.0))
+
+
+@register_loss("hinge")
+def hinge(real_logits, fake_logits):
+    """The hinge loss (Lim & Ye 2017; Miyato et al. 2018).
+
+    d_loss = max(0, 1 - D(x)) + max(0, 1 + D(G(z)))
+    g_loss = -D(G(z))
+    with D the raw output, in (-inf, inf). D stops caring about examples beyond the margin.
+    """
+    real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
+    return tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits), -fake_logits
+
+
+@register_loss("wasserstein")
+def wasserstein(real_logits, fake_logits):
+    """The Wasserstein GAN critic loss (Arjovsky et al. 2017; Gulrajani et al. 2017).
+
+    d_loss = D(G(z)) - D(x)
+    g_loss = -D(G(z))
+    with D the critic's raw score, in (-inf, inf). The mean of -d_loss estimates the
+    Wasserstein-1 distance only while D is 1-Lipschitz, which needs a constraint such as
+    a gradient penalty (WGAN-GP); otherwise D's scores grow without bound.
+    """
+    real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
+    return fake_logits - real_logits, -fake_logits
+

@@ -2,6 +2,7 @@ import math
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from dcgan import losses
 from dcgan.config import ConfigError
@@ -34,11 +35,27 @@ def test_non_saturating_matches_hand_computed_values():
                                rtol=1e-6)
 
 
-def test_losses_are_float32_for_bfloat16_logits():
-    import tensorflow as tf
-    d_loss, g_loss = losses.non_saturating(tf.constant(REAL_LOGITS, tf.bfloat16),
+# Worked by hand from REAL_LOGITS = [2, -1, 0] and FAKE_LOGITS = [-3, 0.5, 0].
+@pytest.mark.parametrize("loss_fn, expected_d_loss, expected_g_loss", [
+    # (r - 1)^2 / 2 + f^2 / 2 and (f - 1)^2 / 2
+    (losses.least_squares, [0.5 + 4.5, 2.0 + 0.125, 0.5 + 0.0], [8.0, 0.125, 0.5]),
+    # max(0, 1 - r) + max(0, 1 + f) and -f
+    (losses.hinge, [0.0 + 0.0, 2.0 + 1.5, 1.0 + 1.0], [3.0, -0.5, 0.0]),
+    # f - r and -f
+    (losses.wasserstein, [-5.0, 1.5, 0.0], [3.0, -0.5, 0.0]),
+])
+def test_score_losses_match_hand_computed_values(loss_fn, expected_d_loss, expected_g_loss):
+    d_loss, g_loss = loss_fn(REAL_LOGITS, FAKE_LOGITS)
+    np.testing.assert_allclose(d_loss, expected_d_loss, rtol=1e-6)
+    np.testing.assert_allclose(g_loss, expected_g_loss, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_every_loss_gives_float32_per_example_losses_for_bfloat16_logits(name):
+    d_loss, g_loss = losses.get_loss(name)(tf.constant(REAL_LOGITS, tf.bfloat16),
                                            tf.constant(FAKE_LOGITS, tf.bfloat16))
-    assert d_loss.dtype == tf.float32 and g_loss.dtype == tf.float32
+    for loss in (d_loss, g_loss):
+        assert loss.dtype == tf.float32 and loss.shape == (3,)
 
 
 def test_extreme_logits_stay_finite():
@@ -52,3 +69,4 @@ def test_registry_refuses_duplicates_and_names_known_losses():
         losses.register_loss("minimax")(losses.non_saturating)
     with pytest.raises(ConfigError, match="minimax.*non_saturating"):
         losses.get_loss("wasserstein-typo")
+
