@@ -113,6 +113,8 @@ class GanStep:
         return self.noise.normal([tf.shape(real_images)[0], self.noise_dim])
 
     def _apply(self, optimizer, gradients, model):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            gradients = _non_finite_if_any_replica_is(gradients)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
 
     def _alternating_step(self, real_images):
@@ -151,6 +153,23 @@ class GanStep:
             metrics = metrics.write(
                 step, self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
         return metrics.stack()
+
+
+def _non_finite_if_any_replica_is(gradients):
+    """This replica's gradients, made non-finite if any replica's are.
+
+    Keras 3's LossScaleOptimizer under a MirroredStrategy decides whether to skip a step
+    from the first replica's own gradients before they are summed over replicas
+    (keras-team/keras#18691): an overflow on another replica goes into the weights as inf
+    or NaN and the loss scale is not lowered. One scalar all-reduce makes every replica
+    see the overflow; adding NaN to one gradient suffices, as the optimizer checks them all.
+    """
+    local_overflow = tf.logical_not(tf.reduce_all(
+        [tf.reduce_all(tf.math.is_finite(gradient)) for gradient in gradients]))
+    overflows = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.cast(local_overflow, tf.float32))
+    poison = tf.where(overflows > 0, tf.constant(float("nan"), gradients[0].dtype), 0.0)
+    return [gradients[0] + poison, *gradients[1:]]
 
 
 def make_optimizer(config, policy_name) -> keras.optimizers.Optimizer:

@@ -128,6 +128,26 @@ def test_mixed_float16_scales_the_loss(policy):
     assert gan_step.generator.get_layer(index=1).compute_dtype == "float16"
 
 
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_an_overflow_on_the_second_replica_skips_the_update(policy):
+    """The first half of the batch goes to the first replica: inf pixels in the second
+    half overflow only the second replica's D gradients, and the loss-scale optimizer
+    must skip D's update (and halve its scale) rather than sum inf into the weights."""
+    strategy = _two_devices()
+    gan_step = _gan_step(strategy, policy_name=policy)
+    images = np.zeros((BATCH, 28, 28, 1), np.float32)
+    images[BATCH // 2:] = np.inf
+    iterator = iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(images)))
+    before = [w.numpy() for w in gan_step.discriminator.weights]
+    initial_scale = float(gan_step.discriminator_optimizer.dynamic_scale.numpy())
+    _run(gan_step, iterator, 1)
+    for weight, value in zip(gan_step.discriminator.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), value)
+    assert float(gan_step.discriminator_optimizer.dynamic_scale.numpy()) == initial_scale / 2
+    assert all(np.all(np.isfinite(w.numpy())) for w in gan_step.generator.weights)
+
+
 @pytest.mark.slow
 def test_jit_compile_runs_on_two_replicas():
     strategy = _two_devices()
