@@ -3,7 +3,7 @@
 Run directory layout:
   config.json                   the resolved config, flags, versions, git commit
   checkpoints/                  tf.train.CheckpointManager (G, D, optimizers, step, RNG)
-  losses.csv                    one row per step
+  losses.csv                    one row per step (a step is one G update)
   loss_curves.png               the columns of losses.csv against steps
   samples/epoch_0001.png        the fixed noise through G after each epoch
   progress.gif                  those grids as an animation
@@ -85,7 +85,8 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
             make_optimizer(config.generator_optimizer, policy_name),
             make_optimizer(config.discriminator_optimizer, policy_name),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
-            config.model.noise_dim, update=config.update, jit_compile=config.jit_compile)
+            config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
+            n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight)
     checkpoint = tf.train.Checkpoint(
         generator=generator, discriminator=discriminator,
         layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),
@@ -134,8 +135,8 @@ def _check_config(config: TrainConfig, num_replicas: int, steps_per_epoch: int):
         raise ConfigError(f"The global batch size {config.data.global_batch_size} is not "
                          f"divisible by the {num_replicas} replicas.")
     if steps_per_epoch < 1:
-        raise ConfigError(f"The split {config.data.split!r} holds fewer images than one batch "
-                         f"of {config.data.global_batch_size}.")
+        raise ConfigError(f"The split {config.data.split!r} holds fewer images than one step's "
+                         f"{config.n_critic} batch(es) of {config.data.global_batch_size}.")
     losses.get_loss(config.loss)
 
 
@@ -211,7 +212,9 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
     policy_name = distribute.resolve_precision(config.precision)
-    steps_per_epoch = data.num_examples(config.data) // config.data.global_batch_size
+    # A step is one G update and reads n_critic batches.
+    images_per_step = config.n_critic * config.data.global_batch_size
+    steps_per_epoch = data.num_examples(config.data) // images_per_step
     _check_config(config, strategy.num_replicas_in_sync, steps_per_epoch)
     total_steps = config.epochs * steps_per_epoch
     if config.max_steps is not None:
@@ -239,8 +242,13 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
     artifacts = _Artifacts(config, state, log)
     epoch, step_in_epoch = divmod(step, steps_per_epoch)
     last_epoch = -(-total_steps // steps_per_epoch)
-    batches = data.load_split(config.data, epochs=max(last_epoch - epoch, 1), first_epoch=epoch)
-    iterator = iter(strategy.experimental_distribute_dataset(batches.skip(step_in_epoch)))
+    # Read a step's n_critic batches as one, so that an epoch drops its remainder of less
+    # than a step and a resumed run skips whole steps; then split it back into batches.
+    step_data = dataclasses.replace(config.data, global_batch_size=images_per_step)
+    batches = (data.load_split(step_data, epochs=max(last_epoch - epoch, 1), first_epoch=epoch)
+               .skip(step_in_epoch)
+               .rebatch(config.data.global_batch_size, drop_remainder=True))
+    iterator = iter(strategy.experimental_distribute_dataset(batches))
 
     metrics = np.full((1, len(METRIC_NAMES)), np.nan)
     progress = None
@@ -255,7 +263,7 @@ def train(config: TrainConfig, strategy=None, run_info=None) -> dict:
                         steps_per_epoch - step_in_epoch, steps_to_checkpoint)
         started = time.perf_counter()
         metrics = state.gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
-        images_per_sec = num_steps * config.data.global_batch_size / (time.perf_counter() - started)
+        images_per_sec = num_steps * images_per_step / (time.perf_counter() - started)
         state.step.assign_add(num_steps)
         log.append({"step": step + 1 + i, "epoch": epoch + 1, "images_per_sec": images_per_sec,
                     **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))

@@ -110,9 +110,10 @@ def test_losses_are_averaged_over_the_global_batch(update):
         [np.zeros_like(w) for w in gan_step.discriminator.layers[-1].get_weights()])
     # D's loss is computed before its update: with zero logits every per-example BCE
     # d_loss is 2 log 2, and D(x) = D(G(z)) = 0.5.
-    metrics = _run(gan_step, _iterator(strategy), 1)[0]
-    np.testing.assert_allclose(metrics[0], 2 * np.log(2.0), rtol=1e-6)
-    np.testing.assert_allclose(metrics[2:], 0.5, rtol=1e-6)
+    metrics = dict(zip(METRIC_NAMES, _run(gan_step, _iterator(strategy), 1)[0]))
+    np.testing.assert_allclose(metrics["d_loss"], 2 * np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose([metrics["d_real"], metrics["d_fake"]], 0.5, rtol=1e-6)
+    assert metrics["d_penalty"] == 0.0
 
 
 @pytest.mark.slow
