@@ -3,7 +3,7 @@ r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
   python train.py                                   # preset "tutorial", 50 epochs
   python train.py --preset=fashion128 --epochs=20
   python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU
-  python train.py --preset=wgan_gp
+  python train.py --preset=wgan_gp --ema_decay=0.999
 """
 
 import dataclasses
@@ -43,6 +43,9 @@ flags.DEFINE_float("gp_weight", None, "Weight of the WGAN-GP gradient penalty, 0
                    "(preset default: 10 in wgan_gp, else 0).")
 flags.DEFINE_float("r1_weight", None, "Weight (gamma) of the R1 penalty on real images, 0 for "
                    "none (preset default).")
+flags.DEFINE_float("ema_decay", None, "Keep an exponential moving average of G's weights with "
+                   "this decay (e.g. 0.999) and sample, export and evaluate with it; 0 for "
+                   "none (preset default).")
 flags.DEFINE_enum("precision", "auto", config_lib.PRECISIONS,
                   "auto: mixed_bfloat16 where the hardware has bf16, else float32.")
 flags.DEFINE_bool("jit_compile", False, "Compile the gradient computation with XLA.")
@@ -79,7 +82,7 @@ def config_from_flags() -> config_lib.TrainConfig:
         "checkpoint_every_steps": FLAGS.checkpoint_every_steps,
         "max_checkpoints": FLAGS.max_checkpoints, "update": FLAGS.update,
         "loss": FLAGS.loss, "n_critic": FLAGS.n_critic, "gp_weight": FLAGS.gp_weight,
-        "r1_weight": FLAGS.r1_weight,
+        "r1_weight": FLAGS.r1_weight, "ema_decay": FLAGS.ema_decay,
     }
     return dataclasses.replace(
         preset,

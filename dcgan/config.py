@@ -130,6 +130,8 @@ class TrainConfig:
         examples // (n_critic * global_batch_size) steps.
       gp_weight: weight of the WGAN-GP gradient penalty in D's loss (0: none).
       r1_weight: weight (the paper's gamma) of the R1 penalty on real images (0: none).
+      ema_decay: keep an exponential moving average of G's weights with this decay, and
+        sample, export and evaluate with it (0: none; e.g. 0.999).
       epochs: passes over the training split.
       max_steps: stop after this many steps in all (None: run all epochs).
       steps_per_call: training steps inside one `tf.function` call; metrics are read once
@@ -153,6 +155,7 @@ class TrainConfig:
     n_critic: int = 1
     gp_weight: float = 0.0
     r1_weight: float = 0.0
+    ema_decay: float = 0.0
     epochs: int = 50
     max_steps: int | None = None
     steps_per_call: int = 10
@@ -184,6 +187,8 @@ class TrainConfig:
             raise ConfigError("loss 'wasserstein' needs a penalty that keeps the critic "
                               "Lipschitz: set gp_weight (10 in the WGAN-GP paper), or use "
                               "the wgan_gp preset")
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if math.isqrt(self.num_fixed_samples) ** 2 != self.num_fixed_samples:

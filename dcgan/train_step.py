@@ -50,17 +50,22 @@ class GanStep:
         the alternating update.
       gp_weight: weight of `losses.gradient_penalty` in D's loss (0: not computed).
       r1_weight: weight of `losses.r1_penalty` in D's loss (0: not computed).
+      ema_generator: None, or a model built like `generator` whose weights become an
+        exponential moving average of G's, updated after every G update.
+      ema_decay: the average's decay, in (0, 1), when `ema_generator` is given.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer,
                  discriminator_optimizer, loss_fn, noise, global_batch_size, noise_dim,
                  update="alternating", jit_compile=False, n_critic=1, gp_weight=0.0,
-                 r1_weight=0.0):
+                 r1_weight=0.0, ema_generator=None, ema_decay=0.0):
         if update not in UPDATES:
             raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
         if n_critic < 1 or (n_critic > 1 and update != "alternating"):
             raise ValueError(f"n_critic must be 1, or more with the alternating update; got "
                              f"{n_critic} with {update!r}")
+        if ema_generator is not None and not 0 < ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         self.generator = generator
         self.discriminator = discriminator
         self.generator_optimizer = generator_optimizer
@@ -72,6 +77,8 @@ class GanStep:
         self.n_critic = n_critic
         self.gp_weight = gp_weight
         self.r1_weight = r1_weight
+        self.ema_generator = ema_generator
+        self.ema_decay = ema_decay
         self.strategy = tf.distribute.get_strategy()
         # An unbuilt LossScaleOptimizer returns a constant from scale_loss that the trace
         # would freeze, and Adam slots created lazily cannot be lifted out of a
@@ -173,6 +180,20 @@ class GanStep:
         self._apply(self.generator_optimizer, g_grads, self.generator)
         return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])
 
+    def _update_ema(self):
+        """ema <- decay * ema + (1 - decay) * w for every weight of G, trainable or not.
+
+        Runs in cross-replica context, where reading a mirrored variable gives its first
+        replica's value and assigning writes every replica's copy: the averages stay
+        identical on all replicas. G's trainable weights are identical there too; its
+        batch-norm moving statistics are per replica without synchronised batch norm, and
+        the first replica's (the ones a checkpoint saves) are averaged. Averaging them
+        rather than copying G's keeps them from the same window of training as the
+        averaged weights they normalise.
+        """
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * weight)
+
     @tf.function
     def train(self, iterator, num_steps):
         """Runs `num_steps` steps on batches from a distributed `iterator`.
@@ -194,6 +215,8 @@ class GanStep:
             # gives the global mean.
             metrics = metrics.write(
                 step, self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+            if self.ema_generator is not None:
+                self._update_ema()
         return metrics.stack()
 
 

@@ -2,7 +2,8 @@
 
 Run directory layout:
   config.json                   the resolved config, flags, versions, git commit
-  checkpoints/                  tf.train.CheckpointManager (G, D, optimizers, step, RNG)
+  checkpoints/                  tf.train.CheckpointManager (G, D, optimizers, step, RNG,
+                                the EMA generator when `ema_decay` is set)
   losses.csv                    one row per step (a step is one G update)
   loss_curves.png               the columns of losses.csv against steps
   samples/epoch_0001.png        the fixed noise through G after each epoch
@@ -10,6 +11,7 @@ Run directory layout:
   final_grid.png                5x5 samples of the final generator
   generator.keras, discriminator.keras   plain Keras models (no dcgan import needed)
   tensorboard/                  scalars and sample grids
+Samples and generator.keras come from the EMA generator when the run keeps one.
 """
 
 import csv
@@ -40,12 +42,18 @@ class RunState:
 
     generator: keras.Model
     discriminator: keras.Model
+    ema_generator: keras.Model | None
     gan_step: GanStep
     step: tf.Variable
     epoch: tf.Variable
     fixed_noise: tf.Variable
     checkpoint: tf.train.Checkpoint
     manager: tf.train.CheckpointManager
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator behind samples and exports: the EMA one when the run keeps it."""
+        return self.generator if self.ema_generator is None else self.ema_generator
 
 
 def _git_commit():
@@ -73,6 +81,10 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
     with strategy.scope():
         generator = models.build_generator(config.model)
         discriminator = models.build_discriminator(config.model)
+        ema_generator = None
+        if config.ema_decay:
+            ema_generator = models.build_generator(config.model)
+            ema_generator.set_weights(generator.get_weights())
         noise = tf.random.Generator.from_seed(config.seed)
         fixed_noise = tf.Variable(
             tf.random.Generator.from_seed(config.seed + 1).normal(
@@ -86,20 +98,24 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
             make_optimizer(config.discriminator_optimizer, policy_name),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
             config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
-            n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight)
-    checkpoint = tf.train.Checkpoint(
+            n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
+            ema_generator=ema_generator, ema_decay=config.ema_decay)
+    checkpointed = dict(
         generator=generator, discriminator=discriminator,
         layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),
         generator_optimizer=gan_step.generator_optimizer,
         discriminator_optimizer=gan_step.discriminator_optimizer,
         noise=noise, fixed_noise=fixed_noise, step=step, epoch=epoch)
+    if ema_generator is not None:
+        checkpointed["ema_generator"] = ema_generator  # The key checkpoints.py restores.
+    checkpoint = tf.train.Checkpoint(**checkpointed)
     manager = tf.train.CheckpointManager(
         checkpoint, run_dir / "checkpoints", max_to_keep=config.max_checkpoints,
         step_counter=step)
     if manager.latest_checkpoint:
         checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    return RunState(generator, discriminator, gan_step, step, epoch, fixed_noise, checkpoint,
-                    manager)
+    return RunState(generator, discriminator, ema_generator, gan_step, step, epoch,
+                    fixed_noise, checkpoint, manager)
 
 
 class _LossLog:
@@ -162,7 +178,7 @@ class _Artifacts:
                               step=first_step + len(metrics) - 1)
 
     def _samples(self, noise):
-        return self.state.generator(noise, training=False).numpy()
+        return self.state.sampling_generator(noise, training=False).numpy()
 
     def end_of_epoch(self, epoch: int, step: int):
         picture = images.grid(self._samples(self.state.fixed_noise), self.pixel_range)
@@ -183,14 +199,14 @@ class _Artifacts:
                                 xlabel="step", title=self.run_dir.name)
 
     def export_models(self):
-        for name, model in (("generator", self.state.generator),
+        for name, model in (("generator", self.state.sampling_generator),
                             ("discriminator", self.state.discriminator)):
             with atomic_path(self.run_dir / f"{name}.keras") as partial:
                 model.save(partial)
 
     def final(self):
         noise = tf.random.Generator.from_seed(self.seed + 2).normal(
-            [FINAL_GRID_SIZE, self.state.generator.input_shape[-1]])
+            [FINAL_GRID_SIZE, self.state.sampling_generator.input_shape[-1]])
         images.write_png(self.run_dir / "final_grid.png",
                          images.grid(self._samples(noise), self.pixel_range), scale=PNG_SCALE)
         self.plot_losses()

@@ -1,5 +1,5 @@
 """Issue 6 extensions on 2 logical CPU replicas: every loss, WGAN-GP with several critic
-updates per step, and a loss registered from outside the library."""
+updates per step, the EMA generator, and a loss registered from outside the library."""
 
 import csv
 import dataclasses
@@ -30,6 +30,9 @@ def _gan_step(strategy, loss_fn=losses.non_saturating, architecture="tutorial",
     model = ModelConfig(architecture)
     with strategy.scope():
         generator = models.build_generator(model)
+        if options.get("ema_decay"):
+            options["ema_generator"] = models.build_generator(model)
+            options["ema_generator"].set_weights(generator.get_weights())
         return GanStep(generator, models.build_discriminator(model),
                        make_optimizer(OptimizerConfig(1e-3), policy_name),
                        make_optimizer(OptimizerConfig(1e-3), policy_name),
@@ -112,12 +115,33 @@ def test_n_critic_needs_the_alternating_update():
         _gan_step(tf.distribute.get_strategy(), update="simultaneous", n_critic=2)
 
 
+def test_ema_follows_its_update_formula_on_every_replica():
+    strategy = _two_replicas()
+    decay = 0.9
+    gan_step = _gan_step(strategy, ema_decay=decay)
+    iterator = _iterator(strategy, 2)
+    _run(gan_step, iterator, 1)
+    average_before = _values(gan_step.ema_generator.weights)
+    _run(gan_step, iterator, 1)
+    weights_after = _values(gan_step.generator.weights)
+    # Every weight, the batch-norm moving statistics included.
+    assert len(weights_after) > len(gan_step.generator.trainable_weights)
+    for average, before, weight in zip(gan_step.ema_generator.weights, average_before,
+                                       weights_after):
+        expected = np.float32(decay) * before + np.float32(1 - decay) * weight
+        first, second = strategy.experimental_local_results(average.value)
+        np.testing.assert_allclose(first, expected, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(first, second)
+        assert not np.allclose(first, weight)
+
+
 @pytest.mark.parametrize("overrides, message", [
     ({"n_critic": 0}, "n_critic must be positive, got 0"),
     ({"n_critic": 2, "update": "simultaneous"}, "needs the alternating update"),
     ({"gp_weight": -1.0}, "gp_weight must be non-negative"),
     ({"r1_weight": float("nan")}, "r1_weight must be non-negative"),
     ({"gp_weight": 0.0}, "loss 'wasserstein' needs a penalty"),
+    ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
 ])
 def test_invalid_extension_settings_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
@@ -171,15 +195,23 @@ def _train(run_dir, *flags):
     """train.py in a subprocess, on 2 replicas."""
     result = subprocess.run(
         [sys.executable, str(REPO / "train.py"), "--preset=wgan_gp", f"--run_dir={run_dir}",
-         "--train_examples=256", "--batch_size=32", "--n_critic=2",
+         "--train_examples=256", "--batch_size=32", "--n_critic=2", "--ema_decay=0.9",
          "--epochs=2", "--steps_per_call=3", "--cpu_devices=2", "--precision=float32",
          "--deterministic", *flags],
         capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
 
 
+def _checkpointed_generator(run_dir, key):
+    """The generator saved under `key` in the run's latest checkpoint."""
+    generator = models.build_generator(checkpoints.run_model_config(run_dir))
+    tf.train.Checkpoint(**{key: generator}).restore(
+        checkpoints.list_checkpoints(run_dir)[-1]).expect_partial()
+    return generator
+
+
 @pytest.mark.slow
-def test_wgan_gp_resumes_exactly(tmp_path):
+def test_wgan_gp_with_ema_resumes_exactly_and_samples_from_the_average(tmp_path):
     # n_critic=2: 4 steps an epoch of 256 images; the interrupted run stops mid-epoch 2.
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
     _train(uninterrupted)
@@ -193,6 +225,18 @@ def test_wgan_gp_resumes_exactly(tmp_path):
     columns = ("step", "epoch") + METRIC_NAMES
     assert ([[row[c] for c in columns] for row in _rows(resumed)]
             == [[row[c] for c in columns] for row in rows])
-    for a, b in zip(checkpoints.restore_generator(uninterrupted).weights,
-                    checkpoints.restore_generator(resumed).weights):
-        np.testing.assert_array_equal(a.numpy(), b.numpy())
+
+    restored = checkpoints.restore_generator(uninterrupted)
+    average = _values(_checkpointed_generator(uninterrupted, "ema_generator").weights)
+    raw = _values(_checkpointed_generator(uninterrupted, "generator").weights)
+    for weight, average_weight, raw_weight in zip(_values(restored.weights), average, raw):
+        np.testing.assert_array_equal(weight, average_weight)
+        assert not np.allclose(average_weight, raw_weight)
+    for weight, average_weight in zip(_values(checkpoints.restore_generator(resumed).weights),
+                                      average):
+        np.testing.assert_array_equal(weight, average_weight)
+
+    exported = keras.models.load_model(uninterrupted / "generator.keras")
+    z = np.random.default_rng(0).normal(size=(4, 100)).astype(np.float32)
+    np.testing.assert_allclose(exported(z, training=False), restored(z, training=False),
+                               atol=1e-6)
