@@ -9,6 +9,7 @@ compilation) are excluded, then `--repeats` timed runs of `--steps` steps; the m
 images/s is reported and divided by the baseline's median.
 """
 
+import functools
 import itertools
 import os
 import resource
@@ -107,18 +108,28 @@ def baseline_rate(images, batch_size):
     return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats)
 
 
+@functools.cache
+def _strategy(replicas):
+    """One strategy per replica count for the whole process. Every MirroredStrategy numbers
+    its all-reduces from the same keys and the runtime keeps each key's shape for the
+    process, so a second strategy whose step reduces other shapes (float16's overflow
+    flag) would abort; one strategy gives each new all-reduce a new key."""
+    devices = [device.name for device in tf.config.list_logical_devices("CPU")][:replicas]
+    return tf.distribute.MirroredStrategy(devices)
+
+
 def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per_call, update):
     keras.mixed_precision.set_global_policy(policy_name)
     keras.utils.set_random_seed(0)
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")][:replicas]
-    strategy = tf.distribute.MirroredStrategy(devices)
+    strategy = _strategy(replicas)
     with strategy.scope():
         gan_step = GanStep(
             models.build_generator(preset.model), models.build_discriminator(preset.model),
             make_optimizer(preset.generator_optimizer, policy_name),
             make_optimizer(preset.discriminator_optimizer, policy_name),
             losses.get_loss(preset.loss), tf.random.Generator.from_seed(0), batch_size,
-            preset.model.noise_dim, update=update, jit_compile=jit_compile)
+            preset.model.noise_dim, update=update, jit_compile=jit_compile,
+            n_critic=preset.n_critic, gp_weight=preset.gp_weight, r1_weight=preset.r1_weight)
     data_config = data.DataConfig(data_dir=FLAGS.data_dir, pixel_range=preset.data.pixel_range,
                                   global_batch_size=batch_size)
     iterator = iter(strategy.experimental_distribute_dataset(
@@ -131,7 +142,8 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
         metrics.numpy()
 
     run_steps(FLAGS.warmup_steps)
-    return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats)
+    # A step reads n_critic batches.
+    return _median_rate(run_steps, FLAGS.steps, preset.n_critic * batch_size, FLAGS.repeats)
 
 
 def input_rate(pixel_range, batch_size):

@@ -3,6 +3,7 @@ r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
   python train.py                                   # preset "tutorial", 50 epochs
   python train.py --preset=fashion128 --epochs=20
   python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU
+  python train.py --preset=wgan_gp --ema_decay=0.999
 
 Exit status: 0 when the run is complete; 1 with one `train.py: error: ...` line when it
 cannot start or go on (bad flags or data, a run directory that disagrees with the flags,
@@ -44,10 +45,19 @@ flags.DEFINE_float("g_learning_rate", None, "Generator Adam learning rate (prese
 flags.DEFINE_float("d_learning_rate", None, "Discriminator Adam learning rate (preset default).")
 flags.DEFINE_float("g_beta1", None, "Generator Adam beta_1 (preset default).")
 flags.DEFINE_float("d_beta1", None, "Discriminator Adam beta_1 (preset default).")
-flags.DEFINE_enum("loss", "non_saturating", sorted(losses.LOSSES), "GAN loss.")
+flags.DEFINE_enum("loss", None, sorted(losses.LOSSES), "GAN loss (preset default).")
 flags.DEFINE_enum("update", None, config_lib.UPDATES,
                   "alternating: D's update, then G's through the updated D. simultaneous: "
                   "both from one forward pass, a quarter less compute (preset default).")
+flags.DEFINE_integer("n_critic", None, "D updates per G update, each on its own batch; a "
+                     "step is one G update (preset default; > 1 needs --update=alternating).")
+flags.DEFINE_float("gp_weight", None, "Weight of the WGAN-GP gradient penalty, 0 for none "
+                   "(preset default: 10 in wgan_gp, else 0).")
+flags.DEFINE_float("r1_weight", None, "Weight (gamma) of the R1 penalty on real images, 0 for "
+                   "none (preset default).")
+flags.DEFINE_float("ema_decay", None, "Keep an exponential moving average of G's weights with "
+                   "this decay (e.g. 0.999) and sample, export and evaluate with it; 0 for "
+                   "none (preset default).")
 flags.DEFINE_enum("precision", "auto", config_lib.PRECISIONS,
                   "auto: mixed_bfloat16 where the hardware has bf16, else float32.")
 flags.DEFINE_bool("jit_compile", False, "Compile the gradient computation with XLA.")
@@ -84,6 +94,8 @@ def config_from_flags() -> config_lib.TrainConfig:
         "steps_per_call": FLAGS.steps_per_call,
         "checkpoint_every_steps": FLAGS.checkpoint_every_steps,
         "max_checkpoints": FLAGS.max_checkpoints, "update": FLAGS.update,
+        "loss": FLAGS.loss, "n_critic": FLAGS.n_critic, "gp_weight": FLAGS.gp_weight,
+        "r1_weight": FLAGS.r1_weight, "ema_decay": FLAGS.ema_decay,
     }
     return dataclasses.replace(
         preset,
@@ -94,7 +106,7 @@ def config_from_flags() -> config_lib.TrainConfig:
                                        FLAGS.g_beta1),
         discriminator_optimizer=_optimizer(preset.discriminator_optimizer,
                                            FLAGS.d_learning_rate, FLAGS.d_beta1),
-        loss=FLAGS.loss, precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
+        precision=FLAGS.precision, jit_compile=FLAGS.jit_compile,
         seed=FLAGS.seed, deterministic=FLAGS.deterministic,
         **{name: value for name, value in overrides.items() if value is not None})
 

@@ -12,12 +12,17 @@ from dcgan.config import ConfigError, ModelConfig
 __all__ = ["list_checkpoints", "load_generator", "restore_generator", "run_model_config"]
 
 
-def run_model_config(run_dir) -> ModelConfig:
-    """The ModelConfig recorded in `run_dir/config.json` by the trainer."""
+def _run_config(run_dir) -> dict:
+    """The TrainConfig recorded in `run_dir/config.json` by the trainer, as a dict."""
     path = pathlib.Path(run_dir) / "config.json"
     if not path.exists():
         raise ConfigError(f"{path} is missing: {run_dir} is not a dcgan run directory.")
-    return ModelConfig(**json.loads(path.read_text())["config"]["model"])
+    return json.loads(path.read_text())["config"]
+
+
+def run_model_config(run_dir) -> ModelConfig:
+    """The ModelConfig recorded in `run_dir/config.json` by the trainer."""
+    return ModelConfig(**_run_config(run_dir)["model"])
 
 
 def list_checkpoints(run_dir) -> list[str]:
@@ -27,7 +32,8 @@ def list_checkpoints(run_dir) -> list[str]:
 
 
 def restore_generator(run_dir, checkpoint_prefix=None) -> keras.Model:
-    """Builds the run's generator and restores its weights from a checkpoint.
+    """Builds the run's generator and restores its weights from a checkpoint: the
+    exponential moving average of G's weights when the run kept one, else G's own.
 
     Args:
       run_dir: a run directory written by `dcgan.trainer`.
@@ -38,12 +44,14 @@ def restore_generator(run_dir, checkpoint_prefix=None) -> keras.Model:
         architecture.
     """
     model_config = run_model_config(run_dir)
+    # Runs recorded before ema_decay existed have no such key.
+    key = "ema_generator" if _run_config(run_dir).get("ema_decay") else "generator"
     checkpoint_prefix = checkpoint_prefix or (list_checkpoints(run_dir) or [None])[-1]
     if checkpoint_prefix is None:
         raise ConfigError(f"{run_dir} has no checkpoint yet.")
     generator = models.build_generator(model_config)
     try:
-        tf.train.Checkpoint(generator=generator).restore(
+        tf.train.Checkpoint(**{key: generator}).restore(
             checkpoint_prefix).expect_partial().assert_existing_objects_matched()
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         raise ConfigError(f"{checkpoint_prefix} does not hold a {model_config.architecture} "

@@ -1,4 +1,4 @@
-"""GAN losses: pure functions of discriminator logits, and a registry by name.
+"""GAN losses and penalties: pure functions, and a registry of losses by name.
 
 Every loss has the signature `(real_logits, fake_logits) -> (d_loss, g_loss)`:
   real_logits: D's logits on real images, [batch] or [batch, 1], any float dtype.
@@ -8,13 +8,28 @@ Every loss has the signature `(real_logits, fake_logits) -> (d_loss, g_loss)`:
 
 The training step receives the function and never branches on its name. A new loss is
 one function decorated with `@register_loss("name")`.
+
+Penalties (`gradient_penalty`, `r1_penalty`) take the discriminator and images instead
+and return per-example float32 [batch]; the step adds each, times its weight, to D's loss.
 """
 
 import tensorflow as tf
 
 from dcgan.config import ConfigError
 
-__all__ = ["LOSSES", "get_loss", "minimax", "non_saturating", "register_loss"]
+__all__ = [
+    "GRADIENT_NORM_EPSILON",
+    "LOSSES",
+    "get_loss",
+    "gradient_penalty",
+    "hinge",
+    "least_squares",
+    "minimax",
+    "non_saturating",
+    "r1_penalty",
+    "register_loss",
+    "wasserstein",
+]
 
 LOSSES = {}
 
@@ -68,3 +83,105 @@ def non_saturating(real_logits, fake_logits):
     """
     real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
     return _cross_entropy_d_loss(real_logits, fake_logits), tf.nn.softplus(-fake_logits)
+
+
+@register_loss("least_squares")
+def least_squares(real_logits, fake_logits):
+    """The least-squares GAN loss (Mao et al. 2017, eq. 2) with the 0/1 targets a=0, b=1,
+    c=1: D pushes its raw output towards 1 on real and 0 on generated images, G pushes it
+    towards 1 on its own.
+
+    d_loss = (D(x) - 1)^2 / 2 + D(G(z))^2 / 2
+    g_loss = (D(G(z)) - 1)^2 / 2
+    with D the raw output (the logits, no sigmoid), in (-inf, inf).
+    """
+    real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
+    return (0.5 * tf.square(real_logits - 1.0) + 0.5 * tf.square(fake_logits),
+            0.5 * tf.square(fake_logits - 1.0))
+
+
+@register_loss("hinge")
+def hinge(real_logits, fake_logits):
+    """The hinge loss (Lim & Ye 2017; Miyato et al. 2018).
+
+    d_loss = max(0, 1 - D(x)) + max(0, 1 + D(G(z)))
+    g_loss = -D(G(z))
+    with D the raw output, in (-inf, inf). D stops caring about examples beyond the margin.
+    """
+    real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
+    return tf.nn.relu(1.0 - real_logits) + tf.nn.relu(1.0 + fake_logits), -fake_logits
+
+
+@register_loss("wasserstein")
+def wasserstein(real_logits, fake_logits):
+    """The Wasserstein GAN critic loss (Arjovsky et al. 2017; Gulrajani et al. 2017).
+
+    d_loss = D(G(z)) - D(x)
+    g_loss = -D(G(z))
+    with D the critic's raw score, in (-inf, inf). The mean of -d_loss estimates the
+    Wasserstein-1 distance only while D is 1-Lipschitz: train it with `gradient_penalty`
+    (WGAN-GP), otherwise D's scores grow without bound.
+    """
+    real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
+    return fake_logits - real_logits, -fake_logits
+
+
+# Penalties: pure functions of the discriminator and images, per example. The train step
+# adds `weight * penalty` to D's per-example loss before averaging over the global batch.
+
+# Added under the square root: the gradient of sqrt is infinite at 0, so a zero input
+# gradient would otherwise give NaN weights (tf.norm adds no epsilon; PITFALLS 2).
+GRADIENT_NORM_EPSILON = 1e-10
+
+
+def _input_gradient_squared_norms(discriminator, images):
+    """||d D(x) / d x||^2 for each example: float32 [batch].
+
+    The gradient is of D's unscaled float32 output at float32 images, whatever the
+    precision policy: a LossScaleOptimizer scales only the loss built from it. Summing the
+    outputs before differentiating gives per-example gradients because D treats examples
+    independently (a batch-normalised D would not).
+    """
+    images = tf.cast(images, tf.float32)
+    with tf.GradientTape() as tape:
+        tape.watch(images)
+        total_score = tf.reduce_sum(tf.cast(discriminator(images, training=True), tf.float32))
+    gradients = tf.cast(tape.gradient(total_score, images), tf.float32)
+    return tf.reduce_sum(tf.square(tf.reshape(gradients, [tf.shape(gradients)[0], -1])), axis=1)
+
+
+def gradient_penalty(discriminator, real_images, fake_images, alpha):
+    """The WGAN-GP gradient penalty (Gulrajani et al. 2017, algorithm 1).
+
+    penalty = (||grad D(x_hat)||_2 - 1)^2,  x_hat = alpha * x + (1 - alpha) * G(z),
+    with the norm computed as sqrt(sum of squares + GRADIENT_NORM_EPSILON), in float32.
+
+    Args:
+      discriminator: callable `(images, training=True) -> scores [batch, 1]`, treating
+        examples independently.
+      real_images, fake_images: [batch, 28, 28, 1] (any image shape), any float dtype.
+      alpha: float32 [batch, 1, 1, 1], drawn from U[0, 1] once per example.
+
+    Returns:
+      float32 [batch], each in [0, inf).
+    """
+    alpha = tf.cast(alpha, tf.float32)
+    interpolates = (alpha * tf.cast(real_images, tf.float32)
+                    + (1.0 - alpha) * tf.cast(fake_images, tf.float32))
+    squared_norms = _input_gradient_squared_norms(discriminator, interpolates)
+    return tf.square(tf.sqrt(squared_norms + GRADIENT_NORM_EPSILON) - 1.0)
+
+
+def r1_penalty(discriminator, real_images):
+    """The R1 penalty on real images (Mescheder et al. 2018).
+
+    penalty = ||grad D(x)||_2^2 / 2, in float32, so that its weight is the paper's gamma.
+
+    Args:
+      discriminator: as in `gradient_penalty`.
+      real_images: [batch, 28, 28, 1] (any image shape), any float dtype.
+
+    Returns:
+      float32 [batch], each in [0, inf).
+    """
+    return 0.5 * _input_gradient_squared_norms(discriminator, real_images)

@@ -113,6 +113,29 @@ def tutorial_discriminator(config: ModelConfig) -> keras.Model:
 register_architecture("tutorial", tutorial_generator, tutorial_discriminator, TANH_RANGE)
 
 
+def tutorial_critic(config: ModelConfig) -> keras.Model:
+    """The tutorial discriminator as a WGAN-GP critic: layer normalisation instead of
+    dropout. The gradient penalty is a per-example gradient, so the critic must not mix
+    examples: no batch norm, layer norm instead (Gulrajani et al. 2017, section 4). The
+    paper's critics have no dropout either, which would penalise the gradient of a
+    randomly thinned critic rather than the critic's own."""
+    images = keras.Input(shape=IMAGE_SHAPE, name="images")
+    x = images
+    for filters in (64, 128):  # 28x28 -> 14x14 -> 7x7
+        x = layers.Conv2D(filters, 5, strides=2, padding="same")(x)
+        # One group: each example normalised over height, width and channels, with a
+        # scale and offset per channel, the layer norm of the WGAN-GP code. It computes in
+        # float32 under mixed precision.
+        x = layers.GroupNormalization(groups=1)(x)
+        x = layers.LeakyReLU()(x)
+    x = layers.Flatten()(x)
+    return keras.Model(images, _logits(x), name="tutorial_critic")
+
+
+# The tutorial generator against a critic, for the Wasserstein loss with gradient penalty.
+register_architecture("tutorial_critic", tutorial_generator, tutorial_critic, TANH_RANGE)
+
+
 # The Fashion-MNIST GAN this project grew from: upsampling + convolutions, sigmoid output.
 def fashion128_generator(config: ModelConfig) -> keras.Model:
     z = keras.Input(shape=(config.noise_dim,), name="z")

@@ -41,6 +41,8 @@ RESUME_FIELDS = (
     "precision_policy",
     "config.loss",
     "config.update",
+    "config.n_critic",
+    "config.ema_decay",
     "config.data.global_batch_size",
     "config.data.split",
     "config.data.pixel_range",

@@ -7,23 +7,28 @@ runs `num_steps` steps inside one `tf.function` call and returns their metrics.
 import keras
 import tensorflow as tf
 
+from dcgan import losses
 from dcgan.config import UPDATES
 
 __all__ = ["METRIC_NAMES", "GanStep", "make_optimizer"]
 
-# Columns of the [num_steps, 4] array that `GanStep.train` returns; each is the mean over
-# the global batch: both losses, and D's mean probability on real and on generated images.
-METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake")
+# Columns of the [num_steps, 5] array that `GanStep.train` returns; each is the mean over
+# the global batch (and over the step's critic updates for D's): both losses, D's mean
+# probability (sigmoid of its output) on real and on generated images, and D's weighted
+# penalties. D minimises d_loss + d_penalty.
+METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_penalty")
 
 # How one step updates the two networks (UPDATES):
-#   alternating:  D's update, then G's gradients through the updated D on fresh noise
-#                 (Goodfellow et al. 2014, algorithm 1, k = 1). G runs forward twice.
+#   alternating:  n_critic D updates, each on its own batch, then G's gradients through
+#                 the updated D on fresh noise (Goodfellow et al. 2014, algorithm 1, with
+#                 k = n_critic). G runs forward n_critic + 1 times.
 #   simultaneous: both gradients from one forward pass, as in the TensorFlow DCGAN
 #                 tutorial. G runs forward once: about a quarter less compute.
 
 
 class GanStep:
-    """One GAN training step per batch, `alternating` or `simultaneous` (see UPDATES).
+    """One GAN training step, `alternating` or `simultaneous` (see UPDATES): one G update,
+    after `n_critic` D updates on as many batches.
 
     Build it, the models and both optimizers under `strategy.scope()`.
 
@@ -41,13 +46,26 @@ class GanStep:
       update: one of UPDATES.
       jit_compile: compile the forward and backward passes with XLA. Noise is drawn and
         updates are applied outside XLA (PITFALLS 3).
+      n_critic: D updates per step, each on the next batch of the iterator; > 1 only with
+        the alternating update.
+      gp_weight: weight of `losses.gradient_penalty` in D's loss (0: not computed).
+      r1_weight: weight of `losses.r1_penalty` in D's loss (0: not computed).
+      ema_generator: None, or a model built like `generator` whose weights become an
+        exponential moving average of G's, updated after every G update.
+      ema_decay: the average's decay, in (0, 1), when `ema_generator` is given.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer,
                  discriminator_optimizer, loss_fn, noise, global_batch_size, noise_dim,
-                 update="alternating", jit_compile=False):
+                 update="alternating", jit_compile=False, n_critic=1, gp_weight=0.0,
+                 r1_weight=0.0, ema_generator=None, ema_decay=0.0):
         if update not in UPDATES:
             raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
+        if n_critic < 1 or (n_critic > 1 and update != "alternating"):
+            raise ValueError(f"n_critic must be 1, or more with the alternating update; got "
+                             f"{n_critic} with {update!r}")
+        if ema_generator is not None and not 0 < ema_decay < 1:
+            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         self.generator = generator
         self.discriminator = discriminator
         self.generator_optimizer = generator_optimizer
@@ -56,6 +74,11 @@ class GanStep:
         self.noise = noise
         self.global_batch_size = global_batch_size
         self.noise_dim = noise_dim
+        self.n_critic = n_critic
+        self.gp_weight = gp_weight
+        self.r1_weight = r1_weight
+        self.ema_generator = ema_generator
+        self.ema_decay = ema_decay
         self.strategy = tf.distribute.get_strategy()
         # An unbuilt LossScaleOptimizer returns a constant from scale_loss that the trace
         # would freeze, and Adam slots created lazily cannot be lifted out of a
@@ -76,15 +99,26 @@ class GanStep:
         return (self._average(tf.sigmoid(tf.reshape(real_logits, [-1]))),
                 self._average(tf.sigmoid(tf.reshape(fake_logits, [-1]))))
 
-    def _d_gradients(self, real_images, z):
+    def _d_penalty(self, real_images, fake_images, alpha):
+        """D's weighted penalties, averaged over the global batch (0 without any)."""
+        penalty = tf.zeros([tf.shape(real_images)[0]])
+        if self.gp_weight:
+            penalty += self.gp_weight * losses.gradient_penalty(
+                self.discriminator, real_images, fake_images, alpha)
+        if self.r1_weight:
+            penalty += self.r1_weight * losses.r1_penalty(self.discriminator, real_images)
+        return self._average(penalty)
+
+    def _d_gradients(self, real_images, z, alpha):
         fake_images = self.generator(z, training=True)
         with tf.GradientTape() as tape:
             real_logits = self.discriminator(real_images, training=True)
             fake_logits = self.discriminator(fake_images, training=True)
             d_loss = self._average(self.loss_fn(real_logits, fake_logits)[0])
-            scaled_loss = self.discriminator_optimizer.scale_loss(d_loss)
+            d_penalty = self._d_penalty(real_images, fake_images, alpha)
+            scaled_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
         gradients = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
-        return (gradients, d_loss, *self._d_probabilities(real_logits, fake_logits),
+        return (gradients, d_loss, d_penalty, *self._d_probabilities(real_logits, fake_logits),
                 tf.stop_gradient(real_logits))
 
     def _g_gradients(self, real_logits, z):
@@ -97,38 +131,68 @@ class GanStep:
             scaled_loss = self.generator_optimizer.scale_loss(g_loss)
         return tape.gradient(scaled_loss, self.generator.trainable_variables), g_loss
 
-    def _both_gradients(self, real_images, z):
+    def _both_gradients(self, real_images, z, alpha):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            fake_images = self.generator(z, training=True)
             real_logits = self.discriminator(real_images, training=True)
-            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            fake_logits = self.discriminator(fake_images, training=True)
             d_loss, g_loss = map(self._average, self.loss_fn(real_logits, fake_logits))
-            scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss)
+            d_penalty = self._d_penalty(real_images, tf.stop_gradient(fake_images), alpha)
+            scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
             scaled_g_loss = self.generator_optimizer.scale_loss(g_loss)
         d_gradients = d_tape.gradient(scaled_d_loss, self.discriminator.trainable_variables)
         g_gradients = g_tape.gradient(scaled_g_loss, self.generator.trainable_variables)
-        return (d_gradients, g_gradients, d_loss, g_loss,
+        return (d_gradients, g_gradients, d_loss, g_loss, d_penalty,
                 *self._d_probabilities(real_logits, fake_logits))
 
     def _noise(self, real_images):
         return self.noise.normal([tf.shape(real_images)[0], self.noise_dim])
 
+    def _alpha(self, real_images):
+        """The gradient penalty's interpolation weights, U[0, 1] per example; drawn only
+        when it is computed, so runs without it keep their noise stream."""
+        if not self.gp_weight:
+            return None
+        return self.noise.uniform([tf.shape(real_images)[0], 1, 1, 1])
+
     def _apply(self, optimizer, gradients, model):
+        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+            gradients = _non_finite_if_any_replica_is(gradients)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
 
-    def _alternating_step(self, real_images):
-        d_grads, d_loss, d_real, d_fake, real_logits = self._d_gradients(
-            real_images, self._noise(real_images))
-        self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
+    def _alternating_step(self, *real_batches):
+        """One D update per batch of `real_batches` (n_critic of them), then G's."""
+        d_metrics = []
+        for real_images in real_batches:
+            d_grads, *metrics, real_logits = self._d_gradients(
+                real_images, self._noise(real_images), self._alpha(real_images))
+            self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
+            d_metrics.append(metrics)
         g_grads, g_loss = self._g_gradients(real_logits, self._noise(real_images))
         self._apply(self.generator_optimizer, g_grads, self.generator)
-        return tf.stack([d_loss, g_loss, d_real, d_fake])
+        d_loss, d_penalty, d_real, d_fake = tf.unstack(tf.reduce_mean(d_metrics, axis=0))
+        return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])
 
     def _simultaneous_step(self, real_images):
-        d_grads, g_grads, d_loss, g_loss, d_real, d_fake = self._both_gradients(
-            real_images, self._noise(real_images))
+        d_grads, g_grads, d_loss, g_loss, d_penalty, d_real, d_fake = self._both_gradients(
+            real_images, self._noise(real_images), self._alpha(real_images))
         self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
         self._apply(self.generator_optimizer, g_grads, self.generator)
-        return tf.stack([d_loss, g_loss, d_real, d_fake])
+        return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])
+
+    def _update_ema(self):
+        """ema <- decay * ema + (1 - decay) * w for every weight of G, trainable or not.
+
+        Runs in cross-replica context, where reading a mirrored variable gives its first
+        replica's value and assigning writes every replica's copy: the averages stay
+        identical on all replicas. G's trainable weights are identical there too; its
+        batch-norm moving statistics are per replica without synchronised batch norm, and
+        the first replica's (the ones a checkpoint saves) are averaged. Averaging them
+        rather than copying G's keeps them from the same window of training as the
+        averaged weights they normalise.
+        """
+        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
+            average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * weight)
 
     @tf.function
     def train(self, iterator, num_steps):
@@ -136,8 +200,8 @@ class GanStep:
 
         Args:
           iterator: iterator of a `strategy.experimental_distribute_dataset` of float32
-            images [global_batch_size, 28, 28, 1]. Passed in, not captured, so there is
-            one trace (PITFALLS 1).
+            images [global_batch_size, 28, 28, 1]; each step reads `n_critic` batches.
+            Passed in, not captured, so there is one trace (PITFALLS 1).
           num_steps: int32 scalar tensor (a tensor, so other counts do not retrace).
 
         Returns:
@@ -145,12 +209,33 @@ class GanStep:
         """
         metrics = tf.TensorArray(tf.float32, size=num_steps)
         for step in tf.range(num_steps):
-            per_replica = self.strategy.run(self._replica_step, args=(next(iterator),))
+            real_batches = [next(iterator) for _ in range(self.n_critic)]
+            per_replica = self.strategy.run(self._replica_step, args=real_batches)
             # Every metric is already divided by the global batch: summing over replicas
             # gives the global mean.
             metrics = metrics.write(
                 step, self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
+            if self.ema_generator is not None:
+                self._update_ema()
         return metrics.stack()
+
+
+def _non_finite_if_any_replica_is(gradients):
+    """This replica's gradients, made non-finite if any replica's are.
+
+    Keras 3's LossScaleOptimizer under a MirroredStrategy decides whether to skip a step
+    from the first replica's own gradients before they are summed over replicas
+    (keras-team/keras#18691): an overflow on another replica goes into the weights as inf
+    or NaN and the loss scale is not lowered. The gradient penalty overflows float16 at
+    the initial loss scale in the first steps. One scalar all-reduce makes every replica
+    see the overflow; adding NaN to one gradient suffices, as the optimizer checks them all.
+    """
+    local_overflow = tf.logical_not(tf.reduce_all(
+        [tf.reduce_all(tf.math.is_finite(gradient)) for gradient in gradients]))
+    overflows = tf.distribute.get_replica_context().all_reduce(
+        tf.distribute.ReduceOp.SUM, tf.cast(local_overflow, tf.float32))
+    poison = tf.where(overflows > 0, tf.constant(float("nan"), gradients[0].dtype), 0.0)
+    return [gradients[0] + poison, *gradients[1:]]
 
 
 def make_optimizer(config, policy_name) -> keras.optimizers.Optimizer:

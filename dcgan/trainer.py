@@ -2,8 +2,9 @@
 
 Run directory layout:
   config.json                   the resolved config, flags, versions, git commit
-  checkpoints/                  tf.train.CheckpointManager (G, D, optimizers, step, RNG)
-  losses.csv                    one row per step
+  checkpoints/                  tf.train.CheckpointManager (G, D, optimizers, step, RNG,
+                                the EMA generator when `ema_decay` is set)
+  losses.csv                    one row per step (a step is one G update)
   loss_curves.png               the columns of losses.csv against steps
   samples/epoch_0001.png        the fixed noise through G after each epoch
   progress.gif                  those grids as an animation
@@ -19,6 +20,8 @@ Whatever stops a run, the directory stays resumable by the same command:
     TrainingInterrupted;
   - a non-finite loss or weight raises NonFiniteError before anything of that state is
     checkpointed or exported.
+
+Samples and generator.keras come from the EMA generator when the run keeps one.
 """
 
 import contextlib
@@ -91,12 +94,18 @@ class RunState:
 
     generator: keras.Model
     discriminator: keras.Model
+    ema_generator: keras.Model | None
     gan_step: GanStep
     step: tf.Variable
     epoch: tf.Variable
     fixed_noise: tf.Variable
     checkpoint: tf.train.Checkpoint
     manager: tf.train.CheckpointManager
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator behind samples and exports: the EMA one when the run keeps it."""
+        return self.generator if self.ema_generator is None else self.ema_generator
 
 
 def _git_commit():
@@ -124,6 +133,10 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
     with strategy.scope():
         generator = models.build_generator(config.model)
         discriminator = models.build_discriminator(config.model)
+        ema_generator = None
+        if config.ema_decay:
+            ema_generator = models.build_generator(config.model)
+            ema_generator.set_weights(generator.get_weights())
         noise = tf.random.Generator.from_seed(config.seed)
         fixed_noise = tf.Variable(
             tf.random.Generator.from_seed(config.seed + 1).normal(
@@ -136,20 +149,25 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
             make_optimizer(config.generator_optimizer, policy_name),
             make_optimizer(config.discriminator_optimizer, policy_name),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
-            config.model.noise_dim, update=config.update, jit_compile=config.jit_compile)
-    checkpoint = tf.train.Checkpoint(
+            config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
+            n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
+            ema_generator=ema_generator, ema_decay=config.ema_decay)
+    checkpointed = dict(
         generator=generator, discriminator=discriminator,
         layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),
         generator_optimizer=gan_step.generator_optimizer,
         discriminator_optimizer=gan_step.discriminator_optimizer,
         noise=noise, fixed_noise=fixed_noise, step=step, epoch=epoch)
+    if ema_generator is not None:
+        checkpointed["ema_generator"] = ema_generator  # The key checkpoints.py restores.
+    checkpoint = tf.train.Checkpoint(**checkpointed)
     # Restored before the manager reads the state file, which restore_latest may repair.
     runs.restore_latest(checkpoint, run_dir / "checkpoints")
     manager = tf.train.CheckpointManager(
         checkpoint, run_dir / "checkpoints", max_to_keep=config.max_checkpoints,
         step_counter=step)
-    return RunState(generator, discriminator, gan_step, step, epoch, fixed_noise, checkpoint,
-                    manager)
+    return RunState(generator, discriminator, ema_generator, gan_step, step, epoch,
+                    fixed_noise, checkpoint, manager)
 
 
 def _complete_row(row) -> int | None:
@@ -210,8 +228,8 @@ def _check_config(config: TrainConfig, num_replicas: int, steps_per_epoch: int):
         raise ConfigError(f"The global batch size {config.data.global_batch_size} is not "
                          f"divisible by the {num_replicas} replicas.")
     if steps_per_epoch < 1:
-        raise ConfigError(f"The split {config.data.split!r} holds fewer images than one batch "
-                         f"of {config.data.global_batch_size}.")
+        raise ConfigError(f"The split {config.data.split!r} holds fewer images than one step's "
+                         f"{config.n_critic} batch(es) of {config.data.global_batch_size}.")
     losses.get_loss(config.loss)
 
 
@@ -244,7 +262,7 @@ class _Artifacts:
                               step=first_step + len(metrics) - 1)
 
     def _samples(self, noise):
-        return self.state.generator(noise, training=False).numpy()
+        return self.state.sampling_generator(noise, training=False).numpy()
 
     def end_of_epoch(self, epoch: int, step: int):
         picture = images.grid(self._samples(self.state.fixed_noise), self.pixel_range)
@@ -265,14 +283,14 @@ class _Artifacts:
                                 xlabel="step", title=self.run_dir.name)
 
     def export_models(self):
-        for name, model in (("generator", self.state.generator),
+        for name, model in (("generator", self.state.sampling_generator),
                             ("discriminator", self.state.discriminator)):
             with atomic_path(self.run_dir / f"{name}.keras") as partial:
                 model.save(partial)
 
     def final(self):
         noise = tf.random.Generator.from_seed(self.seed + 2).normal(
-            [FINAL_GRID_SIZE, self.state.generator.input_shape[-1]])
+            [FINAL_GRID_SIZE, self.state.sampling_generator.input_shape[-1]])
         images.write_png(self.run_dir / "final_grid.png",
                          images.grid(self._samples(noise), self.pixel_range), scale=PNG_SCALE)
         self.plot_losses()
@@ -367,7 +385,9 @@ def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
     policy_name = distribute.resolve_precision(config.precision)
-    steps_per_epoch = data.num_examples(config.data) // config.data.global_batch_size
+    # A step is one G update and reads n_critic batches.
+    images_per_step = config.n_critic * config.data.global_batch_size
+    steps_per_epoch = data.num_examples(config.data) // images_per_step
     _check_config(config, strategy.num_replicas_in_sync, steps_per_epoch)
     data.verify_records(config.data)
     total_steps = config.epochs * steps_per_epoch
@@ -405,6 +425,9 @@ def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
         # exports; they depend only on the restored state, so redo them.
         artifacts.end_of_epoch(epoch, step)
     last_epoch = -(-total_steps // steps_per_epoch)
+    # A step's n_critic batches are read as one, so that an epoch drops its remainder of
+    # less than a step and a resumed run skips whole steps; then split back into batches.
+    step_data = dataclasses.replace(config.data, global_batch_size=images_per_step)
 
     def out_of_time():
         return (config.max_train_minutes is not None
@@ -420,8 +443,10 @@ def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
         if progress is None:
             # One iterator per epoch (calls never straddle epochs); a resumed run skips the
-            # batches it has already seen.
-            batches = data.load_split(config.data, first_epoch=epoch).skip(step_in_epoch)
+            # steps it has already taken.
+            batches = (data.load_split(step_data, first_epoch=epoch)
+                       .skip(step_in_epoch)
+                       .rebatch(config.data.global_batch_size, drop_remainder=True))
             iterator = iter(strategy.experimental_distribute_dataset(batches))
             print(f"Epoch {epoch + 1}/{last_epoch}")
             progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=METRIC_NAMES
@@ -432,7 +457,7 @@ def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
         started = time.perf_counter()
         metrics = state.gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
         seconds = time.perf_counter() - started
-        images_per_sec = num_steps * config.data.global_batch_size / seconds
+        images_per_sec = num_steps * images_per_step / seconds
         state.step.assign_add(num_steps)
         log.append({"step": step + 1 + i, "epoch": epoch + 1, "images_per_sec": images_per_sec,
                     "train_seconds": log.train_seconds + (i + 1) * seconds / num_steps,

@@ -1,4 +1,5 @@
-"""Shared fixtures: a guard against network access and a mixed-precision policy switch."""
+"""Shared fixtures: collective keys per test, a guard against network access and a
+mixed-precision policy switch."""
 
 import socket
 
@@ -13,6 +14,20 @@ from dcgan import distribute
 distribute.split_cpu(2)
 # Tests compare runs number for number.
 tf.config.experimental.enable_op_determinism()
+
+
+@pytest.fixture(autouse=True)
+def fresh_collective_keys():
+    """Gives the MirroredStrategies of each test their own all-reduce keys.
+
+    Every MirroredStrategy numbers its collective all-reduces from the same keys, and the
+    runtime remembers each key's tensor shape for the rest of the process: a strategy
+    whose step reduces other shapes (another model, n_critic > 1, float16 loss scaling)
+    would abort every later collective, other tests' included. TensorFlow's own tests
+    move the base the same way between tests (its strategy_combinations.py); the
+    attribute exists for that.
+    """
+    tf.distribute.MirroredStrategy._collective_key_base += 100_000
 
 
 @pytest.fixture

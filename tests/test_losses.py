@@ -1,7 +1,9 @@
 import math
 
+import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from dcgan import losses
 from dcgan.config import ConfigError
@@ -34,11 +36,27 @@ def test_non_saturating_matches_hand_computed_values():
                                rtol=1e-6)
 
 
-def test_losses_are_float32_for_bfloat16_logits():
-    import tensorflow as tf
-    d_loss, g_loss = losses.non_saturating(tf.constant(REAL_LOGITS, tf.bfloat16),
+# Worked by hand from REAL_LOGITS = [2, -1, 0] and FAKE_LOGITS = [-3, 0.5, 0].
+@pytest.mark.parametrize("loss_fn, expected_d_loss, expected_g_loss", [
+    # (r - 1)^2 / 2 + f^2 / 2 and (f - 1)^2 / 2
+    (losses.least_squares, [0.5 + 4.5, 2.0 + 0.125, 0.5 + 0.0], [8.0, 0.125, 0.5]),
+    # max(0, 1 - r) + max(0, 1 + f) and -f
+    (losses.hinge, [0.0 + 0.0, 2.0 + 1.5, 1.0 + 1.0], [3.0, -0.5, 0.0]),
+    # f - r and -f
+    (losses.wasserstein, [-5.0, 1.5, 0.0], [3.0, -0.5, 0.0]),
+])
+def test_score_losses_match_hand_computed_values(loss_fn, expected_d_loss, expected_g_loss):
+    d_loss, g_loss = loss_fn(REAL_LOGITS, FAKE_LOGITS)
+    np.testing.assert_allclose(d_loss, expected_d_loss, rtol=1e-6)
+    np.testing.assert_allclose(g_loss, expected_g_loss, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_every_loss_gives_float32_per_example_losses_for_bfloat16_logits(name):
+    d_loss, g_loss = losses.get_loss(name)(tf.constant(REAL_LOGITS, tf.bfloat16),
                                            tf.constant(FAKE_LOGITS, tf.bfloat16))
-    assert d_loss.dtype == tf.float32 and g_loss.dtype == tf.float32
+    for loss in (d_loss, g_loss):
+        assert loss.dtype == tf.float32 and loss.shape == (3,)
 
 
 def test_extreme_logits_stay_finite():
@@ -52,3 +70,96 @@ def test_registry_refuses_duplicates_and_names_known_losses():
         losses.register_loss("minimax")(losses.non_saturating)
     with pytest.raises(ConfigError, match="minimax.*non_saturating"):
         losses.get_loss("wasserstein-typo")
+
+
+# Penalties. A linear critic D(x) = <w, x> + b has the input gradient w everywhere, and
+# the quadratic critic D(x) = ||x||^2 / 2 has the input gradient x.
+IMAGE_SIZE = 28 * 28
+
+
+def _linear_critic(w, b=0.3):
+    """D(x) = <w, x> + b as a Keras model, computing in the global policy's dtype."""
+    images = keras.Input(shape=(28, 28, 1))
+    scores = keras.layers.Dense(1)(keras.layers.Flatten()(images))
+    critic = keras.Model(images, scores)
+    critic.set_weights([np.reshape(w, (IMAGE_SIZE, 1)), np.array([b])])
+    return critic
+
+
+def _quadratic_critic(images, training):
+    return 0.5 * tf.reduce_sum(tf.square(images), axis=[1, 2, 3])[:, None]
+
+
+def _weight_of_norm(norm, seed=0):
+    w = np.random.default_rng(seed).normal(size=IMAGE_SIZE)
+    return (norm * w / np.linalg.norm(w)).astype(np.float32)
+
+
+def _image_batch(count, seed):
+    return np.random.default_rng(seed).uniform(-1, 1, (count, 28, 28, 1)).astype(np.float32)
+
+
+def _uniform_alpha(count, seed=2):
+    return np.random.default_rng(seed).uniform(size=(count, 1, 1, 1)).astype(np.float32)
+
+
+@pytest.mark.parametrize("policy, rtol", [
+    ("float32", 1e-5),
+    # The gradient is w rounded to the compute dtype (relative error 2^-11, 2^-8), which
+    # moves (||w|| - 1)^2 at ||w|| = 2.5 by at most 2 * 2.5 / 1.5 times that.
+    ("mixed_float16", 2e-3),
+    ("mixed_bfloat16", 2e-2),
+], indirect=["policy"])
+def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm(policy, rtol):
+    critic = _linear_critic(_weight_of_norm(2.5))
+    assert critic.layers[-1].compute_dtype == keras.mixed_precision.global_policy().compute_dtype
+    penalty = losses.gradient_penalty(critic, _image_batch(4, 0), _image_batch(4, 1),
+                                      _uniform_alpha(4))
+    assert penalty.dtype == tf.float32 and penalty.shape == (4,)
+    np.testing.assert_allclose(penalty, (2.5 - 1.0) ** 2, rtol=rtol)
+
+
+def test_gradient_penalty_is_taken_at_the_interpolates():
+    real, fake, alpha = _image_batch(3, 0), _image_batch(3, 1), _uniform_alpha(3)
+    interpolates = alpha * real + (1 - alpha) * fake
+    expected = (np.linalg.norm(interpolates.reshape(3, -1), axis=1) - 1.0) ** 2
+    penalty = losses.gradient_penalty(_quadratic_critic, real, fake, alpha)
+    np.testing.assert_allclose(penalty, expected, rtol=1e-5)
+
+
+def test_r1_penalty_is_half_the_squared_gradient_norm_at_real_images():
+    real = _image_batch(3, 0)
+    np.testing.assert_allclose(losses.r1_penalty(_quadratic_critic, real),
+                               0.5 * np.sum(real.reshape(3, -1) ** 2, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(losses.r1_penalty(_linear_critic(_weight_of_norm(3.0)), real),
+                               0.5 * 3.0 ** 2, rtol=1e-5)
+
+
+def test_gradient_penalty_has_finite_gradients_at_a_zero_input_gradient():
+    critic = _linear_critic(np.zeros(IMAGE_SIZE, np.float32))
+    with tf.GradientTape() as tape:
+        penalty = losses.gradient_penalty(critic, _image_batch(2, 0), _image_batch(2, 1),
+                                          _uniform_alpha(2))
+    kernel_gradient = tape.gradient(penalty, critic.trainable_variables[0])
+    np.testing.assert_allclose(penalty, 1.0, atol=1e-4)
+    assert np.all(np.isfinite(kernel_gradient))
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_gradient_penalty_survives_loss_scaling(policy):
+    """D's update from the scaled penalty, as the train step makes it, equals plain SGD on
+    the analytic gradient 2 (||w|| - 1) w / ||w||: the loss scale neither enters the
+    penalty nor makes the optimizer skip the step."""
+    w = _weight_of_norm(2.5)
+    critic = _linear_critic(w)
+    kernel = critic.trainable_variables[:1]  # The penalty does not depend on the bias.
+    optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(learning_rate=0.1))
+    optimizer.build(kernel)
+    with tf.GradientTape() as tape:
+        penalty = tf.reduce_mean(losses.gradient_penalty(
+            critic, _image_batch(4, 0), _image_batch(4, 1), _uniform_alpha(4)))
+        scaled_penalty = optimizer.scale_loss(penalty)
+    assert float(scaled_penalty) > 1000 * float(penalty)
+    optimizer.apply_gradients(zip(tape.gradient(scaled_penalty, kernel), kernel))
+    expected = w - 0.1 * 2 * (2.5 - 1.0) * w / 2.5
+    np.testing.assert_allclose(kernel[0].numpy().ravel(), expected, rtol=2e-3, atol=1e-6)

@@ -7,13 +7,15 @@ from dcgan.config import SIGMOID_RANGE, TANH_RANGE, ModelConfig
 
 TUTORIAL = ModelConfig("tutorial", noise_dim=100)
 FASHION128 = ModelConfig("fashion128", noise_dim=128)
+TUTORIAL_CRITIC = ModelConfig("tutorial_critic", noise_dim=100)
 FAST = ModelConfig("fast", noise_dim=100)
-ALL = [TUTORIAL, FASHION128, FAST]
+ALL = [TUTORIAL, FASHION128, TUTORIAL_CRITIC, FAST]
 
 
 @pytest.mark.parametrize("config, generator_params, discriminator_params", [
     (TUTORIAL, 2_330_944, 212_865),  # As printed by the TensorFlow DCGAN tutorial.
     (FASHION128, 2_155_137, 1_113_345),
+    (TUTORIAL_CRITIC, 2_330_944, 212_865 + 2 * (64 + 128)),  # + layer-norm scales, offsets
     # G: dense 100*7*7*256 + BN 4*12544 + k3 256->128 + BN 4*128 + k4 128->64 + BN 4*64
     #    + k4 64->1 with bias. D: k4 convs 1->64, 64->128 and dense 6272->1, with biases,
     #    plus spectral norm's power-iteration vector u (64, 128, 1).
@@ -65,6 +67,16 @@ def test_discriminator_returns_unbounded_logits(config):
     head.kernel.assign(head.kernel * 0)
     images = np.zeros((2, 28, 28, 1), np.float32)
     np.testing.assert_allclose(discriminator(images, training=False), 7.0)
+
+
+def test_critic_scores_each_example_on_its_own_and_deterministically():
+    """What the gradient penalty assumes: no batch statistics, no dropout."""
+    critic = models.build_discriminator(TUTORIAL_CRITIC)
+    images = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32)
+    scores = critic(images, training=True)
+    other_batch = np.concatenate([images[:1], np.zeros_like(images[1:])])
+    np.testing.assert_allclose(critic(other_batch, training=True)[0], scores[0], rtol=1e-5)
+    np.testing.assert_array_equal(critic(images, training=True), scores)
 
 
 def test_synchronized_batch_norm_flag():

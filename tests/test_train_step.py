@@ -111,9 +111,10 @@ def test_losses_are_averaged_over_the_global_batch(update):
         [np.zeros_like(w) for w in gan_step.discriminator.layers[-1].get_weights()])
     # D's loss is computed before its update: with zero logits every per-example BCE
     # d_loss is 2 log 2, and D(x) = D(G(z)) = 0.5.
-    metrics = _run(gan_step, _iterator(strategy), 1)[0]
-    np.testing.assert_allclose(metrics[0], 2 * np.log(2.0), rtol=1e-6)
-    np.testing.assert_allclose(metrics[2:], 0.5, rtol=1e-6)
+    metrics = dict(zip(METRIC_NAMES, _run(gan_step, _iterator(strategy), 1)[0]))
+    np.testing.assert_allclose(metrics["d_loss"], 2 * np.log(2.0), rtol=1e-6)
+    np.testing.assert_allclose([metrics["d_real"], metrics["d_fake"]], 0.5, rtol=1e-6)
+    assert metrics["d_penalty"] == 0.0
 
 
 @pytest.mark.slow
@@ -127,6 +128,26 @@ def test_mixed_float16_scales_the_loss(policy):
     scale = float(gan_step.discriminator_optimizer.dynamic_scale.numpy())
     assert scale > 1.0  # Still scaling: no step produced non-finite gradients.
     assert gan_step.generator.get_layer(index=1).compute_dtype == "float16"
+
+
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_an_overflow_on_the_second_replica_skips_the_update(policy):
+    """The first half of the batch goes to the first replica: inf pixels in the second
+    half overflow only the second replica's D gradients, and the loss-scale optimizer
+    must skip D's update (and halve its scale) rather than sum inf into the weights."""
+    strategy = _two_devices()
+    gan_step = _gan_step(strategy, policy_name=policy)
+    images = np.zeros((BATCH, 28, 28, 1), np.float32)
+    images[BATCH // 2:] = np.inf
+    iterator = iter(strategy.experimental_distribute_dataset(
+        tf.data.Dataset.from_tensors(images)))
+    before = [w.numpy() for w in gan_step.discriminator.weights]
+    initial_scale = float(gan_step.discriminator_optimizer.dynamic_scale.numpy())
+    _run(gan_step, iterator, 1)
+    for weight, value in zip(gan_step.discriminator.weights, before):
+        np.testing.assert_array_equal(weight.numpy(), value)
+    assert float(gan_step.discriminator_optimizer.dynamic_scale.numpy()) == initial_scale / 2
+    assert all(np.all(np.isfinite(w.numpy())) for w in gan_step.generator.weights)
 
 
 @pytest.mark.slow

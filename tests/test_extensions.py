@@ -1,0 +1,242 @@
+"""Issue 6 extensions on 2 logical CPU replicas: every loss, WGAN-GP with several critic
+updates per step, the EMA generator, and a loss registered from outside the library."""
+
+import csv
+import dataclasses
+import pathlib
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan import checkpoints, losses, models, trainer
+from dcgan.config import PRESETS, ConfigError, ModelConfig, OptimizerConfig
+from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
+
+BATCH = 8
+REPO = pathlib.Path(__file__).resolve().parent.parent
+
+
+def _two_replicas():
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
+def _gan_step(strategy, loss_fn=losses.non_saturating, architecture="tutorial",
+              policy_name="float32", **options):
+    keras.utils.set_random_seed(0)
+    model = ModelConfig(architecture)
+    with strategy.scope():
+        generator = models.build_generator(model)
+        if options.get("ema_decay"):
+            options["ema_generator"] = models.build_generator(model)
+            options["ema_generator"].set_weights(generator.get_weights())
+        return GanStep(generator, models.build_discriminator(model),
+                       make_optimizer(OptimizerConfig(1e-3), policy_name),
+                       make_optimizer(OptimizerConfig(1e-3), policy_name),
+                       loss_fn, tf.random.Generator.from_seed(0), BATCH, model.noise_dim,
+                       **options)
+
+
+def _iterator(strategy, num_batches):
+    images = np.random.default_rng(0).uniform(-1, 1, (num_batches * BATCH, 28, 28, 1))
+    dataset = tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).batch(BATCH)
+    return iter(strategy.experimental_distribute_dataset(dataset))
+
+
+def _run(gan_step, iterator, num_steps):
+    return gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
+
+
+def _values(variables):
+    return [v.numpy() for v in variables]
+
+
+@pytest.mark.parametrize("name", sorted(losses.LOSSES))
+def test_every_loss_trains_on_two_replicas(name):
+    strategy = _two_replicas()
+    gp_weight = 10.0 if name == "wasserstein" else 0.0  # The critic needs its penalty.
+    gan_step = _gan_step(strategy, losses.get_loss(name), gp_weight=gp_weight)
+    # Kernels only: the hinge loss's gradient for D's output bias is 0 while every
+    # example is inside the margin (-1 per real example, +1 per generated one).
+    kernels = [w for w in gan_step.generator.trainable_weights
+               + gan_step.discriminator.trainable_weights if w.name == "kernel"]
+    before = _values(kernels)
+    metrics = _run(gan_step, _iterator(strategy, 2), 2)
+    assert metrics.shape == (2, len(METRIC_NAMES)) and np.all(np.isfinite(metrics))
+    assert len(kernels) == 7
+    assert all(not np.array_equal(a, b) for a, b in zip(before, _values(kernels)))
+
+
+def test_wgan_gp_reads_a_new_batch_for_each_critic_update():
+    strategy = _two_replicas()
+    gan_step = _gan_step(strategy, losses.wasserstein, architecture="tutorial_critic",
+                         n_critic=3, gp_weight=10.0)
+    iterator = _iterator(strategy, 6)
+    metrics = dict(zip(METRIC_NAMES, _run(gan_step, iterator, 2).T))
+    assert gan_step.discriminator_optimizer.iterations.numpy() == 6
+    assert gan_step.generator_optimizer.iterations.numpy() == 2
+    assert np.all(np.isfinite(list(metrics.values())))
+    assert np.all(metrics["d_penalty"] > 0)
+    with pytest.raises(tf.errors.OutOfRangeError):  # 2 steps x 3 critic updates used all 6.
+        _run(gan_step, iterator, 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
+def test_wgan_gp_trains_under_float16_loss_scaling(policy):
+    """The penalty's second-order gradients through float16 layers overflow at the
+    initial loss scale; the optimizer must skip those updates, lower the scale and go
+    on, without NaN weights and without the scale collapsing to 1 (tensorflow#48662)."""
+    strategy = _two_replicas()
+    gan_step = _gan_step(strategy, losses.wasserstein, architecture="tutorial_critic",
+                         policy_name=policy, n_critic=2, gp_weight=10.0)
+    assert gan_step.discriminator.get_layer(index=1).compute_dtype == "float16"
+    metrics = _run(gan_step, _iterator(strategy, 6), 3)
+    assert np.all(np.isfinite(metrics[-1]))
+    for model in (gan_step.generator, gan_step.discriminator):
+        assert all(np.all(np.isfinite(w)) for w in _values(model.weights))
+    assert float(gan_step.discriminator_optimizer.dynamic_scale.numpy()) > 1
+
+
+def test_penalties_apply_to_the_simultaneous_update_too():
+    strategy = _two_replicas()
+    gan_step = _gan_step(strategy, losses.hinge, update="simultaneous", gp_weight=1.0,
+                         r1_weight=1.0)
+    metrics = dict(zip(METRIC_NAMES, _run(gan_step, _iterator(strategy, 2), 2).T))
+    assert np.all(np.isfinite(list(metrics.values())))
+    assert np.all(metrics["d_penalty"] > 0)
+
+
+def test_n_critic_needs_the_alternating_update():
+    with pytest.raises(ValueError, match="alternating"):
+        _gan_step(tf.distribute.get_strategy(), update="simultaneous", n_critic=2)
+
+
+def test_ema_follows_its_update_formula_on_every_replica():
+    strategy = _two_replicas()
+    decay = 0.9
+    gan_step = _gan_step(strategy, ema_decay=decay)
+    iterator = _iterator(strategy, 2)
+    _run(gan_step, iterator, 1)
+    average_before = _values(gan_step.ema_generator.weights)
+    _run(gan_step, iterator, 1)
+    weights_after = _values(gan_step.generator.weights)
+    # Every weight, the batch-norm moving statistics included.
+    assert len(weights_after) > len(gan_step.generator.trainable_weights)
+    for average, before, weight in zip(gan_step.ema_generator.weights, average_before,
+                                       weights_after):
+        expected = np.float32(decay) * before + np.float32(1 - decay) * weight
+        first, second = strategy.experimental_local_results(average.value)
+        np.testing.assert_allclose(first, expected, rtol=1e-6, atol=1e-7)
+        np.testing.assert_array_equal(first, second)
+        assert not np.allclose(first, weight)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"n_critic": 0}, "n_critic must be positive, got 0"),
+    ({"n_critic": 2, "update": "simultaneous"}, "needs the alternating update"),
+    ({"gp_weight": -1.0}, "gp_weight must be non-negative"),
+    ({"r1_weight": float("nan")}, "r1_weight must be non-negative"),
+    ({"gp_weight": 0.0}, "loss 'wasserstein' needs a penalty"),
+    ({"ema_decay": 1.0}, r"ema_decay must be in \[0, 1\)"),
+])
+def test_invalid_extension_settings_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(PRESETS["wgan_gp"], **overrides)
+
+
+# Short trainer runs on real data: 256 images, batches of 32.
+def _config(run_dir, preset="tutorial", **overrides):
+    preset = PRESETS[preset]
+    return dataclasses.replace(
+        preset, run_dir=str(run_dir),
+        data=dataclasses.replace(preset.data, split="train[:256]", global_batch_size=32,
+                                 shuffle_seed=1),
+        **{"epochs": 1, "steps_per_call": 3, "precision": "float32", "deterministic": True,
+           "num_fixed_samples": 4, **overrides})
+
+
+def _rows(run_dir):
+    with (run_dir / "losses.csv").open(newline="") as file:
+        return list(csv.DictReader(file))
+
+
+@pytest.fixture
+def restore_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+@pytest.fixture
+def offset_loss():
+    """A loss registered from outside the library, unregistered afterwards."""
+
+    @losses.register_loss("test_offset_non_saturating")
+    def offset_non_saturating(real_logits, fake_logits):
+        d_loss, g_loss = losses.non_saturating(real_logits, fake_logits)
+        return d_loss + 100.0, g_loss  # The offset shows in losses.csv; gradients do not.
+
+    yield "test_offset_non_saturating"
+    del losses.LOSSES["test_offset_non_saturating"]
+
+
+def test_a_loss_registered_from_test_code_trains(tmp_path, offset_loss, restore_policy):
+    run_dir = tmp_path / "run"
+    config = _config(run_dir, loss=offset_loss, max_steps=3)
+    assert trainer.train(config, _two_replicas())["step"] == 3
+    d_losses = [float(row["d_loss"]) for row in _rows(run_dir)]
+    assert len(d_losses) == 3 and all(100 < d < 110 for d in d_losses)
+
+
+def _train(run_dir, *flags):
+    """train.py in a subprocess, on 2 replicas."""
+    result = subprocess.run(
+        [sys.executable, str(REPO / "train.py"), "--preset=wgan_gp", f"--run_dir={run_dir}",
+         "--train_examples=256", "--batch_size=32", "--n_critic=2", "--ema_decay=0.9",
+         "--epochs=2", "--steps_per_call=3", "--cpu_devices=2", "--precision=float32",
+         "--deterministic", *flags],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-3000:]
+
+
+def _checkpointed_generator(run_dir, key):
+    """The generator saved under `key` in the run's latest checkpoint."""
+    generator = models.build_generator(checkpoints.run_model_config(run_dir))
+    tf.train.Checkpoint(**{key: generator}).restore(
+        checkpoints.list_checkpoints(run_dir)[-1]).expect_partial()
+    return generator
+
+
+@pytest.mark.slow
+def test_wgan_gp_with_ema_resumes_exactly_and_samples_from_the_average(tmp_path):
+    # n_critic=2: 4 steps an epoch of 256 images; the interrupted run stops mid-epoch 2.
+    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    _train(uninterrupted)
+    _train(resumed, "--max_steps=5")
+    _train(resumed)
+
+    rows = _rows(uninterrupted)
+    assert [(row["step"], row["epoch"]) for row in rows] == [
+        (str(step), str(1 + (step - 1) // 4)) for step in range(1, 9)]
+    assert all(float(row["d_penalty"]) > 0 for row in rows)
+    columns = ("step", "epoch") + METRIC_NAMES
+    assert ([[row[c] for c in columns] for row in _rows(resumed)]
+            == [[row[c] for c in columns] for row in rows])
+
+    restored = checkpoints.restore_generator(uninterrupted)
+    average = _values(_checkpointed_generator(uninterrupted, "ema_generator").weights)
+    raw = _values(_checkpointed_generator(uninterrupted, "generator").weights)
+    for weight, average_weight, raw_weight in zip(_values(restored.weights), average, raw):
+        np.testing.assert_array_equal(weight, average_weight)
+        assert not np.allclose(average_weight, raw_weight)
+    for weight, average_weight in zip(_values(checkpoints.restore_generator(resumed).weights),
+                                      average):
+        np.testing.assert_array_equal(weight, average_weight)
+
+    exported = keras.models.load_model(uninterrupted / "generator.keras")
+    z = np.random.default_rng(0).normal(size=(4, 100)).astype(np.float32)
+    np.testing.assert_allclose(exported(z, training=False), restored(z, training=False),
+                               atol=1e-6)
