@@ -45,7 +45,8 @@ HEADER = (f"{'step':>8} {'FID':>10} {'KID':>10} {'KID std':>9} {'IS':>7} {'IS st
 
 def _evaluate_run(scorer):
     print(HEADER)
-    rows, _ = evaluator.evaluate_run(FLAGS.run_dir, scorer, on_row=lambda r: print(_format(r)))
+    evaluator.evaluate_run(FLAGS.run_dir, scorer, on_row=lambda r: print(_format(r)),
+                           include_cached=True)
     if not FLAGS.watch:
         return
     idle_since = time.monotonic()

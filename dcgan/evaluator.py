@@ -132,8 +132,11 @@ def _write(run_dir: pathlib.Path, rows: list[dict], evaluator: Evaluator):
         title=f"{run_dir.name}: {evaluator.config.num_samples} samples vs the test split")
 
 
-def evaluate_run(run_dir, evaluator: Evaluator, on_row=print) -> tuple[list[dict], int]:
-    """Evaluates every checkpoint of `run_dir` that has no row yet.
+def evaluate_run(run_dir, evaluator: Evaluator, on_row=print,
+                 include_cached=False) -> tuple[list[dict], int]:
+    """Evaluates every checkpoint of `run_dir` that has no row yet, calling `on_row` with
+    each new row as soon as it is scored (and first with the rows already scored, in step
+    order, when `include_cached`).
 
     Returns:
       (all rows sorted by step, how many were evaluated now).
@@ -150,6 +153,9 @@ def evaluate_run(run_dir, evaluator: Evaluator, on_row=print) -> tuple[list[dict
         raise ConfigError(f"{run_dir} has no checkpoint to evaluate.")
     rows = {row["step"]: row for row in _load_rows(run_dir / "metrics.json", evaluator)}
     new = [prefix for prefix in prefixes if _checkpoint_step(prefix) not in rows]
+    if include_cached:
+        for step in sorted(rows):
+            on_row(rows[step])
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
     for prefix in new:
         generator = checkpoints.restore_generator(run_dir, prefix)

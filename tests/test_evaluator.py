@@ -55,6 +55,9 @@ def test_rows_for_every_checkpoint_then_skipped(run_dir, scorer):
     again, evaluated = evaluator.evaluate_run(run_dir, scorer, on_row=lambda row: None)
     assert evaluated == 0 and again == rows
     assert (run_dir / "metrics.csv").stat().st_mtime_ns == before
+    reported = []
+    evaluator.evaluate_run(run_dir, scorer, on_row=reported.append, include_cached=True)
+    assert reported == rows  # eval.py's table lists the cached rows too.
 
 
 def test_same_generator_same_scores(run_dir, scorer):

@@ -580,7 +580,9 @@ def _write_csv(path, lines):
 
 
 def _row(step):
-    return f"{step},1,0.5,0.6,0.7,0.8,100.0"
+    """A losses.csv line of step `step`, epoch 1, metrics 0.5, 0.6, ... and a last 100.0."""
+    metrics = [f"{0.5 + 0.1 * i:.1f}" for i in range(len(trainer.CSV_COLUMNS) - 3)]
+    return ",".join([str(step), "1", *metrics, "100.0"])
 
 
 def test_loss_log_keeps_one_row_per_step_up_to_the_restored_step(tmp_path, capsys):
@@ -593,7 +595,7 @@ def test_loss_log_keeps_one_row_per_step_up_to_the_restored_step(tmp_path, capsy
     kept = list(csv.DictReader(path.open(newline="")))
     assert [int(row["step"]) for row in kept] == [1, 2, 3, 4, 5]
     assert kept[1]["d_loss"] == "0.25"  # The newer of two rows for one step.
-    assert kept[4]["images_per_sec"] == "100.0"  # Not the cut row's "10".
+    assert kept[4][trainer.CSV_COLUMNS[-1]] == "100.0"  # Not the cut row's "10".
     assert "lacks" not in capsys.readouterr().out
 
     _write_csv(path, [_row(1), _row(3), "4"])  # "4" could be any cut row: dropped.
