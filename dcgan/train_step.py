@@ -109,13 +109,24 @@ class GanStep:
             penalty += self.r1_weight * losses.r1_penalty(self.discriminator, real_images)
         return self._average(penalty)
 
+    def _discriminate(self, real_images, fake_images, alpha):
+        """D on both batches (separately: PITFALLS 1) and the losses of its logits.
+
+        Returns:
+          (real_logits, fake_logits, d_loss, g_loss, d_penalty), the last three means
+          over the global batch; the penalties do not reach G.
+        """
+        real_logits = self.discriminator(real_images, training=True)
+        fake_logits = self.discriminator(fake_images, training=True)
+        d_loss, g_loss = map(self._average, self.loss_fn(real_logits, fake_logits))
+        d_penalty = self._d_penalty(real_images, tf.stop_gradient(fake_images), alpha)
+        return real_logits, fake_logits, d_loss, g_loss, d_penalty
+
     def _d_gradients(self, real_images, z, alpha):
         fake_images = self.generator(z, training=True)
         with tf.GradientTape() as tape:
-            real_logits = self.discriminator(real_images, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
-            d_loss = self._average(self.loss_fn(real_logits, fake_logits)[0])
-            d_penalty = self._d_penalty(real_images, fake_images, alpha)
+            real_logits, fake_logits, d_loss, _, d_penalty = self._discriminate(
+                real_images, fake_images, alpha)
             scaled_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
         gradients = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         return (gradients, d_loss, d_penalty, *self._d_probabilities(real_logits, fake_logits),
@@ -133,11 +144,8 @@ class GanStep:
 
     def _both_gradients(self, real_images, z, alpha):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            fake_images = self.generator(z, training=True)
-            real_logits = self.discriminator(real_images, training=True)
-            fake_logits = self.discriminator(fake_images, training=True)
-            d_loss, g_loss = map(self._average, self.loss_fn(real_logits, fake_logits))
-            d_penalty = self._d_penalty(real_images, tf.stop_gradient(fake_images), alpha)
+            real_logits, fake_logits, d_loss, g_loss, d_penalty = self._discriminate(
+                real_images, self.generator(z, training=True), alpha)
             scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
             scaled_g_loss = self.generator_optimizer.scale_loss(g_loss)
         d_gradients = d_tape.gradient(scaled_d_loss, self.discriminator.trainable_variables)
