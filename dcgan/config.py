@@ -130,8 +130,10 @@ class TrainConfig:
         examples // (n_critic * global_batch_size) steps.
       gp_weight: weight of the WGAN-GP gradient penalty in D's loss (0: none).
       r1_weight: weight (the paper's gamma) of the R1 penalty on real images (0: none).
-      ema_decay: keep an exponential moving average of G's weights with this decay, and
-        sample, export and evaluate with it (0: none; e.g. 0.999).
+      ema_decay: keep an exponential moving average of G's weights with this decay (after
+        a ramp-up, see `dcgan.train_step.ema_decay_after`), and sample, export and
+        evaluate with it (0: none). Its half-life is log(0.5) / log(ema_decay) G updates:
+        0.997 gives 231, half an epoch of batch 128.
       epochs: passes over the training split.
       max_steps: stop after this many steps in all (None: run all epochs).
       max_train_minutes: stop once the steps have taken this long, over all resumes

@@ -10,7 +10,7 @@ import tensorflow as tf
 from dcgan import losses
 from dcgan.config import UPDATES
 
-__all__ = ["METRIC_NAMES", "GanStep", "make_optimizer"]
+__all__ = ["METRIC_NAMES", "GanStep", "ema_decay_after", "make_optimizer"]
 
 # Columns of the [num_steps, 5] array that `GanStep.train` returns; each is the mean over
 # the global batch (and over the step's critic updates for D's): both losses, D's mean
@@ -52,7 +52,8 @@ class GanStep:
       r1_weight: weight of `losses.r1_penalty` in D's loss (0: not computed).
       ema_generator: None, or a model built like `generator` whose weights become an
         exponential moving average of G's, updated after every G update.
-      ema_decay: the average's decay, in (0, 1), when `ema_generator` is given.
+      ema_decay: the average's decay once ramped up (see `ema_decay_after`), in (0, 1),
+        when `ema_generator` is given.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer,
@@ -189,7 +190,8 @@ class GanStep:
         return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])
 
     def _update_ema(self):
-        """ema <- decay * ema + (1 - decay) * w for every weight of G, trainable or not.
+        """ema <- d * ema + (1 - d) * w for every weight of G, trainable or not, with
+        d = `ema_decay_after(G's update count, ema_decay)`.
 
         Runs in cross-replica context, where reading a mirrored variable gives its first
         replica's value and assigning writes every replica's copy: the averages stay
@@ -199,8 +201,9 @@ class GanStep:
         rather than copying G's keeps them from the same window of training as the
         averaged weights they normalise.
         """
+        decay = ema_decay_after(self.generator_optimizer.iterations, self.ema_decay)
         for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-            average.assign(self.ema_decay * average + (1.0 - self.ema_decay) * weight)
+            average.assign(decay * average + (1.0 - decay) * weight)
 
     @tf.function
     def train(self, iterator, num_steps):
@@ -226,6 +229,25 @@ class GanStep:
             if self.ema_generator is not None:
                 self._update_ema()
         return metrics.stack()
+
+
+def ema_decay_after(num_updates, decay):
+    """The EMA decay after `num_updates` updates: min(decay, (1 + n) / (10 + n)).
+
+    The ramp-up of `tf.train.ExponentialMovingAverage(num_updates=...)`: the average's
+    half-life is about 8% of the updates so far until it reaches `decay`'s, so the early
+    average follows the fast-changing G instead of holding on to its random
+    initialisation (StyleGAN2-ADA ramps its half-life the same way, at 5%).
+
+    Args:
+      num_updates: int scalar (tensor or Python), updates so far, this one included.
+      decay: the decay the ramp-up ends at, in (0, 1).
+
+    Returns:
+      float32 scalar tensor in (0, decay].
+    """
+    num_updates = tf.cast(num_updates, tf.float32)
+    return tf.minimum(tf.constant(decay, tf.float32), (1.0 + num_updates) / (10.0 + num_updates))
 
 
 def _non_finite_if_any_replica_is(gradients):

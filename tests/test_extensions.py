@@ -14,7 +14,7 @@ import tensorflow as tf
 
 from dcgan import checkpoints, losses, models, trainer
 from dcgan.config import PRESETS, ConfigError, ModelConfig, OptimizerConfig
-from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
+from dcgan.train_step import METRIC_NAMES, GanStep, ema_decay_after, make_optimizer
 
 BATCH = 8
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -115,20 +115,30 @@ def test_n_critic_needs_the_alternating_update():
         _gan_step(tf.distribute.get_strategy(), update="simultaneous", n_critic=2)
 
 
-def test_ema_follows_its_update_formula_on_every_replica():
+@pytest.mark.parametrize("num_updates, expected", [
+    (0, 0.1), (1, 2 / 11), (8, 0.5), (90, 0.91), (10_000, 0.997), (10**9, 0.997)])
+def test_ema_decay_ramps_up_to_its_setting(num_updates, expected):
+    np.testing.assert_allclose(ema_decay_after(num_updates, 0.997), expected,
+                               rtol=1e-6)
+
+
+@pytest.mark.parametrize("decay, steps_before", [(0.9, 1), (0.5, 20)], ids=["ramp", "ramped"])
+def test_ema_follows_its_update_formula_on_every_replica(decay, steps_before):
     strategy = _two_replicas()
-    decay = 0.9
     gan_step = _gan_step(strategy, ema_decay=decay)
-    iterator = _iterator(strategy, 2)
-    _run(gan_step, iterator, 1)
+    iterator = _iterator(strategy, steps_before + 1)
+    _run(gan_step, iterator, steps_before)
     average_before = _values(gan_step.ema_generator.weights)
     _run(gan_step, iterator, 1)
     weights_after = _values(gan_step.generator.weights)
     # Every weight, the batch-norm moving statistics included.
     assert len(weights_after) > len(gan_step.generator.trainable_weights)
+    # (1 + n) / (10 + n) after the n-th update: 3/12 is below 0.9, 22/31 above 0.5.
+    applied = min(decay, (1 + steps_before + 1) / (10 + steps_before + 1))
+    assert (applied < decay) == (steps_before == 1)
     for average, before, weight in zip(gan_step.ema_generator.weights, average_before,
                                        weights_after):
-        expected = np.float32(decay) * before + np.float32(1 - decay) * weight
+        expected = np.float32(applied) * before + np.float32(1 - applied) * weight
         first, second = strategy.experimental_local_results(average.value)
         np.testing.assert_allclose(first, expected, rtol=1e-6, atol=1e-7)
         np.testing.assert_array_equal(first, second)
