@@ -11,11 +11,17 @@ Rows go to <out_dir>/sweep.csv and the curves to <out_dir>/fid_vs_minutes.png.
 
 Stopped and re-run with the same flags, a sweep continues where it was: scored rows are
 kept and every run resumes from its latest checkpoint.
+
+--reference_run adds a run trained and scored before (train.py, then eval.py) to the plot
+and the table, e.g. the tutorial's 50 epochs; --reference_images_per_second places its
+checkpoints at the minutes they take at that rate (bench.py's), for a run whose logged
+time was on a shared machine.
 """
 
 import collections
 import csv
 import dataclasses
+import json
 import os
 import pathlib
 import re
@@ -36,6 +42,9 @@ flags.DEFINE_list("minutes", ["5", "10", "20"], "Training minutes at which FID i
 flags.DEFINE_string("out_dir", "runs/sweep", "Where the runs, sweep.csv and the plot go.")
 flags.DEFINE_integer("num_samples", 10_000, "Generated images per FID.", lower_bound=129)
 flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
+flags.DEFINE_string("reference_run", None, "A run directory scored by eval.py to draw too.")
+flags.DEFINE_float("reference_images_per_second", None, "Place the reference run's "
+                   "checkpoints at this training rate instead of its logged minutes.")
 
 FLAGS = flags.FLAGS
 
@@ -118,6 +127,26 @@ class SweepLog:
             writer.writerows(self.rows)
 
 
+def reference_rows(run_dir: pathlib.Path, images_per_second=None) -> list[dict]:
+    """Rows like sweep.csv's for the checkpoints of a run scored by eval.py (metrics.csv),
+    at its logged training minutes or, given `images_per_second`, at that rate."""
+    if not (run_dir / "metrics.csv").exists():
+        raise ConfigError(f"Reference run {run_dir} has no metrics.csv: score it first with "
+                          f"`python eval.py --run_dir={run_dir}`.")
+    batch_size = json.loads((run_dir / "config.json").read_text())["data"]["global_batch_size"]
+    with (run_dir / "metrics.csv").open(newline="") as file:
+        scored = list(csv.DictReader(file))
+    rows = []
+    for row in scored:
+        step = int(row["step"])
+        minutes = (step * batch_size / images_per_second / 60 if images_per_second
+                   else _trained_minutes(run_dir, step))
+        rows.append({"budget_minutes": minutes, "minutes": minutes, "seed": 0,
+                     "config": f"{run_dir.name} (reference run)",
+                     **{key: row[key] for key in ("step", "fid")}})
+    return rows
+
+
 def summarize(rows) -> dict:
     """{config: (budget minutes, mean FID, min FID, max FID, mean trained minutes)}, over
     seeds, each as an array sorted by budget."""
@@ -130,6 +159,16 @@ def summarize(rows) -> dict:
         fids, minutes = np.array(values).T
         curves[spec].append((budget, fids.mean(), fids.min(), fids.max(), minutes.mean()))
     return {spec: tuple(np.array(points).T) for spec, points in curves.items()}
+
+
+def print_table(rows):
+    print("| configuration | budget (min) | trained (min) | FID mean | FID min-max | seeds |")
+    print("|---|---|---|---|---|---|")
+    for spec, (budgets, mean, low, high, minutes) in summarize(rows).items():
+        seeds = len({row["seed"] for row in rows if row["config"] == spec})
+        for point in zip(budgets, minutes, mean, low, high):
+            print("| {} | {:g} | {:.1f} | {:.1f} | {:.1f}-{:.1f} | {} |".format(
+                spec, *point, seeds))
 
 
 def plot(path, rows):
@@ -154,6 +193,10 @@ def main(argv):
         scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=FLAGS.num_samples,
                                                           data_dir=FLAGS.data_dir))
         strategy = distribute.make_strategy()
+        reference = []
+        if FLAGS.reference_run:
+            reference = reference_rows(pathlib.Path(FLAGS.reference_run),
+                                       FLAGS.reference_images_per_second)
         for seed in map(int, FLAGS.seeds):
             for spec in FLAGS.configs:
                 run_dir = out_dir / _directory_name(spec) / f"seed_{seed}"
@@ -169,7 +212,9 @@ def main(argv):
                     log.add({key: row[key] for key in ("budget_minutes",) + SWEEP_COLUMNS})
                     print(f"   step {row['step']}, {row['minutes']:.2f} min: "
                           f"FID {row['fid']:.2f}")
-                    plot(out_dir / "fid_vs_minutes.png", log.rows)
+                    plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
+        plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
+        print_table(log.rows + reference)
     except (ConfigError, data.DatasetUnavailableError) as error:
         sys.exit(f"sweep.py: error: {error}")
 

@@ -66,3 +66,29 @@ def test_summary_gives_mean_and_range_over_seeds():
     budgets, mean, low, high, minutes = sweep.summarize(rows)["a"]
     assert list(budgets) == [5.0] and list(mean) == [15.0]
     assert (low[0], high[0]) == (10.0, 20.0) and minutes[0] == pytest.approx(5.2)
+
+
+def _reference_run(run_dir):
+    run_dir.mkdir()
+    (run_dir / "config.json").write_text('{"data": {"global_batch_size": 256}}')
+    (run_dir / "metrics.csv").write_text("step,checkpoint,fid\n234,ckpt-234,900.5\n"
+                                         "468,ckpt-468,700.25\n")
+    (run_dir / "losses.csv").write_text("step,train_seconds\n234,120.0\n235,121.0\n"
+                                        "468,300.0\n")
+    return run_dir
+
+
+def test_reference_run_at_logged_minutes_or_at_a_given_rate(tmp_path):
+    run_dir = _reference_run(tmp_path / "tutorial")
+    logged = sweep.reference_rows(run_dir)
+    assert [(row["step"], row["minutes"], row["fid"]) for row in logged] == [
+        ("234", 2.0, "900.5"), ("468", 5.0, "700.25")]
+    at_rate = sweep.reference_rows(run_dir, images_per_second=468 * 256 / 60)
+    assert [row["minutes"] for row in at_rate] == [0.5, 1.0]
+    assert sweep.summarize(at_rate)["tutorial (reference run)"][1].tolist() == [900.5, 700.25]
+
+
+def test_reference_run_must_be_scored(tmp_path):
+    (tmp_path / "unscored").mkdir()
+    with pytest.raises(ConfigError, match="eval.py --run_dir="):
+        sweep.reference_rows(tmp_path / "unscored")
