@@ -7,11 +7,19 @@ r"""Training throughput of the dcgan step, as ratios to a tutorial-style loop ru
 Every configuration runs in this process after the baseline: warm-up steps (tracing,
 compilation) are excluded, then `--repeats` timed runs of `--steps` steps; the median
 images/s is reported and divided by the baseline's median.
+
+  python bench.py --profile_dir=/tmp/profile      # and where the default's time goes
+
+traces `--steps` more steps of the last configuration with tf.profiler (TensorBoard's
+profile plugin reads the directory) and prints the op time by network, pass and op type.
 """
 
+import collections
 import functools
+import glob
 import itertools
 import os
+import pathlib
 import resource
 import statistics
 import time
@@ -27,6 +35,7 @@ from dcgan import data, distribute, losses, models  # noqa: E402
 from dcgan.config import PRESETS  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 from dcgan.train_step import GanStep, make_optimizer  # noqa: E402
+from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 flags.DEFINE_enum("preset", "tutorial", sorted(PRESETS), "Networks and recipe to measure.")
 flags.DEFINE_list("precisions", ["auto"], "Precisions to measure (see train.py --precision).")
@@ -41,6 +50,8 @@ flags.DEFINE_integer("warmup_steps", 10, "Untimed steps first.", lower_bound=1)
 flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.", lower_bound=1)
 flags.DEFINE_string("json_out", "bench.json", "Where the results go.")
 flags.DEFINE_string("data_dir", data.DEFAULT_DATA_DIR, "TFDS data directory.")
+flags.DEFINE_string("profile_dir", None, "Trace the last configuration's steps with "
+                    "tf.profiler into this directory and print where the time goes.")
 
 FLAGS = flags.FLAGS
 
@@ -143,7 +154,52 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
 
     run_steps(FLAGS.warmup_steps)
     # A step reads n_critic batches.
-    return _median_rate(run_steps, FLAGS.steps, preset.n_critic * batch_size, FLAGS.repeats)
+    rate = _median_rate(run_steps, FLAGS.steps, preset.n_critic * batch_size, FLAGS.repeats)
+    return rate, run_steps
+
+
+def op_seconds(xspace_path) -> collections.Counter:
+    """Seconds of TensorFlow op execution in a tf.profiler trace, summed over threads, by
+    (network, pass, op type): network "generator", "discriminator" or "other"; pass
+    "forward" or "backward" (under a gradient tape).
+
+    The host plane names each op's event `<op name>:<op type>`, and op names carry the
+    Keras model's name (`tutorial_generator/...`) and `gradient_tape/` for gradients.
+    """
+    space = xplane_pb2.XSpace()
+    space.ParseFromString(pathlib.Path(xspace_path).read_bytes())
+    seconds = collections.Counter()
+    for plane in space.planes:
+        for line in plane.lines:
+            for event in line.events:
+                op_name, _, op_type = plane.event_metadata[event.metadata_id].name.rpartition(":")
+                if not op_name or " " in op_type:
+                    continue  # Not an op: a runtime or tf.data event.
+                network = next((network for network in ("generator", "discriminator")
+                                if network in op_name), "other")
+                gradient = "backward" if "gradient_tape/" in op_name else "forward"
+                seconds[network, gradient, op_type.removeprefix("_MklNative")] += (
+                    event.duration_ps * 1e-12)
+    return seconds
+
+
+def profile(run_steps, log_dir, top=15):
+    """Traces run_steps(FLAGS.steps) into `log_dir` and prints op time shares."""
+    tf.profiler.experimental.start(log_dir)
+    run_steps(FLAGS.steps)
+    tf.profiler.experimental.stop()
+    [xspace_path] = glob.glob(f"{log_dir}/plugins/profile/*/*.xplane.pb")[-1:]
+    seconds = op_seconds(xspace_path)
+    total = sum(seconds.values())
+    by_network = collections.Counter()
+    for (network, gradient, _), value in seconds.items():
+        by_network[network, gradient] += value
+    print(f"\nop time in {FLAGS.steps} profiled steps: {total:.1f} s over all threads")
+    for (network, gradient), value in sorted(by_network.items()):
+        print(f"  {network:<13} {gradient:<8} {100 * value / total:5.1f}%")
+    print(f"top {top} (network, pass, op type):")
+    for key, value in seconds.most_common(top):
+        print(f"  {100 * value / total:5.1f}%  {' '.join(key)}")
 
 
 def input_rate(pixel_range, batch_size):
@@ -182,13 +238,15 @@ def main(argv):
                 map(int, FLAGS.replicas), map(int, FLAGS.steps_per_call),
                 FLAGS.updates or [preset.update]):
             policy_name = distribute.resolve_precision(precision)
-            rate = dcgan_rate(preset, policy_name, jit, replicas, batch_size, steps_per_call,
-                              update)
+            rate, run_steps = dcgan_rate(preset, policy_name, jit, replicas, batch_size,
+                                         steps_per_call, update)
             rows.append({
                 "name": f"dcgan {FLAGS.preset} {update} {policy_name} jit={jit} "
                         f"replicas={replicas} steps_per_call={steps_per_call}",
                 "batch_size": batch_size, "images_per_sec": rate, "ratio": rate / baseline})
             print(f"{rows[-1]['name']}: {rate:.0f} img/s, {rate / baseline:.2f}x")
+    if FLAGS.profile_dir:
+        profile(run_steps, FLAGS.profile_dir)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"\n{'configuration':<90} {'batch':>5} {'img/s':>8} {'ratio':>6}")
     for row in rows:
