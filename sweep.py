@@ -21,7 +21,6 @@ time was on a shared machine.
 import collections
 import csv
 import dataclasses
-import json
 import os
 import pathlib
 import re
@@ -133,7 +132,7 @@ def reference_rows(run_dir: pathlib.Path, images_per_second=None) -> list[dict]:
     if not (run_dir / "metrics.csv").exists():
         raise ConfigError(f"Reference run {run_dir} has no metrics.csv: score it first with "
                           f"`python eval.py --run_dir={run_dir}`.")
-    batch_size = json.loads((run_dir / "config.json").read_text())["data"]["global_batch_size"]
+    batch_size = checkpoints.recorded_config(run_dir)["data"]["global_batch_size"]
     with (run_dir / "metrics.csv").open(newline="") as file:
         scored = list(csv.DictReader(file))
     rows = []

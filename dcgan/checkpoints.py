@@ -9,10 +9,11 @@ import tensorflow as tf
 from dcgan import models
 from dcgan.config import ConfigError, ModelConfig
 
-__all__ = ["list_checkpoints", "load_generator", "restore_generator", "run_model_config"]
+__all__ = ["list_checkpoints", "load_generator", "recorded_config", "restore_generator",
+           "run_model_config"]
 
 
-def _run_config(run_dir) -> dict:
+def recorded_config(run_dir) -> dict:
     """The TrainConfig recorded in `run_dir/config.json` by the trainer, as a dict."""
     path = pathlib.Path(run_dir) / "config.json"
     if not path.exists():
@@ -22,7 +23,7 @@ def _run_config(run_dir) -> dict:
 
 def run_model_config(run_dir) -> ModelConfig:
     """The ModelConfig recorded in `run_dir/config.json` by the trainer."""
-    return ModelConfig(**_run_config(run_dir)["model"])
+    return ModelConfig(**recorded_config(run_dir)["model"])
 
 
 def list_checkpoints(run_dir) -> list[str]:
@@ -45,7 +46,7 @@ def restore_generator(run_dir, checkpoint_prefix=None) -> keras.Model:
     """
     model_config = run_model_config(run_dir)
     # Runs recorded before ema_decay existed have no such key.
-    key = "ema_generator" if _run_config(run_dir).get("ema_decay") else "generator"
+    key = "ema_generator" if recorded_config(run_dir).get("ema_decay") else "generator"
     checkpoint_prefix = checkpoint_prefix or (list_checkpoints(run_dir) or [None])[-1]
     if checkpoint_prefix is None:
         raise ConfigError(f"{run_dir} has no checkpoint yet.")

@@ -70,7 +70,7 @@ def test_summary_gives_mean_and_range_over_seeds():
 
 def _reference_run(run_dir):
     run_dir.mkdir()
-    (run_dir / "config.json").write_text('{"data": {"global_batch_size": 256}}')
+    (run_dir / "config.json").write_text('{"config": {"data": {"global_batch_size": 256}}}')
     (run_dir / "metrics.csv").write_text("step,checkpoint,fid\n234,ckpt-234,900.5\n"
                                          "468,ckpt-468,700.25\n")
     (run_dir / "losses.csv").write_text("step,train_seconds\n234,120.0\n235,121.0\n"
