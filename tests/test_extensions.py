@@ -204,10 +204,9 @@ def test_a_loss_registered_from_test_code_trains(tmp_path, offset_loss, restore_
 def _train(run_dir, *flags):
     """train.py in a subprocess, on 2 replicas."""
     result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), "--preset=wgan_gp", f"--run_dir={run_dir}",
-         "--train_examples=256", "--batch_size=32", "--n_critic=2", "--ema_decay=0.9",
-         "--epochs=2", "--steps_per_call=3", "--cpu_devices=2", "--precision=float32",
-         "--deterministic", *flags],
+        [sys.executable, str(REPO / "train.py"), f"--run_dir={run_dir}",
+         "--train_examples=256", "--batch_size=32", "--epochs=2", "--steps_per_call=3",
+         "--cpu_devices=2", "--precision=float32", "--deterministic", *flags],
         capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
 
@@ -221,17 +220,25 @@ def _checkpointed_generator(run_dir, key):
 
 
 @pytest.mark.slow
-def test_wgan_gp_with_ema_resumes_exactly_and_samples_from_the_average(tmp_path):
-    # n_critic=2: 4 steps an epoch of 256 images; the interrupted run stops mid-epoch 2.
+@pytest.mark.parametrize("preset_flags, steps_per_epoch", [
+    # n_critic=2: 4 steps an epoch of 256 images; the interrupted run stops in epoch 2.
+    (("--preset=wgan_gp", "--n_critic=2", "--ema_decay=0.9"), 4),
+    # Spectral norm's power-iteration vectors and G's batch-norm statistics in the average.
+    (("--preset=fast",), 8),
+], ids=["wgan_gp", "fast"])
+def test_ema_runs_resume_exactly_and_sample_from_the_average(tmp_path, preset_flags,
+                                                              steps_per_epoch):
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-    _train(uninterrupted)
-    _train(resumed, "--max_steps=5")
-    _train(resumed)
+    _train(uninterrupted, *preset_flags)
+    _train(resumed, *preset_flags, "--max_steps=5")
+    _train(resumed, *preset_flags)
 
     rows = _rows(uninterrupted)
     assert [(row["step"], row["epoch"]) for row in rows] == [
-        (str(step), str(1 + (step - 1) // 4)) for step in range(1, 9)]
-    assert all(float(row["d_penalty"]) > 0 for row in rows)
+        (str(step), str(1 + (step - 1) // steps_per_epoch))
+        for step in range(1, 2 * steps_per_epoch + 1)]
+    penalized = "--preset=wgan_gp" in preset_flags
+    assert all((float(row["d_penalty"]) > 0) == penalized for row in rows)
     columns = ("step", "epoch") + METRIC_NAMES
     assert ([[row[c] for c in columns] for row in _rows(resumed)]
             == [[row[c] for c in columns] for row in rows])
