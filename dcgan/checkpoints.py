@@ -41,8 +41,8 @@ def restore_generator(run_dir, checkpoint_prefix=None) -> keras.Model:
       checkpoint_prefix: e.g. ".../checkpoints/ckpt-500"; default the latest.
 
     Raises:
-      ConfigError: no config.json or no checkpoint, or the checkpoint holds another
-        architecture.
+      ConfigError: no config.json or no checkpoint, the checkpoint holds another
+        architecture, or its files are truncated.
     """
     model_config = run_model_config(run_dir)
     # Runs recorded before ema_decay existed have no such key.
@@ -57,6 +57,9 @@ def restore_generator(run_dir, checkpoint_prefix=None) -> keras.Model:
     except (AssertionError, ValueError, tf.errors.OpError) as error:
         raise ConfigError(f"{checkpoint_prefix} does not hold a {model_config.architecture} "
                           f"generator: {error}") from error
+    except IndexError as error:  # What TensorFlow raises for a cut-off data file.
+        raise ConfigError(f"{checkpoint_prefix} could not be read, its files look truncated "
+                          f"({error}); an earlier checkpoint may still be whole.") from error
     return generator
 
 

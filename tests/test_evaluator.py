@@ -96,7 +96,7 @@ def test_run_dir_without_checkpoints(tmp_path):
 def test_checkpoint_of_another_architecture(run_dir, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(run_dir, other)
-    (other / "metrics.json").unlink()
+    (other / "metrics.json").unlink(missing_ok=True)  # Scored by an earlier test.
     config = json.loads((other / "config.json").read_text())
     config["config"]["model"] = {"architecture": "fashion128", "noise_dim": 128,
                                  "synchronized_batch_norm": False}
@@ -104,6 +104,16 @@ def test_checkpoint_of_another_architecture(run_dir, tmp_path):
     _assert_one_error_line(_eval(f"--run_dir={other}", "--num_samples=300"),
                            "does not hold a fashion128 generator")
     assert not (other / "metrics.json").exists()
+
+
+def test_truncated_checkpoint(run_dir, tmp_path):
+    cut = tmp_path / "cut"
+    shutil.copytree(run_dir, cut)
+    (cut / "metrics.json").unlink(missing_ok=True)
+    [data_file] = cut.glob("checkpoints/ckpt-4.data-*")
+    data_file.write_bytes(data_file.read_bytes()[:1000])
+    _assert_one_error_line(_eval(f"--run_dir={cut}", "--num_samples=300"),
+                           "ckpt-4 could not be read, its files look truncated")
 
 
 def test_num_samples_too_small(run_dir):
