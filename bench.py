@@ -160,7 +160,8 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
 
 def op_seconds(xspace_path) -> collections.Counter:
     """Seconds of TensorFlow op execution in a tf.profiler trace, summed over threads, by
-    (network, pass, op type): network "generator", "discriminator" or "other"; pass
+    (network, pass, op type): network "generator", "discriminator" or "other" (losses,
+    optimizer updates, the step loop); pass
     "forward" or "backward" (under a gradient tape).
 
     The host plane names each op's event `<op name>:<op type>`, and op names carry the
@@ -172,9 +173,10 @@ def op_seconds(xspace_path) -> collections.Counter:
     for plane in space.planes:
         for line in plane.lines:
             for event in line.events:
-                op_name, _, op_type = plane.event_metadata[event.metadata_id].name.rpartition(":")
-                if not op_name or " " in op_type:
-                    continue  # Not an op: a runtime or tf.data event.
+                name = plane.event_metadata[event.metadata_id].name
+                op_name, _, op_type = name.rpartition(":")
+                if not op_name or "::" in name or " " in name:
+                    continue  # Not an op: a runtime (`EagerExecute`) or tf.data event.
                 network = next((network for network in ("generator", "discriminator")
                                 if network in op_name), "other")
                 gradient = "backward" if "gradient_tape/" in op_name else "forward"
@@ -188,7 +190,8 @@ def profile(run_steps, log_dir, top=15):
     tf.profiler.experimental.start(log_dir)
     run_steps(FLAGS.steps)
     tf.profiler.experimental.stop()
-    [xspace_path] = glob.glob(f"{log_dir}/plugins/profile/*/*.xplane.pb")[-1:]
+    # Each trace goes to a new directory named by its start time: the newest is this one.
+    xspace_path = sorted(glob.glob(f"{log_dir}/plugins/profile/*/*.xplane.pb"))[-1]
     seconds = op_seconds(xspace_path)
     total = sum(seconds.values())
     by_network = collections.Counter()
