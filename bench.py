@@ -161,8 +161,8 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
 def op_seconds(xspace_path) -> collections.Counter:
     """Seconds of TensorFlow op execution in a tf.profiler trace, summed over threads, by
     (network, pass, op type): network "generator", "discriminator" or "other" (losses,
-    optimizer updates, the step loop); pass
-    "forward" or "backward" (under a gradient tape).
+    optimizer updates, the step loop); pass "forward" or "backward" (under a gradient
+    tape).
 
     The host plane names each op's event `<op name>:<op type>`, and op names carry the
     Keras model's name (`tutorial_generator/...`) and `gradient_tape/` for gradients.

@@ -20,10 +20,6 @@ BATCH = 8
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
-def _two_replicas():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-
-
 def _gan_step(strategy, loss_fn=losses.non_saturating, architecture="tutorial",
               policy_name="float32", **options):
     keras.utils.set_random_seed(0)
@@ -55,8 +51,8 @@ def _values(variables):
 
 
 @pytest.mark.parametrize("name", sorted(losses.LOSSES))
-def test_every_loss_trains_on_two_replicas(name):
-    strategy = _two_replicas()
+def test_every_loss_trains_on_two_replicas(name, two_replicas):
+    strategy = two_replicas
     gp_weight = 10.0 if name == "wasserstein" else 0.0  # The critic needs its penalty.
     gan_step = _gan_step(strategy, losses.get_loss(name), gp_weight=gp_weight)
     # Kernels only: the hinge loss's gradient for D's output bias is 0 while every
@@ -70,8 +66,8 @@ def test_every_loss_trains_on_two_replicas(name):
     assert all(not np.array_equal(a, b) for a, b in zip(before, _values(kernels)))
 
 
-def test_wgan_gp_reads_a_new_batch_for_each_critic_update():
-    strategy = _two_replicas()
+def test_wgan_gp_reads_a_new_batch_for_each_critic_update(two_replicas):
+    strategy = two_replicas
     gan_step = _gan_step(strategy, losses.wasserstein, architecture="tutorial_critic",
                          n_critic=3, gp_weight=10.0)
     iterator = _iterator(strategy, 6)
@@ -86,11 +82,11 @@ def test_wgan_gp_reads_a_new_batch_for_each_critic_update():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("policy", ["mixed_float16"], indirect=True)
-def test_wgan_gp_trains_under_float16_loss_scaling(policy):
+def test_wgan_gp_trains_under_float16_loss_scaling(policy, two_replicas):
     """The penalty's second-order gradients through float16 layers overflow at the
     initial loss scale; the optimizer must skip those updates, lower the scale and go
     on, without NaN weights and without the scale collapsing to 1 (tensorflow#48662)."""
-    strategy = _two_replicas()
+    strategy = two_replicas
     gan_step = _gan_step(strategy, losses.wasserstein, architecture="tutorial_critic",
                          policy_name=policy, n_critic=2, gp_weight=10.0)
     assert gan_step.discriminator.get_layer(index=1).compute_dtype == "float16"
@@ -101,8 +97,8 @@ def test_wgan_gp_trains_under_float16_loss_scaling(policy):
     assert float(gan_step.discriminator_optimizer.dynamic_scale.numpy()) > 1
 
 
-def test_penalties_apply_to_the_simultaneous_update_too():
-    strategy = _two_replicas()
+def test_penalties_apply_to_the_simultaneous_update_too(two_replicas):
+    strategy = two_replicas
     gan_step = _gan_step(strategy, losses.hinge, update="simultaneous", gp_weight=1.0,
                          r1_weight=1.0)
     metrics = dict(zip(METRIC_NAMES, _run(gan_step, _iterator(strategy, 2), 2).T))
@@ -123,8 +119,8 @@ def test_ema_decay_ramps_up_to_its_setting(num_updates, expected):
 
 
 @pytest.mark.parametrize("decay, steps_before", [(0.9, 1), (0.5, 20)], ids=["ramp", "ramped"])
-def test_ema_follows_its_update_formula_on_every_replica(decay, steps_before):
-    strategy = _two_replicas()
+def test_ema_follows_its_update_formula_on_every_replica(decay, steps_before, two_replicas):
+    strategy = two_replicas
     gan_step = _gan_step(strategy, ema_decay=decay)
     iterator = _iterator(strategy, steps_before + 1)
     _run(gan_step, iterator, steps_before)
@@ -175,12 +171,6 @@ def _rows(run_dir):
 
 
 @pytest.fixture
-def restore_policy():
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
-@pytest.fixture
 def offset_loss():
     """A loss registered from outside the library, unregistered afterwards."""
 
@@ -193,10 +183,11 @@ def offset_loss():
     del losses.LOSSES["test_offset_non_saturating"]
 
 
-def test_a_loss_registered_from_test_code_trains(tmp_path, offset_loss, restore_policy):
+def test_a_loss_registered_from_test_code_trains(tmp_path, offset_loss, float32_policy_after,
+                                                two_replicas):
     run_dir = tmp_path / "run"
     config = _config(run_dir, loss=offset_loss, max_steps=3)
-    assert trainer.train(config, _two_replicas())["step"] == 3
+    assert trainer.train(config, two_replicas)["step"] == 3
     d_losses = [float(row["d_loss"]) for row in _rows(run_dir)]
     assert len(d_losses) == 3 and all(100 < d < 110 for d in d_losses)
 

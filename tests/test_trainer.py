@@ -13,7 +13,7 @@ import tensorflow as tf
 from dcgan import checkpoints, trainer
 from dcgan.config import PRESETS, ConfigError
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("float32_policy_after")]
 
 STEPS_PER_EPOCH = 8  # 256 images / batch 32
 
@@ -29,16 +29,6 @@ def _config(run_dir, **overrides):
            **overrides})
 
 
-@pytest.fixture(autouse=True)
-def restore_policy():
-    yield
-    keras.mixed_precision.set_global_policy("float32")
-
-
-def _two_replicas():
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
-
-
 def _rows(run_dir):
     with (run_dir / "losses.csv").open(newline="") as file:
         return list(csv.DictReader(file))
@@ -48,9 +38,9 @@ def _decode_png(path):
     return tf.io.decode_png(tf.io.read_file(str(path))).numpy()
 
 
-def test_run_directory_holds_every_artifact(tmp_path):
+def test_run_directory_holds_every_artifact(tmp_path, two_replicas):
     run_dir = tmp_path / "run"
-    result = trainer.train(_config(run_dir), _two_replicas())
+    result = trainer.train(_config(run_dir), two_replicas)
     assert result["step"] == 2 * STEPS_PER_EPOCH
 
     rows = _rows(run_dir)
@@ -79,9 +69,9 @@ def test_run_directory_holds_every_artifact(tmp_path):
     assert {"train/d_loss", "train/g_loss", "samples"} <= tags
 
 
-def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path):
+def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path, two_replicas):
     run_dir = tmp_path / "run"
-    trainer.train(_config(run_dir, epochs=1), _two_replicas())
+    trainer.train(_config(run_dir, epochs=1), two_replicas)
     z = np.random.default_rng(0).normal(size=(4, 100)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
     code = ("import sys, numpy as np, keras\n"
@@ -98,12 +88,12 @@ def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path)
     assert discriminator.output_shape == (None, 1)
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path):
+def test_resumed_run_equals_uninterrupted_run(tmp_path, two_replicas):
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-    trainer.train(_config(uninterrupted), _two_replicas())
-    trainer.train(_config(resumed, max_steps=7), _two_replicas())  # stops mid-epoch
+    trainer.train(_config(uninterrupted), two_replicas)
+    trainer.train(_config(resumed, max_steps=7), two_replicas)  # stops mid-epoch
     assert [int(row["step"]) for row in _rows(resumed)] == list(range(1, 8))
-    trainer.train(_config(resumed), _two_replicas())  # the same command, resumed
+    trainer.train(_config(resumed), two_replicas)  # the same command, resumed
 
     metric_columns = ("step", "epoch") + trainer.METRIC_NAMES
     expected = [[row[name] for name in metric_columns] for row in _rows(uninterrupted)]
@@ -117,36 +107,36 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path):
         np.testing.assert_array_equal(wa.numpy(), wb.numpy())
 
 
-def test_time_budget_stops_the_run_and_holds_on_resume(tmp_path):
+def test_time_budget_stops_the_run_and_holds_on_resume(tmp_path, two_replicas):
     run_dir = tmp_path / "run"
     config = _config(run_dir, max_train_minutes=1e-6)  # Spent by the first call.
-    assert trainer.train(config, _two_replicas())["step"] == 3  # steps_per_call
+    assert trainer.train(config, two_replicas)["step"] == 3  # steps_per_call
     assert checkpoints.list_checkpoints(run_dir)[-1].endswith("ckpt-3")
     rows = _rows(run_dir)
     assert float(rows[-1]["train_seconds"]) >= 60 * 1e-6
-    assert trainer.train(config, _two_replicas())["step"] == 3
+    assert trainer.train(config, two_replicas)["step"] == 3
     assert len(_rows(run_dir)) == 3
 
 
-def test_mismatched_pixel_range_is_refused(tmp_path):
+def test_mismatched_pixel_range_is_refused(tmp_path, two_replicas):
     config = _config(tmp_path / "run")
     config = dataclasses.replace(config, data=dataclasses.replace(config.data,
                                                                   pixel_range=(0.0, 1.0)))
     with pytest.raises(ConfigError, match="pixel_range"):
-        trainer.train(config, _two_replicas())
+        trainer.train(config, two_replicas)
 
 
-def test_batch_not_divisible_by_replicas_is_refused(tmp_path):
+def test_batch_not_divisible_by_replicas_is_refused(tmp_path, two_replicas):
     config = _config(tmp_path / "run")
     config = dataclasses.replace(config, data=dataclasses.replace(config.data,
                                                                   global_batch_size=33))
     with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
-        trainer.train(config, _two_replicas())
+        trainer.train(config, two_replicas)
 
 
-def test_mixed_float16_checkpoint_holds_the_loss_scale(tmp_path):
+def test_mixed_float16_checkpoint_holds_the_loss_scale(tmp_path, two_replicas):
     run_dir = tmp_path / "run"
-    trainer.train(_config(run_dir, epochs=1, precision="mixed_float16"), _two_replicas())
+    trainer.train(_config(run_dir, epochs=1, precision="mixed_float16"), two_replicas)
     saved = dict(tf.train.list_variables(checkpoints.list_checkpoints(run_dir)[-1]))
     for network in ("generator", "discriminator"):
         assert f"{network}_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE" in saved
