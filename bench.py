@@ -19,7 +19,6 @@ import functools
 import glob
 import itertools
 import os
-import pathlib
 import resource
 import statistics
 import time
@@ -31,11 +30,10 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dcgan import data, distribute, losses, models  # noqa: E402
+from dcgan import data, distribute, losses, models, profiling  # noqa: E402
 from dcgan.config import PRESETS  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 from dcgan.train_step import GanStep, make_optimizer  # noqa: E402
-from tensorflow.tsl.profiler.protobuf import xplane_pb2  # noqa: E402
 
 flags.DEFINE_enum("preset", "tutorial", sorted(PRESETS), "Networks and recipe to measure.")
 flags.DEFINE_list("precisions", ["auto"], "Precisions to measure (see train.py --precision).")
@@ -158,33 +156,6 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
     return rate, run_steps
 
 
-def op_seconds(xspace_path) -> collections.Counter:
-    """Seconds of TensorFlow op execution in a tf.profiler trace, summed over threads, by
-    (network, pass, op type): network "generator", "discriminator" or "other" (losses,
-    optimizer updates, the step loop); pass "forward" or "backward" (under a gradient
-    tape).
-
-    The host plane names each op's event `<op name>:<op type>`, and op names carry the
-    Keras model's name (`tutorial_generator/...`) and `gradient_tape/` for gradients.
-    """
-    space = xplane_pb2.XSpace()
-    space.ParseFromString(pathlib.Path(xspace_path).read_bytes())
-    seconds = collections.Counter()
-    for plane in space.planes:
-        for line in plane.lines:
-            for event in line.events:
-                name = plane.event_metadata[event.metadata_id].name
-                op_name, _, op_type = name.rpartition(":")
-                if not op_name or "::" in name or " " in name:
-                    continue  # Not an op: a runtime (`EagerExecute`) or tf.data event.
-                network = next((network for network in ("generator", "discriminator")
-                                if network in op_name), "other")
-                gradient = "backward" if "gradient_tape/" in op_name else "forward"
-                seconds[network, gradient, op_type.removeprefix("_MklNative")] += (
-                    event.duration_ps * 1e-12)
-    return seconds
-
-
 def profile(run_steps, log_dir, top=15):
     """Traces run_steps(FLAGS.steps) into `log_dir` and prints op time shares."""
     tf.profiler.experimental.start(log_dir)
@@ -192,7 +163,7 @@ def profile(run_steps, log_dir, top=15):
     tf.profiler.experimental.stop()
     # Each trace goes to a new directory named by its start time: the newest is this one.
     xspace_path = sorted(glob.glob(f"{log_dir}/plugins/profile/*/*.xplane.pb"))[-1]
-    seconds = op_seconds(xspace_path)
+    seconds = profiling.op_seconds(xspace_path)
     total = sum(seconds.values())
     by_network = collections.Counter()
     for (network, gradient, _), value in seconds.items():

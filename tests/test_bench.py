@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-import bench
+from dcgan import profiling
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -36,7 +36,7 @@ def test_bench_writes_its_rows_and_a_profile(tmp_path):
 
     # The printed shares come from the trace left in --profile_dir.
     [trace] = profile_dir.glob("plugins/profile/*/*.xplane.pb")
-    seconds = bench.op_seconds(trace)
+    seconds = profiling.op_seconds(trace)
     networks = {network for network, _, _ in seconds}
     assert {"generator", "discriminator"} <= networks
     assert ("generator", "backward", "Conv2DBackpropFilter") in seconds

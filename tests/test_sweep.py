@@ -8,7 +8,7 @@ import sys
 import pytest
 import tensorflow as tf
 
-import sweep
+from dcgan import sweeps
 from dcgan.config import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -50,20 +50,20 @@ def test_sweep_scores_each_budget_and_continues_after_a_stop(tmp_path):
 
 
 def test_overrides_are_applied_and_bad_ones_refused():
-    config = sweep.parse_config("fast:d_learning_rate=4e-4:batch_size=64:update=alternating")
+    config = sweeps.parse_config("fast:d_learning_rate=4e-4:batch_size=64:update=alternating")
     assert config.discriminator_optimizer.learning_rate == 4e-4
     assert config.generator_optimizer.learning_rate == 2e-4
     assert config.data.global_batch_size == 64 and config.update == "alternating"
     with pytest.raises(ConfigError, match="Unknown preset"):
-        sweep.parse_config("nope")
+        sweeps.parse_config("nope")
     with pytest.raises(ConfigError, match="overridable"):
-        sweep.parse_config("fast:lr=1")
+        sweeps.parse_config("fast:lr=1")
 
 
 def test_summary_gives_mean_and_range_over_seeds():
     rows = [{"config": "a", "budget_minutes": "5.0", "fid": fid, "minutes": minutes}
             for fid, minutes in (("10", "5.1"), ("20", "5.3"))]
-    budgets, mean, low, high, minutes = sweep.summarize(rows)["a"]
+    budgets, mean, low, high, minutes = sweeps.summarize(rows)["a"]
     assert list(budgets) == [5.0] and list(mean) == [15.0]
     assert (low[0], high[0]) == (10.0, 20.0) and minutes[0] == pytest.approx(5.2)
 
@@ -80,15 +80,15 @@ def _reference_run(run_dir):
 
 def test_reference_run_at_logged_minutes_or_at_a_given_rate(tmp_path):
     run_dir = _reference_run(tmp_path / "tutorial")
-    logged = sweep.reference_rows(run_dir)
+    logged = sweeps.reference_rows(run_dir)
     assert [(row["step"], row["minutes"], row["fid"]) for row in logged] == [
         ("234", 2.0, "900.5"), ("468", 5.0, "700.25")]
-    at_rate = sweep.reference_rows(run_dir, images_per_second=468 * 256 / 60)
+    at_rate = sweeps.reference_rows(run_dir, images_per_second=468 * 256 / 60)
     assert [row["minutes"] for row in at_rate] == [0.5, 1.0]
-    assert sweep.summarize(at_rate)["tutorial (reference run)"][1].tolist() == [900.5, 700.25]
+    assert sweeps.summarize(at_rate)["tutorial (reference run)"][1].tolist() == [900.5, 700.25]
 
 
 def test_reference_run_must_be_scored(tmp_path):
     (tmp_path / "unscored").mkdir()
     with pytest.raises(ConfigError, match="eval.py --run_dir="):
-        sweep.reference_rows(tmp_path / "unscored")
+        sweeps.reference_rows(tmp_path / "unscored")
