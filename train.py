@@ -15,6 +15,7 @@ command that resumes it.
 import dataclasses
 import os
 import re
+import resource
 import shlex
 import sys
 
@@ -131,7 +132,9 @@ def main(argv):
     except (config_lib.ConfigError, data.DatasetUnavailableError, runs.RunDirectoryError,
             trainer.NonFiniteError) as error:
         sys.exit(f"train.py: error: {error}")
-    print(f"Done: step {result['step']}, run directory {config.run_dir}")
+    peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"Done: step {result['step']}, run directory {config.run_dir}, "
+          f"peak RSS {peak_rss_mib:,.0f} MiB")
 
 
 if __name__ == "__main__":

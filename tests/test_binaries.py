@@ -1,6 +1,7 @@
 """The absl binaries as a user runs them: subprocesses, exit codes, one-line errors."""
 
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -40,6 +41,8 @@ def test_train_then_generate(tmp_path):
                   "--batch_size=32", "--epochs=1", "--cpu_devices=2")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run_dir / "generator.keras").exists()
+    peak_rss_mib = float(re.search(r"peak RSS ([\d,]+) MiB", result.stdout)[1].replace(",", ""))
+    assert 200 < peak_rss_mib < 24 * 1024
 
     out_dir = tmp_path / "generated"
     for source in (run_dir / "generator.keras", run_dir):
