@@ -16,6 +16,7 @@ import pathlib
 import re
 import struct
 
+import numpy as np
 # TFDS otherwise probes the GCE metadata server even for local loads (tfds#3962).
 os.environ.setdefault("NO_GCE_CHECK", "true")
 
@@ -27,6 +28,7 @@ from dcgan.config import DEFAULT_DATA_DIR, DataConfig  # noqa: E402
 __all__ = [
     "CLASS_NAMES",
     "DatasetUnavailableError",
+    "load_arrays",
     "load_split",
     "num_examples",
     "prepare",
@@ -229,6 +231,16 @@ def load_split(config: DataConfig, epochs: int = 1, first_epoch: int = 0) -> tf.
     return (batches
             .map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
+
+
+def load_arrays(config: DataConfig):
+    """One pass of `load_split(config)` as numpy arrays: float32 images [N, 28, 28, 1], or
+    (images, int64 labels [N]) when `config.with_labels`."""
+    batches = list(load_split(config).as_numpy_iterator())
+    if config.with_labels:
+        images, labels = zip(*batches)
+        return np.concatenate(images), np.concatenate(labels)
+    return np.concatenate(batches)
 
 
 def main(argv=None):

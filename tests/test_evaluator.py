@@ -1,5 +1,6 @@
 """eval.py and dcgan.evaluator on a tiny real run directory."""
 
+import csv
 import dataclasses
 import json
 import pathlib
@@ -10,10 +11,11 @@ import sys
 import keras
 import numpy as np
 import pytest
+import scipy.linalg
 import tensorflow as tf
 
-from dcgan import evaluator, trainer
-from dcgan.config import PRESETS, ConfigError
+from dcgan import checkpoints, classifier, data, evaluator, trainer
+from dcgan.config import PRESETS, TANH_RANGE, ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -61,7 +63,6 @@ def test_rows_for_every_checkpoint_then_skipped(run_dir, scorer):
 
 
 def test_same_generator_same_scores(run_dir, scorer):
-    from dcgan import checkpoints
     generator = checkpoints.restore_generator(run_dir)
     first, second = scorer.evaluate(generator), scorer.evaluate(generator)
     assert first == second
@@ -136,3 +137,63 @@ def test_exported_generator(run_dir, tmp_path):
     scores = json.loads(output.read_text())
     assert scores["num_samples"] == 300 and np.isfinite(scores["fid"])
     assert "FID" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def conditional_run_dir(tmp_path_factory):
+    """A conditional tutorial run of 1 epoch x 4 steps, with a checkpoint at step 4."""
+    path = tmp_path_factory.mktemp("eval") / "conditional"
+    preset = PRESETS["tutorial"]
+    config = dataclasses.replace(
+        preset, run_dir=str(path), epochs=1, precision="float32", num_fixed_samples=4,
+        model=dataclasses.replace(preset.model, num_classes=10),
+        data=dataclasses.replace(preset.data, split="train[:128]", global_batch_size=32,
+                                 with_labels=True))
+    trainer.train(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
+    keras.mixed_precision.set_global_policy("float32")
+    return path
+
+
+def _scipy_fid(real, fake):
+    sigma1, sigma2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2).real
+    return (np.sum((real.mean(axis=0) - fake.mean(axis=0)) ** 2) + np.trace(sigma1)
+            + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def test_conditional_run_is_scored_per_class(conditional_run_dir):
+    result = _eval(f"--run_dir={conditional_run_dir}", "--num_samples=1300")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "intra-FID" in result.stdout and "Ankle boot" in result.stdout
+    [row] = json.loads((conditional_run_dir / "metrics.json").read_text())["rows"]
+    with (conditional_run_dir / "metrics.csv").open(newline="") as file:
+        [csv_row] = list(csv.DictReader(file))
+    columns = (evaluator.KEY_COLUMNS + evaluator.METRIC_COLUMNS
+               + evaluator.CONDITIONAL_COLUMNS)
+    assert tuple(csv_row) == columns and len(columns) == 3 + 8 + 2 + 2 * 10
+    for column in columns[3:]:
+        assert float(csv_row[column]) == pytest.approx(row[column], rel=1e-12)
+
+    # The same samples (same seed and batches as eval.py), classified and compared here.
+    scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=1300))
+    samples, labels = scorer.samples(checkpoints.restore_generator(conditional_run_dir))
+    assert np.array_equal(np.bincount(labels), [130] * 10)
+    features, probabilities = classifier.embed(scorer.classifier, samples, TANH_RANGE)
+    for label, name in enumerate(data.CLASS_NAMES):
+        asked = labels == label
+        share = np.mean(probabilities[asked].argmax(axis=1) == label)
+        assert row[evaluator.class_column("accuracy", name)] == pytest.approx(share)
+    assert row["class_accuracy"] == pytest.approx(
+        np.mean([row[evaluator.class_column("accuracy", n)] for n in data.CLASS_NAMES]))
+    sneaker = data.CLASS_NAMES.index("Sneaker")
+    expected_fid = _scipy_fid(scorer.real_features[scorer.real_labels == sneaker],
+                              features[labels == sneaker])
+    assert row["fid_sneaker"] == pytest.approx(expected_fid, rel=1e-5)
+    assert row["intra_fid"] == pytest.approx(
+        np.mean([row[evaluator.class_column("fid", n)] for n in data.CLASS_NAMES]))
+
+
+def test_too_few_samples_per_class_is_refused(conditional_run_dir):
+    result = _eval(f"--generator={conditional_run_dir / 'generator.keras'}",
+                   "--num_samples=1000")
+    _assert_one_error_line(result, "num_samples must be at least 1290 for a conditional")
