@@ -23,11 +23,12 @@ os.environ.setdefault("NO_GCE_CHECK", "true")
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
-from dcgan.config import DEFAULT_DATA_DIR, DataConfig  # noqa: E402
+from dcgan.config import DEFAULT_DATA_DIR, ConfigError, DataConfig  # noqa: E402
 
 __all__ = [
     "CLASS_NAMES",
     "DatasetUnavailableError",
+    "class_index",
     "load_arrays",
     "load_split",
     "num_examples",
@@ -43,6 +44,19 @@ CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+
+
+def class_index(name: str) -> int:
+    """The label of a class name, any case: "Sneaker" -> 7.
+
+    Raises:
+      ConfigError: no class has that name; the message lists the names.
+    """
+    lowered = [class_name.lower() for class_name in CLASS_NAMES]
+    if name.lower() not in lowered:
+        raise ConfigError(f"Unknown class name {name!r}; Fashion-MNIST's classes are "
+                          f"{', '.join(CLASS_NAMES)}.")
+    return lowered.index(name.lower())
 
 
 @dataclasses.dataclass(frozen=True)
