@@ -185,3 +185,11 @@ def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(
         assert grid.shape[0] == 3 * (10 * 30 + 2) and grid.shape[1] > grid_width
         labels = grid[:, :grid.shape[1] - grid_width]
         assert (labels < 128).any()  # Text.
+
+
+def test_a_class_count_other_than_fashion_mnists_is_refused(tmp_path, two_replicas):
+    config = _conditional(_config(tmp_path / "run"), "projection")
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, num_classes=5))
+    with pytest.raises(ConfigError, match="has 10 classes, got num_classes=5"):
+        trainer.train(config, two_replicas)
+    assert not (tmp_path / "run").exists()
