@@ -1,5 +1,6 @@
 r"""Scores generators with the project's Fashion-MNIST classifier: FID, KID, IS, precision
-and recall against the real test split.
+and recall against the real test split; for a conditional generator also FID within each
+class, their mean (intra-FID), and the share of samples classified as the class asked for.
 
   python eval.py                                    # every new checkpoint of runs/tutorial
   python eval.py --run_dir=runs/fashion128 --watch  # keep up with a run while it trains
@@ -34,9 +35,18 @@ FLAGS = flags.FLAGS
 
 
 def _format(row) -> str:
-    return (f"{row.get('step', '-'):>8} {row['fid']:>10.4f} {row['kid_mean']:>10.6f} "
+    """A row as a line of the HEADER table, and for a conditional G one line per class."""
+    line = (f"{row.get('step', '-'):>8} {row['fid']:>10.4f} {row['kid_mean']:>10.6f} "
             f"{row['kid_std']:>9.6f} {row['is_mean']:>7.4f} {row['is_std']:>7.4f} "
             f"{row['precision']:>9.4f} {row['recall']:>7.4f}")
+    if "intra_fid" not in row:
+        return line
+    indent = " " * 9
+    per_class = [f"{indent}{name:<12} FID {row[evaluator.class_column('fid', name)]:>10.4f}   "
+                 f"classified as asked {row[evaluator.class_column('accuracy', name)]:.4f}"
+                 for name in data.CLASS_NAMES]
+    return "\n".join([line, f"{indent}intra-FID {row['intra_fid']:.4f}, classified as the "
+                             f"class asked for {row['class_accuracy']:.4f}", *per_class])
 
 
 HEADER = (f"{'step':>8} {'FID':>10} {'KID':>10} {'KID std':>9} {'IS':>7} {'IS std':>7} "

@@ -2,6 +2,10 @@ r"""Writes images from a trained generator: a grid PNG, individual PNGs and/or a
 
   python generate.py --generator=runs/tutorial/generator.keras --num_images=64
   python generate.py --generator=runs/tutorial --out_dir=/tmp/samples --individual
+  python generate.py --generator=runs/conditional --class_name=Sneaker   # or --class_id=7
+
+A conditional generator draws the class asked for, or every class in turn (image i of
+class i mod 10); its grid.png is 10 images wide, and labels.npy records each image's class.
 """
 
 import os
@@ -14,7 +18,7 @@ from absl import app, flags  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dcgan import checkpoints, images, models  # noqa: E402
+from dcgan import checkpoints, data, images, models  # noqa: E402
 from dcgan.config import ConfigError  # noqa: E402
 from dcgan.files import atomic_path  # noqa: E402
 
@@ -23,12 +27,34 @@ flags.DEFINE_string("generator", "runs/tutorial/generator.keras",
 flags.DEFINE_string("out_dir", "generated", "Where the files go.")
 flags.DEFINE_integer("num_images", 64, "How many images.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seeds the noise: the same seed gives the same images.")
+flags.DEFINE_string("class_name", None, "With a conditional generator, draw only this class: "
+                    f"one of {', '.join(data.CLASS_NAMES)} (any case).")
+flags.DEFINE_integer("class_id", None, "With a conditional generator, draw only this class: "
+                     "its label, 0 (T-shirt/top) to 9 (Ankle boot).", lower_bound=0,
+                     upper_bound=len(data.CLASS_NAMES) - 1)
+flags.mark_flags_as_mutual_exclusive(["class_name", "class_id"])
 flags.DEFINE_bool("grid", True, "Write grid.png.")
 flags.DEFINE_bool("individual", False, "Write one PNG per image (image_00000.png, ...).")
 flags.DEFINE_bool("npy", True, "Write images.npy: float32 [N, 28, 28, 1] in the generator's "
-                  "pixel range.")
+                  "pixel range (and labels.npy, int32 [N], for a conditional generator).")
 
 FLAGS = flags.FLAGS
+
+
+def _labels(generator) -> np.ndarray | None:
+    """The class of each image: None for an unconditional generator, else the class asked
+    for or every class in turn."""
+    asked = FLAGS.class_id if FLAGS.class_name is None else data.class_index(FLAGS.class_name)
+    num_classes = models.generator_num_classes(generator)
+    if not num_classes:
+        if asked is not None:
+            raise ConfigError(f"{FLAGS.generator} holds an unconditional generator: "
+                              "--class_name and --class_id need one trained with "
+                              "train.py --conditional.")
+        return None
+    if asked is None:
+        return np.arange(FLAGS.num_images, dtype=np.int32) % num_classes
+    return np.full(FLAGS.num_images, asked, np.int32)
 
 
 def main(argv):
@@ -37,21 +63,29 @@ def main(argv):
     try:
         generator = checkpoints.load_generator(FLAGS.generator)
         pixel_range = models.generator_output_range(generator)
+        labels = _labels(generator)
     except ConfigError as error:
         sys.exit(f"generate.py: error: {error}")
-    noise_dim = generator.input_shape[-1]
-    z = tf.random.Generator.from_seed(FLAGS.seed).normal([FLAGS.num_images, noise_dim])
-    samples = generator(z, training=False).numpy()
+    z = tf.random.Generator.from_seed(FLAGS.seed).normal(
+        [FLAGS.num_images, models.generator_noise_dim(generator)])
+    label_tensor = None if labels is None else tf.constant(labels)
+    samples = generator(models.model_input(z, label_tensor), training=False).numpy()
     out_dir = pathlib.Path(FLAGS.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if FLAGS.grid:
-        images.write_png(out_dir / "grid.png", images.grid(samples, pixel_range), scale=3)
+        # A conditional generator's grid is one column per class when it draws them all.
+        columns = models.generator_num_classes(generator) or None
+        images.write_png(out_dir / "grid.png", images.grid(samples, pixel_range, columns),
+                         scale=3)
     if FLAGS.individual:
         for index, image in enumerate(images.to_uint8(samples, pixel_range)):
             images.write_png(out_dir / f"image_{index:05d}.png", image)
     if FLAGS.npy:
         with atomic_path(out_dir / "images.npy") as partial:
             np.save(partial, samples)
+        if labels is not None:
+            with atomic_path(out_dir / "labels.npy") as partial:
+                np.save(partial, labels)
     print(f"Wrote {FLAGS.num_images} images ({pixel_range} range) to {out_dir}")
 
 

@@ -4,6 +4,7 @@ r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
   python train.py --preset=fashion128 --epochs=20
   python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU
   python train.py --preset=wgan_gp --ema_decay=0.999
+  python train.py --conditional --run_dir=runs/conditional   # one class per label
 
 Exit status: 0 when the run is complete; 1 with one `train.py: error: ...` line when it
 cannot start or go on (bad flags or data, a run directory that disagrees with the flags,
@@ -65,6 +66,13 @@ flags.DEFINE_bool("jit_compile", False, "Compile the gradient computation with X
 flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into N logical devices, one replica "
                      "each (for trying the multi-replica path without GPUs).", lower_bound=1)
 flags.DEFINE_bool("sync_batch_norm", False, "Batch-norm statistics over the global batch.")
+flags.DEFINE_bool("conditional", False, "Train a conditional GAN on the class labels: G takes "
+                  "(z, class), D sees the class as --conditioning says, and the sample grids "
+                  "show one row per class.")
+flags.DEFINE_enum("conditioning", None, config_lib.CONDITIONINGS, "With --conditional, how D "
+                  "sees the class. projection: adds <embed(class), D's features> to its logit "
+                  "(Miyato & Koyama 2018); concat: a learned map of the class as a second "
+                  "image channel (default projection).")
 flags.DEFINE_integer("steps_per_call", None, "Training steps per tf.function call.",
                      lower_bound=1)
 flags.DEFINE_integer("checkpoint_every_steps", None, "Checkpoint period in steps (also at "
@@ -85,10 +93,16 @@ def _optimizer(preset_optimizer, learning_rate, beta_1):
 def config_from_flags() -> config_lib.TrainConfig:
     preset = config_lib.PRESETS[FLAGS.preset]
     split = "train" if FLAGS.train_examples is None else f"train[:{FLAGS.train_examples}]"
+    if FLAGS.conditioning and not FLAGS.conditional:
+        raise config_lib.ConfigError("--conditioning applies only with --conditional")
     data_config = dataclasses.replace(
         preset.data, data_dir=FLAGS.data_dir, split=split, shuffle_seed=FLAGS.seed,
-        global_batch_size=FLAGS.batch_size or preset.data.global_batch_size)
-    model_config = dataclasses.replace(preset.model, synchronized_batch_norm=FLAGS.sync_batch_norm)
+        global_batch_size=FLAGS.batch_size or preset.data.global_batch_size,
+        with_labels=FLAGS.conditional)
+    model_config = dataclasses.replace(
+        preset.model, synchronized_batch_norm=FLAGS.sync_batch_norm,
+        num_classes=len(data.CLASS_NAMES) if FLAGS.conditional else 0,
+        conditioning=FLAGS.conditioning or preset.model.conditioning)
     overrides = {
         "epochs": FLAGS.epochs, "max_steps": FLAGS.max_steps,
         "max_train_minutes": FLAGS.max_train_minutes,

@@ -226,9 +226,9 @@ def train_classifier(epochs=10, batch_size=128, seed=0, data_dir=DEFAULT_DATA_DI
 
 def evaluate_accuracy(classifier, data_dir=DEFAULT_DATA_DIR) -> float:
     """Top-1 accuracy on the full Fashion-MNIST test split (10,000 images)."""
-    images, labels = zip(*data.load_split(_split("test", data_dir=data_dir)).as_numpy_iterator())
-    _, probabilities = embed(classifier, np.concatenate(images), CLASSIFIER_PIXEL_RANGE)
-    return float(np.mean(probabilities.argmax(axis=1) == np.concatenate(labels)))
+    images, labels = data.load_arrays(_split("test", data_dir=data_dir))
+    _, probabilities = embed(classifier, images, CLASSIFIER_PIXEL_RANGE)
+    return float(np.mean(probabilities.argmax(axis=1) == labels))
 
 
 def main(argv=None):

@@ -8,6 +8,7 @@ import math
 import os
 
 __all__ = [
+    "CONDITIONINGS",
     "ConfigError",
     "DEFAULT_DATA_DIR",
     "DataConfig",
@@ -23,6 +24,10 @@ __all__ = [
 DEFAULT_DATA_DIR = os.environ.get("DCGAN_DATA_DIR", "~/tensorflow_datasets")
 TANH_RANGE = (-1.0, 1.0)
 SIGMOID_RANGE = (0.0, 1.0)
+# How a conditional discriminator sees the class: `projection` adds the inner product of
+# the class's embedding with D's features to its logit (Miyato & Koyama 2018); `concat`
+# gives the convolutions the class's learned 28x28 map as a second image channel.
+CONDITIONINGS = ("projection", "concat")
 
 
 class ConfigError(ValueError):
@@ -76,15 +81,27 @@ class ModelConfig:
       noise_dim: length of the generator's input noise vector z.
       synchronized_batch_norm: batch-norm statistics over the global batch rather than
         each replica's share (only matters with more than one replica).
+      num_classes: classes the networks are conditioned on (0: unconditional). G then
+        takes (z, label) and concatenates z with the label's learned embedding; D takes
+        (images, label) and sees the label as `conditioning` says.
+      conditioning: one of CONDITIONINGS, how a conditional D sees the label.
     """
 
     architecture: str = "tutorial"
     noise_dim: int = 100
     synchronized_batch_norm: bool = False
+    num_classes: int = 0
+    conditioning: str = "projection"
 
     def __post_init__(self):
         if self.noise_dim < 1:
             raise ConfigError(f"noise_dim must be positive, got {self.noise_dim}")
+        if self.num_classes < 0 or self.num_classes == 1:
+            raise ConfigError(f"num_classes must be 0 (unconditional) or at least 2, got "
+                              f"{self.num_classes}")
+        if self.conditioning not in CONDITIONINGS:
+            raise ConfigError(f"conditioning must be one of {CONDITIONINGS}, got "
+                              f"{self.conditioning!r}")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -120,7 +137,8 @@ class TrainConfig:
     Attributes:
       run_dir: directory of checkpoints and artifacts; re-running resumes from it.
       model: the networks to build.
-      data: the input pipeline; `data.pixel_range` must match the generator's output.
+      data: the input pipeline; `data.pixel_range` must match the generator's output, and
+        `data.with_labels` must be set exactly when the model is conditional.
       generator_optimizer: Adam settings of G.
       discriminator_optimizer: Adam settings of D.
       loss: a name registered in `dcgan.losses.LOSSES`.
@@ -146,7 +164,9 @@ class TrainConfig:
       deterministic: enable TensorFlow's deterministic ops (exactly repeatable runs).
       checkpoint_every_steps: save a checkpoint every this many steps (and at epoch ends).
       max_checkpoints: checkpoints kept on disk.
-      num_fixed_samples: fixed noise vectors shown in the per-epoch sample grid (a square).
+      num_fixed_samples: images in the per-epoch sample grid of an unconditional run, a
+        square n = k * k; a conditional run shows one row per class of k images instead,
+        the same k noise vectors in every row.
     """
 
     run_dir: str = "runs/tutorial"
@@ -200,6 +220,10 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if math.isqrt(self.num_fixed_samples) ** 2 != self.num_fixed_samples:
             raise ConfigError(f"num_fixed_samples must be a square, got {self.num_fixed_samples}")
+        if self.data.with_labels != bool(self.model.num_classes):
+            raise ConfigError(
+                "data.with_labels must be set exactly when the model is conditional, got "
+                f"with_labels={self.data.with_labels} and num_classes={self.model.num_classes}")
 
 
 PRESETS = {

@@ -16,17 +16,20 @@ import pathlib
 import re
 import struct
 
+import numpy as np
 # TFDS otherwise probes the GCE metadata server even for local loads (tfds#3962).
 os.environ.setdefault("NO_GCE_CHECK", "true")
 
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
-from dcgan.config import DEFAULT_DATA_DIR, DataConfig  # noqa: E402
+from dcgan.config import DEFAULT_DATA_DIR, ConfigError, DataConfig  # noqa: E402
 
 __all__ = [
     "CLASS_NAMES",
     "DatasetUnavailableError",
+    "class_index",
+    "load_arrays",
     "load_split",
     "num_examples",
     "prepare",
@@ -41,6 +44,19 @@ CLASS_NAMES = (
     "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
     "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
 )
+
+
+def class_index(name: str) -> int:
+    """The label of a class name, any case: "Sneaker" -> 7.
+
+    Raises:
+      ConfigError: no class has that name; the message lists the names.
+    """
+    lowered = [class_name.lower() for class_name in CLASS_NAMES]
+    if name.lower() not in lowered:
+        raise ConfigError(f"Unknown class name {name!r}; Fashion-MNIST's classes are "
+                          f"{', '.join(CLASS_NAMES)}.")
+    return lowered.index(name.lower())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -229,6 +245,16 @@ def load_split(config: DataConfig, epochs: int = 1, first_epoch: int = 0) -> tf.
     return (batches
             .map(to_model_input, num_parallel_calls=tf.data.AUTOTUNE)
             .prefetch(tf.data.AUTOTUNE))
+
+
+def load_arrays(config: DataConfig):
+    """One pass of `load_split(config)` as numpy arrays: float32 images [N, 28, 28, 1], or
+    (images, int64 labels [N]) when `config.with_labels`."""
+    batches = list(load_split(config).as_numpy_iterator())
+    if config.with_labels:
+        images, labels = zip(*batches)
+        return np.concatenate(images), np.concatenate(labels)
+    return np.concatenate(batches)
 
 
 def main(argv=None):

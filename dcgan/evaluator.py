@@ -1,5 +1,9 @@
 """Checkpoints -> samples -> classifier features -> FID/KID/IS/precision/recall -> files.
 
+A conditional generator draws every class equally often (sample i is of class i mod 10)
+and is also scored per class: FID within each class, their mean (intra-FID), and the
+share of samples the classifier assigns to the class asked for (CONDITIONAL_COLUMNS).
+
 Files written in a run directory (atomically; rows already there are kept and reused):
   metrics.json   {"classifier": {...}, "rows": [...]}, one row per evaluated checkpoint
   metrics.csv    the same rows
@@ -11,6 +15,7 @@ import csv
 import dataclasses
 import json
 import pathlib
+import re
 
 import numpy as np
 import tensorflow as tf
@@ -19,11 +24,25 @@ from dcgan import checkpoints, classifier, data, images, metrics, models
 from dcgan.config import DEFAULT_DATA_DIR, ConfigError, DataConfig
 from dcgan.files import atomic_path, write_json
 
-__all__ = ["EvalConfig", "METRIC_COLUMNS", "Evaluator", "evaluate_run"]
+__all__ = ["CONDITIONAL_COLUMNS", "EvalConfig", "METRIC_COLUMNS", "Evaluator", "class_column",
+           "evaluate_run"]
 
 METRIC_COLUMNS = ("fid", "fid_raw", "kid_mean", "kid_std", "is_mean", "is_std", "precision",
                   "recall")
-ROW_COLUMNS = ("step", "checkpoint", "num_samples") + METRIC_COLUMNS
+# What identifies a row: the checkpoint's step and name, and the samples it was scored on.
+KEY_COLUMNS = ("step", "checkpoint", "num_samples")
+
+
+def class_column(metric: str, class_name: str) -> str:
+    """The column of a per-class metric: ("fid", "T-shirt/top") -> "fid_t_shirt_top"."""
+    return f"{metric}_{re.sub(r'[^a-z0-9]+', '_', class_name.lower()).strip('_')}"
+
+
+# Rows of conditional generators have these too. intra_fid: the mean of the per-class
+# FIDs; class_accuracy: the share of all samples classified as the class asked for;
+# fid_<class>, accuracy_<class>: the same within each class.
+CONDITIONAL_COLUMNS = ("intra_fid", "class_accuracy") + tuple(
+    class_column(metric, name) for name in data.CLASS_NAMES for metric in ("fid", "accuracy"))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,25 +86,42 @@ class Evaluator:
         self.classifier = classifier.load_classifier()
         test_split = DataConfig(data_dir=config.data_dir, split="test", shuffle_seed=None,
                                 global_batch_size=config.batch_size, drop_remainder=False,
-                                pixel_range=classifier.CLASSIFIER_PIXEL_RANGE)
+                                pixel_range=classifier.CLASSIFIER_PIXEL_RANGE, with_labels=True)
+        real_images, self.real_labels = data.load_arrays(test_split)
         self.real_features, _ = classifier.embed(
-            self.classifier, data.load_split(test_split), classifier.CLASSIFIER_PIXEL_RANGE,
-            config.batch_size)
+            self.classifier, real_images, classifier.CLASSIFIER_PIXEL_RANGE, config.batch_size)
 
-    def samples(self, generator) -> np.ndarray:
-        """`num_samples` images from seeded noise: float32 [N, 28, 28, 1] in G's range."""
+    def samples(self, generator) -> tuple[np.ndarray, np.ndarray | None]:
+        """`num_samples` images from seeded noise: (float32 [N, 28, 28, 1] in G's range,
+        int32 labels [N] of a conditional G, sample i of class i mod its classes, or
+        None)."""
+        num_classes = models.generator_num_classes(generator)
+        labels = (np.arange(self.config.num_samples, dtype=np.int32) % num_classes
+                  if num_classes else None)
         noise = tf.random.Generator.from_seed(self.config.seed)
         batches = []
         for start in range(0, self.config.num_samples, self.config.batch_size):
             count = min(self.config.batch_size, self.config.num_samples - start)
-            z = noise.normal([count, generator.input_shape[-1]])
-            batches.append(generator(z, training=False).numpy().astype(np.float32))
-        return np.concatenate(batches)
+            z = noise.normal([count, models.generator_noise_dim(generator)])
+            batch_labels = None if labels is None else tf.constant(labels[start:start + count])
+            batches.append(generator(models.model_input(z, batch_labels), training=False)
+                           .numpy().astype(np.float32))
+        return np.concatenate(batches), labels
 
     def evaluate(self, generator) -> dict:
-        """All metrics of one generator, keyed by METRIC_COLUMNS."""
+        """All metrics of one generator, keyed by METRIC_COLUMNS, and for a conditional one
+        CONDITIONAL_COLUMNS.
+
+        Raises:
+          ConfigError: a conditional generator whose classes are not Fashion-MNIST's, or
+            too few samples per class for a per-class FID.
+        """
+        num_classes = models.generator_num_classes(generator)
+        if num_classes:
+            self._check_conditional(num_classes)
+        samples, labels = self.samples(generator)
         fake_features, fake_probabilities = classifier.embed(
-            self.classifier, self.samples(generator), models.generator_output_range(generator),
+            self.classifier, samples, models.generator_output_range(generator),
             self.config.batch_size)
         fid = metrics.fid(self.real_features, fake_features)
         kid = metrics.kernel_inception_distance(
@@ -96,9 +132,37 @@ class Evaluator:
                                             seed=self.config.seed)
         precision_recall = metrics.precision_recall(
             self.real_features, fake_features, k=self.config.nearest_neighbours)
-        return {"fid": fid.value, "fid_raw": fid.raw, "kid_mean": kid.mean, "kid_std": kid.std,
-                "is_mean": inception.mean, "is_std": inception.std,
-                "precision": precision_recall.precision, "recall": precision_recall.recall}
+        scores = {"fid": fid.value, "fid_raw": fid.raw, "kid_mean": kid.mean,
+                  "kid_std": kid.std, "is_mean": inception.mean, "is_std": inception.std,
+                  "precision": precision_recall.precision, "recall": precision_recall.recall}
+        if num_classes:
+            scores.update(self._per_class(fake_features, fake_probabilities, labels))
+        return scores
+
+    def _check_conditional(self, num_classes):
+        if num_classes != len(data.CLASS_NAMES):
+            raise ConfigError(f"The generator is conditioned on {num_classes} classes, "
+                              f"Fashion-MNIST has {len(data.CLASS_NAMES)}.")
+        needed = num_classes * (classifier.FEATURE_DIM + 1)
+        if self.config.num_samples < needed:
+            raise ConfigError(
+                f"num_samples must be at least {needed} for a conditional generator: its "
+                f"per-class FIDs need more than the classifier's {classifier.FEATURE_DIM} "
+                f"feature dimensions in each of its {num_classes} classes, got "
+                f"{self.config.num_samples}.")
+
+    def _per_class(self, fake_features, fake_probabilities, labels) -> dict:
+        """CONDITIONAL_COLUMNS of samples whose requested classes are `labels` [N]."""
+        num_classes = len(data.CLASS_NAMES)
+        fids = [distance.value for distance in metrics.per_class_fid(
+            self.real_features, self.real_labels, fake_features, labels, num_classes)]
+        accuracies = metrics.per_class_accuracy(fake_probabilities, labels, num_classes)
+        scores = {"intra_fid": float(np.mean(fids)),
+                  "class_accuracy": float(np.mean(fake_probabilities.argmax(axis=1) == labels))}
+        for name, fid, accuracy in zip(data.CLASS_NAMES, fids, accuracies):
+            scores[class_column("fid", name)] = fid
+            scores[class_column("accuracy", name)] = float(accuracy)
+        return scores
 
     def classifier_record(self) -> dict:
         return {"sha256": classifier.CLASSIFIER_SHA256, "version": classifier.CLASSIFIER_VERSION}
@@ -118,11 +182,17 @@ def _load_rows(path: pathlib.Path, evaluator: Evaluator) -> list[dict]:
     return [row for row in record["rows"] if row["num_samples"] == evaluator.config.num_samples]
 
 
+def _metric_columns(row: dict) -> tuple[str, ...]:
+    """The metrics of a row: METRIC_COLUMNS, and CONDITIONAL_COLUMNS for a conditional G."""
+    return METRIC_COLUMNS + (CONDITIONAL_COLUMNS if CONDITIONAL_COLUMNS[0] in row else ())
+
+
 def _write(run_dir: pathlib.Path, rows: list[dict], evaluator: Evaluator):
     write_json(run_dir / "metrics.json", {"classifier": evaluator.classifier_record(),
                                          "rows": rows})
+    columns = KEY_COLUMNS + _metric_columns(rows[0])
     with atomic_path(run_dir / "metrics.csv") as partial, partial.open("w", newline="") as file:
-        writer = csv.DictWriter(file, ROW_COLUMNS)
+        writer = csv.DictWriter(file, columns)
         writer.writeheader()
         writer.writerows(rows)
     steps = np.array([row["step"] for row in rows])
@@ -163,7 +233,7 @@ def evaluate_run(run_dir, evaluator: Evaluator, on_row=print,
                "num_samples": evaluator.config.num_samples, **evaluator.evaluate(generator)}
         rows[row["step"]] = row
         with writer.as_default():
-            for name in METRIC_COLUMNS:
+            for name in _metric_columns(row):
                 tf.summary.scalar(f"eval/{name}", row[name], step=row["step"])
         on_row(row)
         _write(run_dir, sorted(rows.values(), key=lambda r: r["step"]), evaluator)

@@ -8,11 +8,14 @@ matplotlib.use("Agg")  # Files only; never a window.
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import PIL.Image  # noqa: E402
+import PIL.ImageDraw  # noqa: E402
+import PIL.ImageFont  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dcgan.files import atomic_path  # noqa: E402
 
-__all__ = ["grid", "plot_columns", "to_uint8", "write_gif", "write_png"]
+__all__ = ["grid", "labelled_grid", "magnify", "plot_columns", "to_uint8", "write_gif",
+           "write_png"]
 
 
 def to_uint8(images, pixel_range) -> np.ndarray:
@@ -42,9 +45,38 @@ def grid(images, pixel_range, columns=None, padding=2) -> np.ndarray:
     return canvas
 
 
+def magnify(image, scale) -> np.ndarray:
+    """[H, W, C] -> [scale * H, scale * W, C], each pixel repeated `scale` times per axis."""
+    return np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+
+
+def labelled_grid(images, pixel_range, row_labels, scale, padding=2) -> np.ndarray:
+    """Tiles grayscale images [R * K, H, W, 1] into R rows of K, magnified `scale` times,
+    with row r's `row_labels[r]` written to its left (at the magnified size, so the text
+    stays sharp).
+
+    Returns:
+      uint8 [scale * (R * (H + padding) + padding), label width + scale * (K * (W +
+      padding) + padding), 1] on a white background.
+    """
+    picture = magnify(grid(images, pixel_range, columns=len(images) // len(row_labels),
+                           padding=padding), scale)
+    height = images.shape[1]
+    font = PIL.ImageFont.load_default(size=8 * scale)
+    margin = 4 * scale
+    label_width = 2 * margin + max(int(font.getlength(label)) for label in row_labels)
+    canvas = PIL.Image.new("L", (label_width + picture.shape[1], picture.shape[0]), 255)
+    canvas.paste(PIL.Image.fromarray(picture[..., 0]), (label_width, 0))
+    draw = PIL.ImageDraw.Draw(canvas)
+    for row, label in enumerate(row_labels):
+        middle = scale * (padding + row * (height + padding) + height / 2)
+        draw.text((margin, middle), label, fill=0, font=font, anchor="lm")
+    return np.asarray(canvas)[..., None]
+
+
 def write_png(path, image, scale=1) -> None:
     """Writes uint8 [H, W, C] as PNG, each pixel repeated `scale` times per axis."""
-    image = np.repeat(np.repeat(image, scale, axis=0), scale, axis=1)
+    image = magnify(image, scale)
     with atomic_path(path) as partial:
         tf.io.write_file(str(partial), tf.io.encode_png(image))
 

@@ -3,7 +3,13 @@
 Every generator maps noise z [batch, noise_dim] to images [batch, 28, 28, 1] in its
 architecture's `output_range`; every discriminator maps such images to float32 logits
 [batch, 1]. Under a mixed-precision policy the layers compute in bf16/fp16, but the
-generator's output activation and the discriminator's logits layer stay float32.
+generator's output activation and the discriminator's logits stay float32.
+
+With `ModelConfig.num_classes` > 0 both networks also take int32 class labels [batch]
+(`model_input` builds what they are called with): G concatenates z with the label's
+learned embedding, and D sees the label as `ModelConfig.conditioning` says. Builders get
+this for free by taking their inputs from `_generator_inputs` / `_discriminator_inputs`
+and ending in `_discriminator`.
 
 A new architecture is one `@register_architecture` pair of builders.
 """
@@ -21,12 +27,18 @@ __all__ = [
     "Architecture",
     "build_discriminator",
     "build_generator",
+    "generator_noise_dim",
+    "generator_num_classes",
     "generator_output_range",
+    "model_input",
     "output_range",
     "register_architecture",
 ]
 
 IMAGE_SHAPE = (28, 28, 1)
+# Length of G's learned class embedding, concatenated to z: ample for telling 10 classes
+# apart, and half of z's 100, so the noise still carries most of the input.
+GENERATOR_CLASS_EMBEDDING_DIM = 50
 
 
 @dataclasses.dataclass(frozen=True)
@@ -78,15 +90,96 @@ def generator_output_range(generator: keras.Model) -> tuple[float, float]:
     return ranges[activation]
 
 
-def _logits(features):
-    """The discriminator head: float32 logits even under a mixed-precision policy."""
-    return layers.Dense(1, dtype="float32", name="logits")(features)
+def generator_noise_dim(generator: keras.Model) -> int:
+    """The length of z for any generator built here, loaded back or not."""
+    return generator.inputs[0].shape[-1]
+
+
+def generator_num_classes(generator: keras.Model) -> int:
+    """The classes any generator built here is conditioned on (0: unconditional), loaded
+    back or not."""
+    one_hots = [layer for layer in generator.layers
+                if isinstance(layer, layers.CategoryEncoding)]
+    return one_hots[0].num_tokens if one_hots else 0
+
+
+def model_input(inputs, labels=None):
+    """What a model built here is called with: `inputs` (z or images) alone when `labels`
+    is None, else [inputs, labels] for a conditional model (labels: int [batch])."""
+    return inputs if labels is None else [inputs, labels]
+
+
+def _labels_input():
+    return keras.Input(shape=(), dtype="int32", name="labels")
+
+
+def _class_embedding(num_classes, labels, dim, spectral_norm=False):
+    """A learned float vector [batch, dim] per int label [batch] in [0, num_classes).
+
+    An embedding table written as a bias-free Dense layer on the one-hot label, so that
+    SpectralNormalization, which needs a `kernel`, can wrap it.
+    """
+    one_hot = layers.CategoryEncoding(num_classes, output_mode="one_hot",
+                                      name="class_one_hot")(labels)
+    table = layers.Dense(dim, use_bias=False, name="class_embedding")
+    if spectral_norm:
+        table = layers.SpectralNormalization(table, name="class_embedding_sn")
+    return table(one_hot)
+
+
+def _generator_inputs(config: ModelConfig):
+    """(the model's inputs, what the network maps to images [batch, latent_dim]): z, or
+    [z, labels] and z concatenated with the label's embedding."""
+    z = keras.Input(shape=(config.noise_dim,), name="z")
+    if not config.num_classes:
+        return z, z
+    labels = _labels_input()
+    embedded = _class_embedding(config.num_classes, labels, GENERATOR_CLASS_EMBEDDING_DIM)
+    return [z, labels], layers.Concatenate(name="z_and_class")([z, embedded])
+
+
+def _discriminator_inputs(config: ModelConfig):
+    """(the model's inputs, what the convolutions see [batch, 28, 28, channels]): images,
+    or [images, labels] and, with concat conditioning, the images with the label's
+    learned 28x28 map as a second channel (Mirza & Osindero 2014's input concatenation
+    for convolutions)."""
+    images = keras.Input(shape=IMAGE_SHAPE, name="images")
+    if not config.num_classes:
+        return images, images
+    labels = _labels_input()
+    if config.conditioning == "projection":
+        return [images, labels], images
+    class_map = layers.Reshape(IMAGE_SHAPE)(
+        _class_embedding(config.num_classes, labels, IMAGE_SHAPE[0] * IMAGE_SHAPE[1]))
+    return [images, labels], layers.Concatenate(name="images_and_class")([images, class_map])
+
+
+def _discriminator(config: ModelConfig, inputs, features, name, spectral_norm=False):
+    """D from its `inputs` (see `_discriminator_inputs`) and its features phi(x)
+    [batch, F]: float32 logits [batch, 1] even under a mixed-precision policy.
+
+    logit = psi(phi(x)), psi linear; with projection conditioning
+    logit = psi(phi(x)) + <embed(y), phi(x)> (Miyato & Koyama 2018, eq. 3), where the
+    embedding of y is [batch, F]. `spectral_norm` normalises psi and the embedding.
+    """
+    if spectral_norm:
+        logits = layers.SpectralNormalization(layers.Dense(1), dtype="float32",
+                                              name="logits")(features)
+    else:
+        logits = layers.Dense(1, dtype="float32", name="logits")(features)
+    if config.num_classes and config.conditioning == "projection":
+        embedded = _class_embedding(config.num_classes, inputs[1], features.shape[-1],
+                                    spectral_norm)
+        projection = layers.Dot(axes=1, dtype="float32", name="class_projection")(
+            [embedded, features])
+        logits = layers.Add(dtype="float32", name="conditional_logits")([logits, projection])
+    return keras.Model(inputs, logits, name=name)
 
 
 # The TensorFlow DCGAN tutorial's networks (tensorflow.org/tutorials/generative/dcgan).
 def tutorial_generator(config: ModelConfig) -> keras.Model:
-    z = keras.Input(shape=(config.noise_dim,), name="z")
-    x = layers.Dense(7 * 7 * 256, use_bias=False)(z)
+    inputs, latent = _generator_inputs(config)
+    x = layers.Dense(7 * 7 * 256, use_bias=False)(latent)
     x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
     x = layers.LeakyReLU()(x)
     x = layers.Reshape((7, 7, 256))(x)
@@ -96,18 +189,17 @@ def tutorial_generator(config: ModelConfig) -> keras.Model:
         x = layers.LeakyReLU()(x)
     x = layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False)(x)  # 28x28
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
-    return keras.Model(z, images, name="tutorial_generator")
+    return keras.Model(inputs, images, name="tutorial_generator")
 
 
 def tutorial_discriminator(config: ModelConfig) -> keras.Model:
-    images = keras.Input(shape=IMAGE_SHAPE, name="images")
-    x = images
+    inputs, x = _discriminator_inputs(config)
     for filters in (64, 128):  # 28x28 -> 14x14 -> 7x7
         x = layers.Conv2D(filters, 5, strides=2, padding="same")(x)
         x = layers.LeakyReLU()(x)
         x = layers.Dropout(0.3)(x)
     x = layers.Flatten()(x)
-    return keras.Model(images, _logits(x), name="tutorial_discriminator")
+    return _discriminator(config, inputs, x, "tutorial_discriminator")
 
 
 register_architecture("tutorial", tutorial_generator, tutorial_discriminator, TANH_RANGE)
@@ -119,8 +211,7 @@ def tutorial_critic(config: ModelConfig) -> keras.Model:
     examples: no batch norm, layer norm instead (Gulrajani et al. 2017, section 4). The
     paper's critics have no dropout either, which would penalise the gradient of a
     randomly thinned critic rather than the critic's own."""
-    images = keras.Input(shape=IMAGE_SHAPE, name="images")
-    x = images
+    inputs, x = _discriminator_inputs(config)
     for filters in (64, 128):  # 28x28 -> 14x14 -> 7x7
         x = layers.Conv2D(filters, 5, strides=2, padding="same")(x)
         # One group: each example normalised over height, width and channels, with a
@@ -129,7 +220,7 @@ def tutorial_critic(config: ModelConfig) -> keras.Model:
         x = layers.GroupNormalization(groups=1)(x)
         x = layers.LeakyReLU()(x)
     x = layers.Flatten()(x)
-    return keras.Model(images, _logits(x), name="tutorial_critic")
+    return _discriminator(config, inputs, x, "tutorial_critic")
 
 
 # The tutorial generator against a critic, for the Wasserstein loss with gradient penalty.
@@ -138,8 +229,8 @@ register_architecture("tutorial_critic", tutorial_generator, tutorial_critic, TA
 
 # The Fashion-MNIST GAN this project grew from: upsampling + convolutions, sigmoid output.
 def fashion128_generator(config: ModelConfig) -> keras.Model:
-    z = keras.Input(shape=(config.noise_dim,), name="z")
-    x = layers.Dense(7 * 7 * 128)(z)
+    inputs, latent = _generator_inputs(config)
+    x = layers.Dense(7 * 7 * 128)(latent)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Reshape((7, 7, 128))(x)
     for _ in range(2):  # 7x7 -> 14x14 -> 28x28
@@ -151,19 +242,18 @@ def fashion128_generator(config: ModelConfig) -> keras.Model:
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Conv2D(1, 4, padding="same")(x)
     images = layers.Activation("sigmoid", dtype="float32", name="images")(x)
-    return keras.Model(z, images, name="fashion128_generator")
+    return keras.Model(inputs, images, name="fashion128_generator")
 
 
 def fashion128_discriminator(config: ModelConfig) -> keras.Model:
-    images = keras.Input(shape=IMAGE_SHAPE, name="images")
-    x = images
+    inputs, x = _discriminator_inputs(config)
     for filters in (32, 64, 128, 256):  # 28 -> 24 -> 20 -> 16 -> 12 (valid 5x5 convs)
         x = layers.Conv2D(filters, 5, padding="valid")(x)
         x = layers.LeakyReLU(0.2)(x)
         x = layers.Dropout(0.4)(x)
     x = layers.Flatten()(x)
     x = layers.Dropout(0.4)(x)
-    return keras.Model(images, _logits(x), name="fashion128_discriminator")
+    return _discriminator(config, inputs, x, "fashion128_discriminator")
 
 
 register_architecture(
@@ -174,8 +264,8 @@ register_architecture(
 # convolutions (divisible by the stride, so no checkerboard: Odena et al. 2016) and
 # kernel 3 in the 7x7 layer, which holds most of the tutorial G's FLOPs with kernel 5.
 def fast_generator(config: ModelConfig) -> keras.Model:
-    z = keras.Input(shape=(config.noise_dim,), name="z")
-    x = layers.Dense(7 * 7 * 256, use_bias=False)(z)
+    inputs, latent = _generator_inputs(config)
+    x = layers.Dense(7 * 7 * 256, use_bias=False)(latent)
     x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Reshape((7, 7, 256))(x)
@@ -186,21 +276,18 @@ def fast_generator(config: ModelConfig) -> keras.Model:
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Conv2DTranspose(1, 4, strides=2, padding="same")(x)  # 28x28
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
-    return keras.Model(z, images, name="fast_generator")
+    return keras.Model(inputs, images, name="fast_generator")
 
 
 # Spectral normalisation (Miyato et al. 2018) bounds D's Lipschitz constant, in place of
 # the tutorial's dropout; no batch norm, so D scores each image on its own.
 def fast_discriminator(config: ModelConfig) -> keras.Model:
-    del config  # One discriminator for every z size and batch-norm setting.
-    images = keras.Input(shape=IMAGE_SHAPE, name="images")
-    x = images
+    inputs, x = _discriminator_inputs(config)
     for filters in (64, 128):  # 28x28 -> 14x14 -> 7x7
         x = layers.SpectralNormalization(layers.Conv2D(filters, 4, strides=2, padding="same"))(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
-    logits = layers.SpectralNormalization(layers.Dense(1), dtype="float32", name="logits")(x)
-    return keras.Model(images, logits, name="fast_discriminator")
+    return _discriminator(config, inputs, x, "fast_discriminator", spectral_norm=True)
 
 
 register_architecture("fast", fast_generator, fast_discriminator, TANH_RANGE)

@@ -28,15 +28,18 @@ __all__ = [
 ]
 
 # Entries of config.json (dotted paths) that a resumed run must share with the run in the
-# directory. They decide what the checkpoint holds (architecture, noise_dim, the fixed
-# noise's shape, the precision policy: mixed_float16 adds loss-scale variables) or what a
-# step means (loss, update, batch size, split, seeds and shuffle buffer: the data order).
+# directory. They decide what the checkpoint holds (architecture, noise_dim, the classes
+# and how D sees them, the fixed noise's shape, the precision policy: mixed_float16 adds
+# loss-scale variables) or what a step means (loss, update, batch size, split, seeds and
+# shuffle buffer: the data order).
 # Everything else may change on resume: epochs and max_steps (that is how a run is
 # extended), learning rates (how it is rescued after a non-finite loss), steps_per_call,
 # checkpointing, jit_compile, sync batch norm and the number of replicas.
 RESUME_FIELDS = (
     "config.model.architecture",
     "config.model.noise_dim",
+    "config.model.num_classes",
+    "config.model.conditioning",
     "config.num_fixed_samples",
     "precision_policy",
     "config.loss",

@@ -7,7 +7,7 @@ runs `num_steps` steps inside one `tf.function` call and returns their metrics.
 import keras
 import tensorflow as tf
 
-from dcgan import losses
+from dcgan import losses, models
 from dcgan.config import UPDATES
 
 __all__ = ["METRIC_NAMES", "GanStep", "ema_decay_after", "make_optimizer"]
@@ -24,6 +24,10 @@ METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_penalty")
 #                 k = n_critic). G runs forward n_critic + 1 times.
 #   simultaneous: both gradients from one forward pass, as in the TensorFlow DCGAN
 #                 tutorial. G runs forward once: about a quarter less compute.
+#
+# Conditional models: generated images take the labels of the real batch they are
+# compared with, so D sees real and generated batches of the same classes (as often as
+# the data holds each class), and the gradient penalty interpolates within a class.
 
 
 class GanStep:
@@ -33,7 +37,8 @@ class GanStep:
     Build it, the models and both optimizers under `strategy.scope()`.
 
     Args:
-      generator, discriminator: Keras models (see `dcgan.models`).
+      generator, discriminator: Keras models (see `dcgan.models`), both conditional or
+        both not.
       generator_optimizer, discriminator_optimizer: Keras optimizers; a
         `LossScaleOptimizer` scales the loss and skips non-finite updates.
       loss_fn: `(real_logits, fake_logits) -> (d_loss, g_loss)` per example
@@ -80,6 +85,7 @@ class GanStep:
         self.r1_weight = r1_weight
         self.ema_generator = ema_generator
         self.ema_decay = ema_decay
+        self.conditional = bool(models.generator_num_classes(generator))
         self.strategy = tf.distribute.get_strategy()
         # An unbuilt LossScaleOptimizer returns a constant from scale_loss that the trace
         # would freeze, and Adam slots created lazily cannot be lifted out of a
@@ -100,53 +106,65 @@ class GanStep:
         return (self._average(tf.sigmoid(tf.reshape(real_logits, [-1]))),
                 self._average(tf.sigmoid(tf.reshape(fake_logits, [-1]))))
 
-    def _d_penalty(self, real_images, fake_images, alpha):
+    def _generate(self, z, labels):
+        return self.generator(models.model_input(z, labels), training=True)
+
+    def _critic(self, labels):
+        """D as a function of images alone, as the penalties take it: for the `labels`
+        (None: unconditional)."""
+        def critic(images, training):
+            return self.discriminator(models.model_input(images, labels), training=training)
+        return critic
+
+    def _d_penalty(self, real_images, fake_images, labels, alpha):
         """D's weighted penalties, averaged over the global batch (0 without any)."""
         penalty = tf.zeros([tf.shape(real_images)[0]])
         if self.gp_weight:
             penalty += self.gp_weight * losses.gradient_penalty(
-                self.discriminator, real_images, fake_images, alpha)
+                self._critic(labels), real_images, fake_images, alpha)
         if self.r1_weight:
-            penalty += self.r1_weight * losses.r1_penalty(self.discriminator, real_images)
+            penalty += self.r1_weight * losses.r1_penalty(self._critic(labels), real_images)
         return self._average(penalty)
 
-    def _discriminate(self, real_images, fake_images, alpha):
-        """D on both batches (separately: PITFALLS 1) and the losses of its logits.
+    def _discriminate(self, real_images, fake_images, labels, alpha):
+        """D on both batches (separately: PITFALLS 1), both with `labels` when conditional,
+        and the losses of its logits.
 
         Returns:
           (real_logits, fake_logits, d_loss, g_loss, d_penalty), the last three means
           over the global batch; the penalties do not reach G.
         """
-        real_logits = self.discriminator(real_images, training=True)
-        fake_logits = self.discriminator(fake_images, training=True)
+        critic = self._critic(labels)
+        real_logits = critic(real_images, training=True)
+        fake_logits = critic(fake_images, training=True)
         d_loss, g_loss = map(self._average, self.loss_fn(real_logits, fake_logits))
-        d_penalty = self._d_penalty(real_images, tf.stop_gradient(fake_images), alpha)
+        d_penalty = self._d_penalty(real_images, tf.stop_gradient(fake_images), labels, alpha)
         return real_logits, fake_logits, d_loss, g_loss, d_penalty
 
-    def _d_gradients(self, real_images, z, alpha):
-        fake_images = self.generator(z, training=True)
+    def _d_gradients(self, real_images, labels, z, alpha):
+        fake_images = self._generate(z, labels)
         with tf.GradientTape() as tape:
             real_logits, fake_logits, d_loss, _, d_penalty = self._discriminate(
-                real_images, fake_images, alpha)
+                real_images, fake_images, labels, alpha)
             scaled_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
         gradients = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         return (gradients, d_loss, d_penalty, *self._d_probabilities(real_logits, fake_logits),
                 tf.stop_gradient(real_logits))
 
-    def _g_gradients(self, real_logits, z):
+    def _g_gradients(self, real_logits, labels, z):
         """G's gradients through the just-updated D. `real_logits` are from the D step:
         the BCE losses ignore them and a loss that uses them gets them without paying
         for another pass over the real images."""
         with tf.GradientTape() as tape:
-            fake_logits = self.discriminator(self.generator(z, training=True), training=True)
+            fake_logits = self._critic(labels)(self._generate(z, labels), training=True)
             g_loss = self._average(self.loss_fn(real_logits, fake_logits)[1])
             scaled_loss = self.generator_optimizer.scale_loss(g_loss)
         return tape.gradient(scaled_loss, self.generator.trainable_variables), g_loss
 
-    def _both_gradients(self, real_images, z, alpha):
+    def _both_gradients(self, real_images, labels, z, alpha):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             real_logits, fake_logits, d_loss, g_loss, d_penalty = self._discriminate(
-                real_images, self.generator(z, training=True), alpha)
+                real_images, self._generate(z, labels), labels, alpha)
             scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
             scaled_g_loss = self.generator_optimizer.scale_loss(g_loss)
         d_gradients = d_tape.gradient(scaled_d_loss, self.discriminator.trainable_variables)
@@ -169,22 +187,28 @@ class GanStep:
             gradients = _non_finite_if_any_replica_is(gradients)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
 
+    def _images_and_labels(self, batch):
+        """A batch of the iterator -> (images, labels; None when unconditional)."""
+        return batch if self.conditional else (batch, None)
+
     def _alternating_step(self, *real_batches):
         """One D update per batch of `real_batches` (n_critic of them), then G's."""
         d_metrics = []
-        for real_images in real_batches:
+        for batch in real_batches:
+            real_images, labels = self._images_and_labels(batch)
             d_grads, *metrics, real_logits = self._d_gradients(
-                real_images, self._noise(real_images), self._alpha(real_images))
+                real_images, labels, self._noise(real_images), self._alpha(real_images))
             self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
             d_metrics.append(metrics)
-        g_grads, g_loss = self._g_gradients(real_logits, self._noise(real_images))
+        g_grads, g_loss = self._g_gradients(real_logits, labels, self._noise(real_images))
         self._apply(self.generator_optimizer, g_grads, self.generator)
         d_loss, d_penalty, d_real, d_fake = tf.unstack(tf.reduce_mean(d_metrics, axis=0))
         return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])
 
-    def _simultaneous_step(self, real_images):
+    def _simultaneous_step(self, batch):
+        real_images, labels = self._images_and_labels(batch)
         d_grads, g_grads, d_loss, g_loss, d_penalty, d_real, d_fake = self._both_gradients(
-            real_images, self._noise(real_images), self._alpha(real_images))
+            real_images, labels, self._noise(real_images), self._alpha(real_images))
         self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
         self._apply(self.generator_optimizer, g_grads, self.generator)
         return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])
@@ -211,7 +235,8 @@ class GanStep:
 
         Args:
           iterator: iterator of a `strategy.experimental_distribute_dataset` of float32
-            images [global_batch_size, 28, 28, 1]; each step reads `n_critic` batches.
+            images [global_batch_size, 28, 28, 1], or for conditional models of (images,
+            int labels [global_batch_size]); each step reads `n_critic` batches.
             Passed in, not captured, so there is one trace (PITFALLS 1).
           num_steps: int32 scalar tensor (a tensor, so other counts do not retrace).
 

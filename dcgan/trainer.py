@@ -6,9 +6,11 @@ Run directory layout:
                                 the EMA generator when `ema_decay` is set)
   losses.csv                    one row per step (a step is one G update)
   loss_curves.png               the columns of losses.csv against steps
-  samples/epoch_0001.png        the fixed noise through G after each epoch
+  samples/epoch_0001.png        the fixed noise through G after each epoch (a conditional
+                                G: one row per class, labelled with its name)
   progress.gif                  those grids as an animation
-  final_grid.png                5x5 samples of the final generator
+  final_grid.png                5x5 samples of the final generator (conditional: 5 per
+                                class)
   generator.keras, discriminator.keras   plain Keras models (no dcgan import needed)
   tensorboard/                  scalars and sample grids
 
@@ -27,6 +29,7 @@ Samples and generator.keras come from the EMA generator when the run keeps one.
 import contextlib
 import csv
 import dataclasses
+import math
 import pathlib
 import signal
 import subprocess
@@ -47,7 +50,7 @@ __all__ = ["CSV_COLUMNS", "NonFiniteError", "RunState", "TrainingInterrupted", "
 # (checkpoints, pictures and start-up excluded, but the first call after each start
 # includes its tf.function tracing): the clock that time-to-quality uses.
 CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec", "train_seconds")
-FINAL_GRID_SIZE = 25  # 5x5
+FINAL_GRID_SIZE = 25  # 5x5 (a conditional G: 5 per class)
 PNG_SCALE = 3  # 28-pixel images are too small to judge at 1:1.
 # The files the trainer writes in the run directory itself (eval.py writes others).
 RUN_FILES = ("config.json", "losses.csv", "loss_curves.png", "progress.gif",
@@ -120,6 +123,19 @@ def _git_commit():
     return commit + ("-dirty" if dirty.strip() else "")
 
 
+def _grid_noise_count(grid_size: int, conditional: bool) -> int:
+    """Noise vectors behind a sample grid of `grid_size` (a square) images: one per image,
+    or for a conditional G one per column, every row (class) drawing from the same ones."""
+    return math.isqrt(grid_size) if conditional else grid_size
+
+
+def _class_rows(noise, num_classes):
+    """Noise [k, noise_dim] -> (z [num_classes * k, noise_dim], int32 labels
+    [num_classes * k]): row c of a k-column grid is class c, column j noise vector j."""
+    return (tf.tile(noise, [num_classes, 1]),
+            tf.repeat(tf.range(num_classes), tf.shape(noise)[0]))
+
+
 def _layer_rng_states(model):
     # Keras 3 keeps each Dropout's RNG in a SeedGenerator that tf.train.Checkpoint does not
     # reach through the model; without it a resumed run would draw other dropout masks.
@@ -140,7 +156,8 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
         noise = tf.random.Generator.from_seed(config.seed)
         fixed_noise = tf.Variable(
             tf.random.Generator.from_seed(config.seed + 1).normal(
-                [config.num_fixed_samples, config.model.noise_dim]),
+                [_grid_noise_count(config.num_fixed_samples, bool(config.model.num_classes)),
+                 config.model.noise_dim]),
             trainable=False, name="fixed_noise")
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
@@ -220,6 +237,9 @@ class _LossLog:
 
 
 def _check_config(config: TrainConfig, num_replicas: int, steps_per_epoch: int):
+    if config.model.num_classes not in (0, len(data.CLASS_NAMES)):
+        raise ConfigError(f"A conditional model of Fashion-MNIST has {len(data.CLASS_NAMES)} "
+                          f"classes, got num_classes={config.model.num_classes}.")
     expected_range = models.output_range(config.model.architecture)
     if tuple(config.data.pixel_range) != expected_range:
         raise ConfigError(f"data.pixel_range {config.data.pixel_range} does not match the "
@@ -246,6 +266,7 @@ class _Artifacts:
     def __init__(self, config: TrainConfig, state: RunState, log: _LossLog):
         self.run_dir = pathlib.Path(config.run_dir)
         self.pixel_range = config.data.pixel_range
+        self.class_names = data.CLASS_NAMES if config.model.num_classes else ()
         self.seed = config.seed
         self.state = state
         self.log = log
@@ -261,12 +282,20 @@ class _Artifacts:
             tf.summary.scalar("train/images_per_sec", images_per_sec,
                               step=first_step + len(metrics) - 1)
 
-    def _samples(self, noise):
-        return self.state.sampling_generator(noise, training=False).numpy()
+    def _picture(self, noise):
+        """G's images of `noise` [k, noise_dim] as uint8 [H, W, 1] at PNG_SCALE: a square
+        grid, or for a conditional G one row of k per class, labelled with its name."""
+        generator = self.state.sampling_generator
+        if not self.class_names:
+            samples = generator(noise, training=False).numpy()
+            return images.magnify(images.grid(samples, self.pixel_range), PNG_SCALE)
+        z, labels = _class_rows(noise, len(self.class_names))
+        samples = generator(models.model_input(z, labels), training=False).numpy()
+        return images.labelled_grid(samples, self.pixel_range, self.class_names, PNG_SCALE)
 
     def end_of_epoch(self, epoch: int, step: int):
-        picture = images.grid(self._samples(self.state.fixed_noise), self.pixel_range)
-        images.write_png(self.samples_dir / _sample_name(epoch), picture, scale=PNG_SCALE)
+        picture = self._picture(self.state.fixed_noise)
+        images.write_png(self.samples_dir / _sample_name(epoch), picture)
         with self.writer.as_default():
             tf.summary.image("samples", picture[None], step=step)
         frames = [tf.io.decode_png(tf.io.read_file(str(path))).numpy()
@@ -290,9 +319,9 @@ class _Artifacts:
 
     def final(self):
         noise = tf.random.Generator.from_seed(self.seed + 2).normal(
-            [FINAL_GRID_SIZE, self.state.sampling_generator.input_shape[-1]])
-        images.write_png(self.run_dir / "final_grid.png",
-                         images.grid(self._samples(noise), self.pixel_range), scale=PNG_SCALE)
+            [_grid_noise_count(FINAL_GRID_SIZE, bool(self.class_names)),
+             models.generator_noise_dim(self.state.sampling_generator)])
+        images.write_png(self.run_dir / "final_grid.png", self._picture(noise))
         self.plot_losses()
         self.export_models()
         self.writer.flush()

@@ -1,5 +1,6 @@
 """The absl binaries as a user runs them: subprocesses, exit codes, one-line errors."""
 
+import json
 import pathlib
 import re
 import subprocess
@@ -26,6 +27,7 @@ def _error_lines(stderr):
     ("--batch_size=0", "--batch_size=0"),
     ("--precision=float8", "--precision"),
     ("--n_critic=0", "train.py: error: n_critic must be positive, got 0"),
+    ("--conditioning=concat", "train.py: error: --conditioning applies only with --conditional"),
 ])
 def test_train_rejects_bad_flags_with_one_line(tmp_path, flag, message):
     result = _run("train.py", f"--run_dir={tmp_path / 'run'}", flag)
@@ -60,6 +62,43 @@ def test_train_then_generate(tmp_path):
     assert again.returncode == 0  # The same seed gives the same images.
     np.testing.assert_array_equal(np.load(tmp_path / "again" / "images.npy"),
                                   np.load(out_dir / "images.npy"))
+    asked_a_class = _run("generate.py", f"--generator={run_dir}", "--class_name=Bag")
+    assert asked_a_class.returncode != 0
+    assert any("holds an unconditional generator" in line
+               for line in _error_lines(asked_a_class.stderr))
+
+
+@pytest.mark.slow
+def test_conditional_train_then_generate_a_class(tmp_path):
+    run_dir = tmp_path / "run"
+    result = _run("train.py", f"--run_dir={run_dir}", "--conditional", "--conditioning=concat",
+                  "--train_examples=128", "--batch_size=32", "--epochs=1", "--cpu_devices=2")
+    assert result.returncode == 0, result.stderr[-3000:]
+    model = json.loads((run_dir / "config.json").read_text())["config"]["model"]
+    assert (model["num_classes"], model["conditioning"]) == (10, "concat")
+
+    def generate(out_dir, *flags):
+        result = _run("generate.py", f"--generator={run_dir / 'generator.keras'}",
+                      f"--out_dir={out_dir}", *flags)
+        assert result.returncode == 0, result.stderr[-3000:]
+        return np.load(out_dir / "images.npy"), np.load(out_dir / "labels.npy")
+
+    sneakers, labels = generate(tmp_path / "by_name", "--num_images=12", "--class_name=sneaker")
+    assert sneakers.shape == (12, 28, 28, 1) and labels.tolist() == [7] * 12
+    grid = tf.io.decode_png(tf.io.read_file(str(tmp_path / "by_name" / "grid.png"))).numpy()
+    assert grid.shape == (3 * (2 * 30 + 2), 3 * (10 * 30 + 2), 1)  # 10 wide, 2 rows
+    by_id, labels = generate(tmp_path / "by_id", "--num_images=12", "--class_id=7")
+    np.testing.assert_array_equal(by_id, sneakers)
+    every_class, labels = generate(tmp_path / "every_class", "--num_images=12")
+    assert labels.tolist() == [*range(10), 0, 1]
+    # The same noise: image 7 is a sneaker either way, the others are other classes.
+    np.testing.assert_allclose(every_class[7], sneakers[7], atol=1e-6)
+    assert not np.allclose(every_class[6], sneakers[6])
+
+    misspelt = _run("generate.py", f"--generator={run_dir}", "--class_name=Snekaer")
+    assert misspelt.returncode != 0
+    assert any("generate.py: error: Unknown class name 'Snekaer'; Fashion-MNIST's classes are "
+               "T-shirt/top, Trouser, Pullover" in line for line in _error_lines(misspelt.stderr))
 
 
 def test_generate_reports_a_missing_generator(tmp_path):

@@ -1,5 +1,6 @@
 """eval.py and dcgan.evaluator on a tiny real run directory."""
 
+import csv
 import dataclasses
 import json
 import pathlib
@@ -12,8 +13,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import evaluator, trainer
-from dcgan.config import PRESETS, ConfigError
+from dcgan import checkpoints, classifier, data, evaluator, metrics, trainer
+from dcgan.config import PRESETS, TANH_RANGE, ConfigError
 
 pytestmark = pytest.mark.slow
 
@@ -22,17 +23,24 @@ SMALL = evaluator.EvalConfig(num_samples=300, batch_size=100, kid_subsets=5,
                              kid_subset_size=100, is_splits=3)
 
 
-@pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """A tutorial run of 2 epochs x 4 steps with checkpoints at steps 4 and 8."""
-    path = tmp_path_factory.mktemp("eval") / "run"
+def _tiny_run(path, epochs, num_classes=0):
+    """A tutorial run on 128 images in batches of 32: 4 steps an epoch, a checkpoint at
+    each epoch's end."""
     preset = PRESETS["tutorial"]
     config = dataclasses.replace(
-        preset, run_dir=str(path), epochs=2, precision="float32", num_fixed_samples=4,
-        data=dataclasses.replace(preset.data, split="train[:128]", global_batch_size=32))
+        preset, run_dir=str(path), epochs=epochs, precision="float32", num_fixed_samples=4,
+        model=dataclasses.replace(preset.model, num_classes=num_classes),
+        data=dataclasses.replace(preset.data, split="train[:128]", global_batch_size=32,
+                                 with_labels=bool(num_classes)))
     trainer.train(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
     keras.mixed_precision.set_global_policy("float32")
     return path
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """Checkpoints at steps 4 and 8."""
+    return _tiny_run(tmp_path_factory.mktemp("eval") / "run", epochs=2)
 
 
 @pytest.fixture(scope="module")
@@ -61,7 +69,6 @@ def test_rows_for_every_checkpoint_then_skipped(run_dir, scorer):
 
 
 def test_same_generator_same_scores(run_dir, scorer):
-    from dcgan import checkpoints
     generator = checkpoints.restore_generator(run_dir)
     first, second = scorer.evaluate(generator), scorer.evaluate(generator)
     assert first == second
@@ -136,3 +143,48 @@ def test_exported_generator(run_dir, tmp_path):
     scores = json.loads(output.read_text())
     assert scores["num_samples"] == 300 and np.isfinite(scores["fid"])
     assert "FID" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def conditional_run_dir(tmp_path_factory):
+    """A conditional run with a checkpoint at step 4."""
+    return _tiny_run(tmp_path_factory.mktemp("eval") / "conditional", epochs=1, num_classes=10)
+
+
+def test_conditional_run_is_scored_per_class(conditional_run_dir):
+    result = _eval(f"--run_dir={conditional_run_dir}", "--num_samples=1300")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "intra-FID" in result.stdout and "Ankle boot" in result.stdout
+    [row] = json.loads((conditional_run_dir / "metrics.json").read_text())["rows"]
+    with (conditional_run_dir / "metrics.csv").open(newline="") as file:
+        [csv_row] = list(csv.DictReader(file))
+    columns = (evaluator.KEY_COLUMNS + evaluator.METRIC_COLUMNS
+               + evaluator.CONDITIONAL_COLUMNS)
+    assert tuple(csv_row) == columns and len(columns) == 3 + 8 + 2 + 2 * 10
+    for column in columns[3:]:
+        assert float(csv_row[column]) == pytest.approx(row[column], rel=1e-12)
+
+    # The same samples (same seed and batches as eval.py), classified and compared here.
+    scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=1300))
+    samples, labels = scorer.samples(checkpoints.restore_generator(conditional_run_dir))
+    assert np.array_equal(np.bincount(labels), [130] * 10)
+    features, probabilities = classifier.embed(scorer.classifier, samples, TANH_RANGE)
+    for label, name in enumerate(data.CLASS_NAMES):
+        asked = labels == label
+        share = np.mean(probabilities[asked].argmax(axis=1) == label)
+        assert row[evaluator.class_column("accuracy", name)] == pytest.approx(share)
+    assert row["class_accuracy"] == pytest.approx(
+        np.mean([row[evaluator.class_column("accuracy", n)] for n in data.CLASS_NAMES]))
+    # The FID of the sneakers alone (metrics.fid is checked against scipy elsewhere).
+    sneaker = data.CLASS_NAMES.index("Sneaker")
+    expected_fid = metrics.fid(scorer.real_features[scorer.real_labels == sneaker],
+                               features[labels == sneaker]).value
+    assert row["fid_sneaker"] == pytest.approx(expected_fid, rel=1e-9)
+    assert row["intra_fid"] == pytest.approx(
+        np.mean([row[evaluator.class_column("fid", n)] for n in data.CLASS_NAMES]))
+
+
+def test_too_few_samples_per_class_is_refused(conditional_run_dir):
+    result = _eval(f"--generator={conditional_run_dir / 'generator.keras'}",
+                   "--num_samples=1000")
+    _assert_one_error_line(result, "num_samples must be at least 1290 for a conditional")

@@ -21,9 +21,9 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _gan_step(strategy, loss_fn=losses.non_saturating, architecture="tutorial",
-              policy_name="float32", **options):
+              policy_name="float32", num_classes=0, conditioning="projection", **options):
     keras.utils.set_random_seed(0)
-    model = ModelConfig(architecture)
+    model = ModelConfig(architecture, num_classes=num_classes, conditioning=conditioning)
     with strategy.scope():
         generator = models.build_generator(model)
         if options.get("ema_decay"):
@@ -36,9 +36,13 @@ def _gan_step(strategy, loss_fn=losses.non_saturating, architecture="tutorial",
                        **options)
 
 
-def _iterator(strategy, num_batches):
-    images = np.random.default_rng(0).uniform(-1, 1, (num_batches * BATCH, 28, 28, 1))
-    dataset = tf.data.Dataset.from_tensor_slices(images.astype(np.float32)).batch(BATCH)
+def _iterator(strategy, num_batches, labelled=False):
+    """Batches of random images, with int64 labels in [0, 10) when `labelled`."""
+    rng = np.random.default_rng(0)
+    examples = rng.uniform(-1, 1, (num_batches * BATCH, 28, 28, 1)).astype(np.float32)
+    if labelled:
+        examples = (examples, rng.integers(0, 10, num_batches * BATCH))
+    dataset = tf.data.Dataset.from_tensor_slices(examples).batch(BATCH)
     return iter(strategy.experimental_distribute_dataset(dataset))
 
 
@@ -95,6 +99,22 @@ def test_wgan_gp_trains_under_float16_loss_scaling(policy, two_replicas):
     for model in (gan_step.generator, gan_step.discriminator):
         assert all(np.all(np.isfinite(w)) for w in _values(model.weights))
     assert float(gan_step.discriminator_optimizer.dynamic_scale.numpy()) > 1
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "concat"])
+def test_conditional_wgan_gp_with_r1_on_two_replicas(conditioning, two_replicas):
+    """Labels through n_critic D updates, G's update and both penalties."""
+    strategy = two_replicas
+    gan_step = _gan_step(strategy, losses.wasserstein, architecture="tutorial_critic",
+                         num_classes=10, conditioning=conditioning, n_critic=2,
+                         gp_weight=10.0, r1_weight=1.0)
+    embeddings = [model.get_layer("class_embedding").kernel
+                  for model in (gan_step.generator, gan_step.discriminator)]
+    before = _values(embeddings)
+    metrics = dict(zip(METRIC_NAMES, _run(gan_step, _iterator(strategy, 4, labelled=True), 2).T))
+    assert np.all(np.isfinite(list(metrics.values()))) and np.all(metrics["d_penalty"] > 0)
+    assert gan_step.discriminator_optimizer.iterations.numpy() == 4
+    assert all(not np.array_equal(a, b) for a, b in zip(before, _values(embeddings)))
 
 
 def test_penalties_apply_to_the_simultaneous_update_too(two_replicas):

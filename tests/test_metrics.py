@@ -214,3 +214,66 @@ def test_precision_recall_in_small_blocks_matches_brute_force(monkeypatch):
 def test_precision_recall_refuses_k_not_below_the_set_size():
     with pytest.raises(ValueError, match="k < N"):
         metrics.precision_recall(np.zeros((3, 2)), np.zeros((10, 2)), k=3)
+
+
+def _scipy_fid(real, fake):
+    """FID the textbook way: scipy's sqrtm of sigma1 sigma2."""
+    sigma1, sigma2 = np.cov(real, rowvar=False), np.cov(fake, rowvar=False)
+    covmean = scipy.linalg.sqrtm(sigma1 @ sigma2).real
+    return (np.sum((real.mean(axis=0) - fake.mean(axis=0)) ** 2) + np.trace(sigma1)
+            + np.trace(sigma2) - 2 * np.trace(covmean))
+
+
+def test_per_class_fid_is_scipy_fid_within_each_class():
+    rng = np.random.default_rng(3)
+    dim, num_classes = 8, 3
+    # Classes interleaved and of unequal sizes; class c of the fakes shifted by c.
+    real_labels = rng.permutation(np.repeat(np.arange(num_classes), [50, 70, 90]))
+    fake_labels = rng.permutation(np.repeat(np.arange(num_classes), [40, 60, 80]))
+    real = _correlated_features(rng, len(real_labels), dim) + real_labels[:, None]
+    fake = _correlated_features(rng, len(fake_labels), dim) + 2 * fake_labels[:, None]
+    distances = metrics.per_class_fid(real, real_labels, fake, fake_labels, num_classes)
+    expected = [_scipy_fid(np.array([x for x, y in zip(real, real_labels) if y == c]),
+                           np.array([x for x, y in zip(fake, fake_labels) if y == c]))
+                for c in range(num_classes)]
+    np.testing.assert_allclose([d.value for d in distances], expected, rtol=1e-6)
+    assert expected[0] < expected[2]  # The shift grows with the class.
+
+
+def test_per_class_fid_needs_more_samples_than_dimensions_in_every_class():
+    rng = np.random.default_rng(4)
+    features = rng.normal(size=(60, 8))
+    labels = np.array([0] * 55 + [1] * 5)
+    with pytest.raises(ValueError, match="got 5, need at least 9"):
+        metrics.per_class_fid(features, labels, features, labels, 2)
+    with pytest.raises(ValueError, match=r"fake_labels must lie in \[0, 2\)"):
+        metrics.per_class_fid(features, labels, features, labels + 1, 2)
+
+
+def test_per_class_accuracy_against_a_count_by_hand():
+    probabilities = np.array([
+        [0.7, 0.2, 0.1],  # asked 0, top 0: hit
+        [0.1, 0.8, 0.1],  # asked 0, top 1: miss
+        [0.2, 0.3, 0.5],  # asked 0, top 2: miss
+        [0.1, 0.6, 0.3],  # asked 1, top 1: hit
+        [0.3, 0.3, 0.4],  # asked 2, top 2: hit
+        [0.5, 0.1, 0.4],  # asked 2, top 0: miss
+    ])
+    labels = np.array([0, 0, 0, 1, 2, 2])
+    np.testing.assert_allclose(metrics.per_class_accuracy(probabilities, labels, 3),
+                               [1 / 3, 1.0, 0.5])
+    # A class nobody asked for has no share.
+    assert np.isnan(metrics.per_class_accuracy(probabilities[:4], labels[:4], 3)[2])
+
+
+def test_per_class_accuracy_agrees_with_a_confusion_matrix():
+    rng = np.random.default_rng(5)
+    num_classes = 10
+    logits = rng.normal(size=(1000, num_classes))
+    probabilities = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    labels = rng.integers(0, num_classes, 1000)
+    confusion = np.zeros((num_classes, num_classes))
+    for asked, predicted in zip(labels, probabilities.argmax(axis=1)):
+        confusion[asked, predicted] += 1
+    np.testing.assert_allclose(metrics.per_class_accuracy(probabilities, labels, num_classes),
+                               np.diag(confusion) / confusion.sum(axis=1))

@@ -1,9 +1,12 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from dcgan import models
-from dcgan.config import SIGMOID_RANGE, TANH_RANGE, ModelConfig
+from dcgan.config import PRESETS, SIGMOID_RANGE, TANH_RANGE, ConfigError, ModelConfig
 
 TUTORIAL = ModelConfig("tutorial", noise_dim=100)
 FASHION128 = ModelConfig("fashion128", noise_dim=128)
@@ -12,16 +15,20 @@ FAST = ModelConfig("fast", noise_dim=100)
 ALL = [TUTORIAL, FASHION128, TUTORIAL_CRITIC, FAST]
 
 
+# G: dense 100*7*7*256 + BN 4*12544 + k3 256->128 + BN 4*128 + k4 128->64 + BN 4*64
+#    + k4 64->1 with bias. D: k4 convs 1->64, 64->128 and dense 6272->1, with biases,
+#    plus spectral norm's power-iteration vector u (64, 128, 1).
+FAST_GENERATOR_PARAMS = (100 * 12544 + 4 * 12544 + 9 * 256 * 128 + 4 * 128 + 16 * 128 * 64
+                         + 4 * 64 + 16 * 64 + 1)
+FAST_DISCRIMINATOR_PARAMS = ((16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 * 128 + 1)
+                             + 64 + 128 + 1)
+
+
 @pytest.mark.parametrize("config, generator_params, discriminator_params", [
     (TUTORIAL, 2_330_944, 212_865),  # As printed by the TensorFlow DCGAN tutorial.
     (FASHION128, 2_155_137, 1_113_345),
     (TUTORIAL_CRITIC, 2_330_944, 212_865 + 2 * (64 + 128)),  # + layer-norm scales, offsets
-    # G: dense 100*7*7*256 + BN 4*12544 + k3 256->128 + BN 4*128 + k4 128->64 + BN 4*64
-    #    + k4 64->1 with bias. D: k4 convs 1->64, 64->128 and dense 6272->1, with biases,
-    #    plus spectral norm's power-iteration vector u (64, 128, 1).
-    (FAST, 100 * 12544 + 4 * 12544 + 9 * 256 * 128 + 4 * 128 + 16 * 128 * 64 + 4 * 64
-     + 16 * 64 + 1,
-     (16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 * 128 + 1) + 64 + 128 + 1),
+    (FAST, FAST_GENERATOR_PARAMS, FAST_DISCRIMINATOR_PARAMS),
 ])
 def test_parameter_counts(config, generator_params, discriminator_params):
     assert models.build_generator(config).count_params() == generator_params
@@ -95,3 +102,91 @@ def test_registering_a_name_twice_is_refused():
     with pytest.raises(ValueError, match="already registered"):
         models.register_architecture("tutorial", models.tutorial_generator,
                                      models.tutorial_discriminator, TANH_RANGE)
+
+
+# Conditional networks: Fashion-MNIST's 10 classes.
+CONDITIONINGS = pytest.mark.parametrize("conditioning", ["projection", "concat"])
+
+
+def _conditional(config, conditioning="projection"):
+    return dataclasses.replace(config, num_classes=10, conditioning=conditioning)
+
+
+@pytest.mark.parametrize("config, conditioning, generator_params, discriminator_params", [
+    # G: + one-hot -> 50-d embedding (10 x 50) and 50 more inputs to the first dense layer.
+    # D projection: + a 10 x 6272 embedding of the flattened 7x7x128 features.
+    (TUTORIAL, "projection", 2_330_944 + 10 * 50 + 50 * 12544, 212_865 + 10 * 6272),
+    # D concat: + a 10 x 784 embedding (the class map) and the first 5x5 conv's second
+    # input channel (25 x 64).
+    (TUTORIAL, "concat", 2_330_944 + 10 * 50 + 50 * 12544, 212_865 + 10 * 784 + 25 * 64),
+    # Spectral norm on the projection embedding adds its power-iteration vector (6272).
+    (FAST, "projection", FAST_GENERATOR_PARAMS + 10 * 50 + 50 * 12544,
+     FAST_DISCRIMINATOR_PARAMS + 10 * 6272 + 6272),
+])
+def test_conditional_parameter_counts(config, conditioning, generator_params,
+                                      discriminator_params):
+    config = _conditional(config, conditioning)
+    assert models.build_generator(config).count_params() == generator_params
+    assert models.build_discriminator(config).count_params() == discriminator_params
+
+
+@pytest.mark.parametrize("policy", ["float32", "mixed_bfloat16"], indirect=True)
+@pytest.mark.parametrize("config", ALL)
+@CONDITIONINGS
+def test_conditional_shapes_dtypes_and_labels(policy, config, conditioning):
+    config = _conditional(config, conditioning)
+    generator = models.build_generator(config)
+    discriminator = models.build_discriminator(config)
+    z = tf.random.stateless_normal([2, config.noise_dim], seed=[0, 0])
+    z = tf.concat([z, z], axis=0)  # The same noise with other labels.
+    labels = tf.constant([0, 7, 3, 9], tf.int64)  # As the data pipeline yields them.
+    images = generator(models.model_input(z, labels), training=False)
+    logits = discriminator(models.model_input(images, labels), training=False)
+    assert tuple(images.shape) == (4, 28, 28, 1) and images.dtype == "float32"
+    assert tuple(logits.shape) == (4, 1) and logits.dtype == "float32"
+    assert not np.allclose(images[:2], images[2:])  # The label reaches G's output...
+    other_logits = discriminator(models.model_input(images, labels[::-1]), training=False)
+    assert not np.allclose(logits, other_logits)  # ... and D's.
+    assert models.generator_num_classes(generator) == 10
+    assert models.generator_noise_dim(generator) == config.noise_dim
+
+
+def test_projection_head_against_hand_computed_logits():
+    """logit = psi(phi) + <embed(y), phi> on features phi of length 3 and 2 classes."""
+    config = ModelConfig(num_classes=2, conditioning="projection")
+    features = keras.Input(shape=(3,), name="images")
+    labels = keras.Input(shape=(), dtype="int32", name="labels")
+    head = models._discriminator(config, [features, labels], features, "head")
+    head.get_layer("logits").set_weights([np.array([[1.0], [2.0], [3.0]]), np.array([0.5])])
+    head.get_layer("class_embedding").set_weights([np.array([[1.0, 0.0, -1.0],
+                                                             [0.5, 0.5, 0.5]])])
+    phi = np.array([[1.0, 1.0, 1.0], [2.0, 0.0, 1.0], [2.0, 0.0, 1.0]], np.float32)
+    y = np.array([0, 1, 0], np.int32)
+    # psi: 1+2+3+0.5 = 6.5, 2+0+3+0.5 = 5.5 (twice); projection: 1-1 = 0, 1+0.5 = 1.5,
+    # 2-1 = 1.
+    expected = [[6.5], [7.0], [6.5]]
+    np.testing.assert_allclose(head([phi, y], training=False), expected, rtol=1e-6)
+
+
+def test_unconditional_models_take_no_labels():
+    assert models.generator_num_classes(models.build_generator(TUTORIAL)) == 0
+    assert models.model_input("z") == "z"
+    assert models.model_input("z", "labels") == ["z", "labels"]
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"num_classes": 1}, "num_classes must be 0"),
+    ({"num_classes": -10}, "num_classes must be 0"),
+    ({"num_classes": 10, "conditioning": "hidden"}, "conditioning must be one of"),
+])
+def test_invalid_conditioning_is_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        ModelConfig(**overrides)
+
+
+def test_a_conditional_model_needs_labelled_data_and_the_reverse():
+    tutorial = PRESETS["tutorial"]
+    with pytest.raises(ConfigError, match="with_labels=False and num_classes=10"):
+        dataclasses.replace(tutorial, model=dataclasses.replace(tutorial.model, num_classes=10))
+    with pytest.raises(ConfigError, match="with_labels=True and num_classes=0"):
+        dataclasses.replace(tutorial, data=dataclasses.replace(tutorial.data, with_labels=True))

@@ -537,6 +537,11 @@ def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_or
     unshuffled = _record(data=DataConfig(shuffle_seed=None))
     assert runs.resume_mismatches(recorded, unshuffled) == [
         "data.shuffle_seed: 0 in the run, None now"]
+    conditional = _record(model=ModelConfig("tutorial", num_classes=10, conditioning="concat"),
+                          data=DataConfig(with_labels=True))
+    assert runs.resume_mismatches(recorded, conditional) == [
+        "model.num_classes: 0 in the run, 10 now",
+        "model.conditioning: 'projection' in the run, 'concat' now"]
 
 
 def test_prepare_refuses_another_run_and_leaves_it_alone(tmp_path):

@@ -143,3 +143,53 @@ def test_mixed_float16_checkpoint_holds_the_loss_scale(tmp_path, two_replicas):
     rows = _rows(run_dir)
     assert len(rows) == STEPS_PER_EPOCH
     assert all(np.isfinite(float(row["d_loss"])) for row in rows)
+
+
+def _class_embedding(generator):
+    return generator.get_layer("class_embedding").kernel.numpy()
+
+
+def _conditional(config, conditioning):
+    return dataclasses.replace(
+        config, model=dataclasses.replace(config.model, num_classes=10,
+                                          conditioning=conditioning),
+        data=dataclasses.replace(config.data, with_labels=True))
+
+
+@pytest.mark.parametrize("conditioning", ["projection", "concat"])
+def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(
+        tmp_path, two_replicas, conditioning):
+    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    trainer.train(_conditional(_config(uninterrupted), conditioning), two_replicas)
+    trainer.train(_conditional(_config(resumed, max_steps=7), conditioning), two_replicas)
+    embedding_at_step_7 = _class_embedding(checkpoints.restore_generator(resumed))
+    trainer.train(_conditional(_config(resumed), conditioning), two_replicas)
+
+    metric_columns = ("step", "epoch") + trainer.METRIC_NAMES
+    expected = [[row[name] for name in metric_columns] for row in _rows(uninterrupted)]
+    assert len(expected) == 2 * STEPS_PER_EPOCH
+    assert all(np.isfinite(float(value)) for row in expected for value in row)
+    assert [[row[name] for name in metric_columns] for row in _rows(resumed)] == expected
+    generator = checkpoints.restore_generator(resumed)
+    expected_weights = checkpoints.restore_generator(uninterrupted).weights
+    for weight, expected_weight in zip(generator.weights, expected_weights):
+        np.testing.assert_array_equal(weight.numpy(), expected_weight.numpy())
+    # Training went on after the resume, in the class embedding too.
+    assert not np.allclose(_class_embedding(generator), embedding_at_step_7)
+
+    # One row of 4 (the square root of num_fixed_samples=16) per class, labels on the left.
+    for path, columns in ((resumed / "samples" / "epoch_0002.png", 4),
+                          (resumed / "final_grid.png", 5)):
+        grid = _decode_png(path)
+        grid_width = 3 * (columns * 30 + 2)
+        assert grid.shape[0] == 3 * (10 * 30 + 2) and grid.shape[1] > grid_width
+        labels = grid[:, :grid.shape[1] - grid_width]
+        assert (labels < 128).any()  # Text.
+
+
+def test_a_class_count_other_than_fashion_mnists_is_refused(tmp_path, two_replicas):
+    config = _conditional(_config(tmp_path / "run"), "projection")
+    config = dataclasses.replace(config, model=dataclasses.replace(config.model, num_classes=5))
+    with pytest.raises(ConfigError, match="has 10 classes, got num_classes=5"):
+        trainer.train(config, two_replicas)
+    assert not (tmp_path / "run").exists()
