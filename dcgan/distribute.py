@@ -1,10 +1,12 @@
-"""Devices, the distribution strategy and the mixed-precision policy."""
+"""Devices, the distribution strategy, how replicas share a batch, and the mixed-precision
+policy."""
 
 import pathlib
 
 import tensorflow as tf
 
-__all__ = ["cpu_supports_bf16", "make_strategy", "resolve_precision", "split_cpu"]
+__all__ = ["cpu_supports_bf16", "make_strategy", "replica_batches", "resolve_precision",
+           "split_cpu"]
 
 
 def split_cpu(num_devices: int) -> None:
@@ -30,6 +32,40 @@ def make_strategy() -> tf.distribute.MirroredStrategy:
     gpus = tf.config.list_logical_devices("GPU")
     devices = gpus or tf.config.list_logical_devices("CPU")
     return tf.distribute.MirroredStrategy([device.name for device in devices])
+
+
+def replica_batches(global_batches: tf.data.Dataset, global_batch_size: int,
+                    context: tf.distribute.InputContext) -> tf.data.Dataset:
+    """This input pipeline's replicas' shares of `global_batches`, for
+    `strategy.distribute_datasets_from_function`.
+
+    Replica r (in sync-group order) gets the r-th of the num_replicas_in_sync equal
+    slices of each global batch: the split MirroredStrategy makes of a global batch in
+    one process. Each pipeline (one per worker, whose replicas are consecutive in that
+    order) keeps its own replicas' slices and drops the rest, so what a replica trains on
+    depends on the global batch and the number of replicas only, never on how many
+    workers read them: a run on two machines computes what the same replicas compute in
+    one process, and the data order stays a function of (seed, epoch) as a resume needs.
+    Every worker reads and shuffles the whole split for that, which costs little next to
+    a step.
+
+    Args:
+      global_batches: a dataset of batches of `global_batch_size` (a multiple of
+        `context.num_replicas_in_sync`), or of several global batches each, one after
+        the other; any structure, batched on the first axis.
+      global_batch_size: examples per global batch.
+      context: the `tf.distribute.InputContext` that the strategy passes.
+
+    Returns:
+      The per-replica batches of this pipeline's replicas, one replica's batch per
+      element, in the order the strategy hands them to its local replicas.
+    """
+    pipelines = context.num_input_pipelines
+    return (global_batches
+            .rebatch(global_batch_size // pipelines, drop_remainder=True)
+            .shard(pipelines, context.input_pipeline_id)
+            .rebatch(context.get_per_replica_batch_size(global_batch_size),
+                     drop_remainder=True))
 
 
 def cpu_supports_bf16(cpuinfo_path="/proc/cpuinfo") -> bool:

@@ -381,6 +381,20 @@ def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> d
         return _train(config, strategy, run_info, new_run, stop, cleanup)
 
 
+def _distributed_batches(config: TrainConfig, strategy, epoch: int, step_in_epoch: int):
+    """The distributed dataset of an epoch from `step_in_epoch` on."""
+    # A step's n_critic batches are read as one, so that an epoch drops its remainder of
+    # less than a step and a resumed run skips whole steps; then split back into batches.
+    step_data = dataclasses.replace(
+        config.data, global_batch_size=config.n_critic * config.data.global_batch_size)
+
+    def dataset_fn(context):
+        steps = data.load_split(step_data, first_epoch=epoch).skip(step_in_epoch)
+        return distribute.replica_batches(steps, config.data.global_batch_size, context)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
 def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
@@ -425,9 +439,6 @@ def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
         # exports; they depend only on the restored state, so redo them.
         artifacts.end_of_epoch(epoch, step)
     last_epoch = -(-total_steps // steps_per_epoch)
-    # A step's n_critic batches are read as one, so that an epoch drops its remainder of
-    # less than a step and a resumed run skips whole steps; then split back into batches.
-    step_data = dataclasses.replace(config.data, global_batch_size=images_per_step)
 
     def out_of_time():
         return (config.max_train_minutes is not None
@@ -444,10 +455,7 @@ def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
         if progress is None:
             # One iterator per epoch (calls never straddle epochs); a resumed run skips the
             # steps it has already taken.
-            batches = (data.load_split(step_data, first_epoch=epoch)
-                       .skip(step_in_epoch)
-                       .rebatch(config.data.global_batch_size, drop_remainder=True))
-            iterator = iter(strategy.experimental_distribute_dataset(batches))
+            iterator = iter(_distributed_batches(config, strategy, epoch, step_in_epoch))
             print(f"Epoch {epoch + 1}/{last_epoch}")
             progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=METRIC_NAMES
                                            + ("img/s",))
