@@ -5,12 +5,14 @@ r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
   python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU
   python train.py --preset=wgan_gp --ema_decay=0.999
   python train.py --conditional --run_dir=runs/conditional   # one class per label
+  TF_CONFIG='{"cluster": {"worker": ["host0:2222", "host1:2222"]},
+              "task": {"type": "worker", "index": 0}}' python train.py   # on each host
 
 Exit status: 0 when the run is complete; 1 with one `train.py: error: ...` line when it
 cannot start or go on (bad flags or data, a run directory that disagrees with the flags,
 an unreadable checkpoint, a non-finite loss); 128 + the signal number (143 for SIGTERM,
 130 for Ctrl-C) when a signal stopped it after checkpointing the step reached, with the
-command that resumes it.
+command that resumes it (143 on the workers that stopped with a signalled one).
 """
 
 import dataclasses
@@ -63,6 +65,11 @@ flags.DEFINE_float("ema_decay", None, "Keep an exponential moving average of G's
 flags.DEFINE_enum("precision", "auto", config_lib.PRECISIONS,
                   "auto: mixed_bfloat16 where the hardware has bf16, else float32.")
 flags.DEFINE_bool("jit_compile", False, "Compile the gradient computation with XLA.")
+flags.DEFINE_enum("strategy", "auto", distribute.STRATEGIES,
+                  "mirrored: one process, every GPU or logical CPU device. multi_worker: "
+                  "one process per machine, MultiWorkerMirroredStrategy over the cluster "
+                  "in TF_CONFIG; every worker gets the same flags and --run_dir, which the "
+                  "chief writes. auto: multi_worker when TF_CONFIG is set.")
 flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into N logical devices, one replica "
                      "each (for trying the multi-replica path without GPUs).", lower_bound=1)
 flags.DEFINE_bool("sync_batch_norm", False, "Batch-norm statistics over the global batch.")
@@ -137,12 +144,14 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     try:
         distribute.split_cpu(FLAGS.cpu_devices)
+        # Before any other op: the multi-worker strategy sets up the collective ops.
+        strategy = distribute.make_strategy(FLAGS.strategy)
         config = config_from_flags()
-        result = trainer.train(config, run_info={"flags": FLAGS.flag_values_dict()},
+        result = trainer.train(config, strategy, run_info={"flags": FLAGS.flag_values_dict()},
                                new_run=FLAGS.new_run)
     except trainer.TrainingInterrupted as stop:
         print(f"train.py: {stop} Resume with: {resume_command(sys.argv)}", file=sys.stderr)
-        sys.exit(128 + stop.signal_number)
+        sys.exit(stop.exit_status)
     except (config_lib.ConfigError, data.DatasetUnavailableError, runs.RunDirectoryError,
             trainer.NonFiniteError) as error:
         sys.exit(f"train.py: error: {error}")

@@ -1,9 +1,12 @@
-"""Stopping a run cleanly on SIGTERM (schedulers, `kill`, shutdown) and SIGINT (Ctrl-C)."""
+"""Stopping a run cleanly on SIGTERM (schedulers, `kill`, shutdown) and SIGINT (Ctrl-C),
+in one process (`LocalStop`) and on every worker of a multi-worker run (`ClusterStop`)."""
 
 import signal
 import threading
 
-__all__ = ["StopSignals"]
+import tensorflow as tf
+
+__all__ = ["ClusterStop", "LocalStop", "StopSignals", "TrainingInterrupted"]
 
 
 class StopSignals:
@@ -46,3 +49,107 @@ class StopSignals:
 
     def __exit__(self, *exc_info):
         self._restore()
+
+
+class TrainingInterrupted(Exception):
+    """A stop signal ended training after a checkpoint of the step reached.
+
+    Attributes:
+      signal_number: the signal this process received; None on a worker that stopped
+        because another worker of its cluster received one.
+      step: the step reached and saved.
+      checkpoint: the prefix of the checkpoint holding it (None if no step was taken).
+    """
+
+    def __init__(self, signal_number, step, checkpoint):
+        cause = (f"by {signal.Signals(signal_number).name}" if signal_number
+                 else "with the other workers, one of which received a stop signal,")
+        saved = f"saved in {checkpoint}" if checkpoint else "no checkpoint yet"
+        super().__init__(f"Stopped {cause} at step {step} ({saved}).")
+        self.signal_number = signal_number
+        self.step = step
+        self.checkpoint = checkpoint
+
+    @property
+    def exit_status(self) -> int:
+        """128 + the signal number, as a shell reports a process ended by that signal; a
+        worker stopped by another's signal reports SIGTERM's 143."""
+        return 128 + (self.signal_number or signal.SIGTERM)
+
+
+class LocalStop:
+    """A single-process run stops at the first call boundary after a signal.
+
+    Args:
+      signals: the active `StopSignals`.
+      save: `() -> (step, checkpoint prefix or None)`: checkpoints the step reached unless
+        it is saved already.
+    """
+
+    def __init__(self, signals: StopSignals, save):
+        self._signals = signals
+        self._save = save
+
+    def run(self, train_call):
+        """Returns `train_call()`, or saves and raises TrainingInterrupted if a signal came."""
+        if self._signals.received:
+            raise TrainingInterrupted(self._signals.received, *self._save())
+        return train_call()
+
+    def close(self):
+        pass
+
+
+class ClusterStop:
+    """Every worker of a MultiWorkerMirroredStrategy stops at the same call boundary after
+    a signal on any of them: TensorFlow's `PreemptionCheckpointHandler`.
+
+    The handler polls this worker's `StopSignals` once a second. The first worker to see a
+    signal picks the call after which all of them save, through the cluster's
+    coordination service, and waits until each has acknowledged it; at that call every
+    worker saves and raises TrainingInterrupted. A worker alone cannot stop: the others
+    would wait for it in their next all-reduce. An op error on one worker during a call
+    is reported to all of them, so none waits forever.
+
+    The handler counts calls (not steps) and keeps the count in the checkpoint, under
+    "checkpointed_runs"; every worker restores the same checkpoint, so the counts agree.
+    On a Google Cloud CPU VM the handler does not act (TensorFlow does not support it
+    there): a signal is then ignored until the scheduler kills the workers.
+
+    Args:
+      signals: the active `StopSignals`.
+      strategy: the MultiWorkerMirroredStrategy.
+      manager: this worker's CheckpointManager; the handler restores its latest
+        checkpoint, if any, when it is created.
+      save: as for `LocalStop`.
+    """
+
+    def __init__(self, signals: StopSignals, strategy, manager, save):
+        self._signals = signals
+        self._save = save
+        self._saved = None
+        termination = tf.distribute.experimental.TerminationConfig(
+            termination_watcher_fn=lambda: signals.received is not None,
+            exit_fn=self._exit, save_fn=self._save_now)
+        self._handler = tf.distribute.experimental.PreemptionCheckpointHandler(
+            strategy.cluster_resolver, manager, termination_config=termination)
+
+    def _save_now(self):
+        self._saved = self._save()
+
+    def _exit(self):
+        raise TrainingInterrupted(self._signals.received, *self._saved)
+
+    def run(self, train_call):
+        """Returns `train_call()`, or saves and raises TrainingInterrupted at the call the
+        workers agreed on after a signal."""
+        return self._handler.run(train_call)
+
+    def close(self):
+        """Stops the handler's watcher threads; every worker calls it when its training
+        ends. The first call releases every worker's thread that waits on the
+        coordination service (on the chief), so the chief must not exit before making
+        it. Idempotent; a stop has already closed the handler."""
+        # The handler's only clean-up is its __del__, which its own threads keep from
+        # running while they wait.
+        self._handler.__del__()

@@ -198,13 +198,15 @@ def _first_line(error) -> str:
     return message.strip().splitlines()[0]
 
 
-def restore_latest(checkpoint: tf.train.Checkpoint, directory) -> str | None:
+def restore_latest(checkpoint: tf.train.Checkpoint, directory, repair=True) -> str | None:
     """Restores the newest checkpoint in `directory`; returns its prefix (None if none).
 
     Call it with the run directory locked and before building a CheckpointManager there:
     a checkpoint the state file lists but whose files are gone (moved aside after a
     restore failure, or deleted by a kill inside the manager's clean-up) is dropped from
-    the state file with a printed note, and the newest one left is restored.
+    the state file with a printed note, and the newest one left is restored. With
+    `repair=False` (a worker reading the chief's directory) the newest one left is
+    restored and nothing is written.
 
     Raises:
       RunDirectoryError: the newest checkpoint cannot be restored (truncated, corrupt, or
@@ -222,7 +224,7 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory) -> str | None:
         raise RunDirectoryError(
             f"{directory} lists checkpoints {[os.path.basename(p) for p in recorded]} but "
             f"none of their files exists. Put them back, or {NEW_RUN_HINT}.")
-    if existing != recorded:
+    if existing != recorded and repair:
         gone = [os.path.basename(prefix) for prefix in recorded if prefix not in existing]
         print(f"Checkpoints {gone} are listed in {directory / 'checkpoint'} but missing; "
               f"resuming from {os.path.basename(existing[-1])}.")

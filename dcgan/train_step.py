@@ -234,9 +234,11 @@ class GanStep:
         """Runs `num_steps` steps on batches from a distributed `iterator`.
 
         Args:
-          iterator: iterator of a `strategy.experimental_distribute_dataset` of float32
-            images [global_batch_size, 28, 28, 1], or for conditional models of (images,
-            int labels [global_batch_size]); each step reads `n_critic` batches.
+          iterator: iterator of a distributed dataset of float32 images
+            [global_batch_size, 28, 28, 1], or for conditional models of (images, int
+            labels [global_batch_size]) (`strategy.experimental_distribute_dataset`, or
+            `strategy.distribute_datasets_from_function` with per-replica batches); each
+            step reads `n_critic` batches.
             Passed in, not captured, so there is one trace (PITFALLS 1).
           num_steps: int32 scalar tensor (a tensor, so other counts do not retrace).
 

@@ -24,6 +24,12 @@ Whatever stops a run, the directory stays resumable by the same command:
     checkpointed or exported.
 
 Samples and generator.keras come from the EMA generator when the run keeps one.
+
+Under MultiWorkerMirroredStrategy every worker runs the same steps and saves at the same
+steps, but only the chief writes the run directory; the other workers read its
+checkpoints when they start and save theirs into a scratch directory that they empty
+after each save (`_WorkerOutputs`). All of them must therefore see the run directory at
+the same path: one machine, or storage they share.
 """
 
 import contextlib
@@ -31,8 +37,9 @@ import csv
 import dataclasses
 import math
 import pathlib
-import signal
+import shutil
 import subprocess
+import tempfile
 import time
 
 import keras
@@ -42,6 +49,7 @@ import tensorflow as tf
 from dcgan import data, distribute, images, losses, models, preemption, runs
 from dcgan.config import ConfigError, TrainConfig
 from dcgan.files import atomic_path, remove_partials, write_json
+from dcgan.preemption import TrainingInterrupted
 from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
 
 __all__ = ["CSV_COLUMNS", "NonFiniteError", "RunState", "TrainingInterrupted", "train"]
@@ -71,24 +79,6 @@ class NonFiniteError(RuntimeError):
     def __init__(self, message, step):
         super().__init__(message)
         self.step = step
-
-
-class TrainingInterrupted(Exception):
-    """SIGTERM or SIGINT stopped training after saving a checkpoint at `step`.
-
-    Attributes:
-      signal_number: the signal received.
-      step: the step reached and saved.
-      checkpoint: the prefix of the checkpoint holding it (None if no step was taken).
-    """
-
-    def __init__(self, signal_number, step, checkpoint):
-        name = signal.Signals(signal_number).name
-        saved = f"saved in {checkpoint}" if checkpoint else "no checkpoint yet"
-        super().__init__(f"Stopped by {name} at step {step} ({saved}).")
-        self.signal_number = signal_number
-        self.step = step
-        self.checkpoint = checkpoint
 
 
 @dataclasses.dataclass
@@ -143,9 +133,17 @@ def _layer_rng_states(model):
             if hasattr(layer, "seed_generator")]
 
 
-def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState:
-    """Builds G, D, optimizers, RNG and the checkpoint, restoring the latest one if any."""
-    run_dir = pathlib.Path(config.run_dir)
+def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=True,
+                    scratch_dir=None) -> RunState:
+    """Builds G, D, optimizers, RNG and the checkpoint, restoring the latest one if any.
+
+    Args:
+      restore: restore the newest checkpoint of the run directory.
+      scratch_dir: None on the chief, whose CheckpointManager keeps the run's checkpoints;
+        on another worker, the directory its manager saves into, and the run directory
+        is only read.
+    """
+    checkpoint_dir = pathlib.Path(config.run_dir) / "checkpoints"
     with strategy.scope():
         generator = models.build_generator(config.model)
         discriminator = models.build_discriminator(config.model)
@@ -178,10 +176,11 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy) -> RunState
     if ema_generator is not None:
         checkpointed["ema_generator"] = ema_generator  # The key checkpoints.py restores.
     checkpoint = tf.train.Checkpoint(**checkpointed)
-    # Restored before the manager reads the state file, which restore_latest may repair.
-    runs.restore_latest(checkpoint, run_dir / "checkpoints")
+    if restore:
+        # Before the manager reads the state file, which restore_latest may repair.
+        runs.restore_latest(checkpoint, checkpoint_dir, repair=scratch_dir is None)
     manager = tf.train.CheckpointManager(
-        checkpoint, run_dir / "checkpoints", max_to_keep=config.max_checkpoints,
+        checkpoint, scratch_dir or checkpoint_dir, max_to_keep=config.max_checkpoints,
         step_counter=step)
     return RunState(generator, discriminator, ema_generator, gan_step, step, epoch,
                     fixed_noise, checkpoint, manager)
@@ -236,7 +235,7 @@ class _LossLog:
         return {name: np.array([float(row[name]) for row in rows]) for name in CSV_COLUMNS}
 
 
-def _check_config(config: TrainConfig, num_replicas: int, steps_per_epoch: int):
+def _check_config(config: TrainConfig, strategy, steps_per_epoch: int):
     if config.model.num_classes not in (0, len(data.CLASS_NAMES)):
         raise ConfigError(f"A conditional model of Fashion-MNIST has {len(data.CLASS_NAMES)} "
                           f"classes, got num_classes={config.model.num_classes}.")
@@ -244,17 +243,23 @@ def _check_config(config: TrainConfig, num_replicas: int, steps_per_epoch: int):
     if tuple(config.data.pixel_range) != expected_range:
         raise ConfigError(f"data.pixel_range {config.data.pixel_range} does not match the "
                          f"{config.model.architecture} generator's output {expected_range}.")
+    num_replicas = strategy.num_replicas_in_sync
     if config.data.global_batch_size % num_replicas:
         raise ConfigError(f"The global batch size {config.data.global_batch_size} is not "
                          f"divisible by the {num_replicas} replicas.")
     if steps_per_epoch < 1:
         raise ConfigError(f"The split {config.data.split!r} holds fewer images than one step's "
                          f"{config.n_critic} batch(es) of {config.data.global_batch_size}.")
+    if config.max_train_minutes is not None and distribute.num_workers(strategy) > 1:
+        # Each worker times its own steps; workers that stopped at different steps would
+        # wait for each other's all-reduces forever.
+        raise ConfigError("max_train_minutes needs a single worker.")
     losses.get_loss(config.loss)
 
 
 class _Artifacts:
-    """Writes the pictures, plots, exports and TensorBoard events of a run directory.
+    """Writes the pictures, plots, exports, losses.csv and TensorBoard events of a run
+    directory: the chief's outputs.
 
     Each start writes a new TensorBoard event file, flushed before every checkpoint so a
     kill loses no event of a checkpointed step. A resumed run writes again the steps that
@@ -274,13 +279,33 @@ class _Artifacts:
         self.samples_dir.mkdir(parents=True, exist_ok=True)
         self.writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
 
-    def scalars(self, first_step, metrics, images_per_sec):
+    @property
+    def train_seconds(self) -> float:
+        return self.log.train_seconds
+
+    def record_call(self, first_step, epoch, metrics, seconds, images_per_sec):
+        """The losses.csv rows and TensorBoard scalars of one call's steps."""
+        num_steps = len(metrics)
+        self.log.append({"step": first_step + i, "epoch": epoch,
+                         "images_per_sec": images_per_sec,
+                         "train_seconds": self.log.train_seconds + (i + 1) * seconds / num_steps,
+                         **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))
+        self.log.train_seconds += seconds
         with self.writer.as_default():
             for offset, row in enumerate(metrics):
                 for name, value in zip(METRIC_NAMES, row):
                     tf.summary.scalar(f"train/{name}", value, step=first_step + offset)
             tf.summary.scalar("train/images_per_sec", images_per_sec,
                               step=first_step + len(metrics) - 1)
+
+    def before_checkpoint(self):
+        # Every event of a checkpointed step reaches the file before the checkpoint does
+        # (TF 2.21 writes each event at once, but the writer's contract only promises a
+        # flush every 10 events or 2 minutes).
+        self.writer.flush()
+
+    def after_checkpoint(self):
+        pass
 
     def _picture(self, noise):
         """G's images of `noise` [k, noise_dim] as uint8 [H, W, 1] at PNG_SCALE: a square
@@ -327,6 +352,40 @@ class _Artifacts:
         self.writer.flush()
 
 
+class _WorkerOutputs:
+    """What a worker other than the chief writes: no artifact, and checkpoints that it
+    deletes as soon as they are written.
+
+    MultiWorkerMirroredStrategy needs every worker to save (a save may all-reduce the
+    variables), and two workers must not write the same files, so each writes into its
+    own scratch directory, the way TensorFlow's multi-worker callbacks do.
+    """
+
+    train_seconds = 0.0  # Only read for max_train_minutes, which needs a single worker.
+
+    def __init__(self, scratch_dir):
+        self.scratch_dir = pathlib.Path(scratch_dir)
+
+    def record_call(self, first_step, epoch, metrics, seconds, images_per_sec):
+        pass
+
+    def before_checkpoint(self):
+        pass
+
+    def after_checkpoint(self):
+        for path in self.scratch_dir.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    def end_of_epoch(self, epoch: int, step: int):
+        pass
+
+    def final(self):
+        pass
+
+
 def _remove_leftovers(run_dir: pathlib.Path, epochs: int):
     """What a killed run leaves: temporary files of its writes and of its last save."""
     runs.remove_interrupted_saves(run_dir / "checkpoints")
@@ -340,7 +399,59 @@ def _finite_weights(state: RunState) -> bool:
     return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in weights]))
 
 
-def _raise_if_non_finite(metrics: np.ndarray, first_step: int, state: RunState):
+class _Saver:
+    """Checkpoints the run state, never with a non-finite weight, and knows the last
+    step saved.
+
+    Args:
+      state: the run state; its manager saves the checkpoints.
+      outputs: the `_Artifacts` or `_WorkerOutputs` of this process.
+      checkpoint_dir: the run directory's checkpoints, where the chief's manager saves.
+    """
+
+    def __init__(self, state: RunState, outputs, checkpoint_dir: pathlib.Path):
+        self.state = state
+        self.outputs = outputs
+        self.checkpoint_dir = checkpoint_dir
+        self.saved_step = int(state.step.numpy())
+
+    @property
+    def latest(self) -> str | None:
+        """The prefix of the run's checkpoint of the last step saved or restored (None
+        before the first): on every worker, the chief's copy."""
+        return str(self.checkpoint_dir / f"ckpt-{self.saved_step}") if self.saved_step else None
+
+    def resume_advice(self) -> str:
+        if self.latest is None:
+            return "Nothing was saved: no checkpoint had been written yet."
+        return (f"Nothing after the latest checkpoint, {self.latest}, was saved: lower the "
+                "learning rates (or fix the loss) and run the same command to resume from it.")
+
+    def save(self, step: int):
+        """Checkpoints `step`, unless G or D holds a non-finite weight (NonFiniteError).
+
+        The weights can turn non-finite in the last step of a call whose losses were still
+        finite; checking them here (once per checkpoint) keeps such a state out of every
+        checkpoint, and so out of the exports, which are made from checkpointed states.
+        """
+        if not _finite_weights(self.state):
+            raise NonFiniteError(
+                f"Non-finite weights in G or D after step {step}, though every loss so far "
+                f"was finite. {self.resume_advice()}", step)
+        self.outputs.before_checkpoint()
+        self.state.manager.save(checkpoint_number=step)
+        self.outputs.after_checkpoint()
+        self.saved_step = step
+
+    def save_for_stop(self) -> tuple[int, str | None]:
+        """Checkpoints the step reached unless it is saved; returns it and its checkpoint."""
+        step = int(self.state.step.numpy())
+        if step > self.saved_step:
+            self.save(step)
+        return step, self.latest
+
+
+def _raise_if_non_finite(metrics: np.ndarray, first_step: int, saver: _Saver):
     """Raises NonFiniteError naming the first step of `metrics` [steps, 4] with a NaN/inf.
 
     Runs on the array each call returns anyway, so it costs no extra host sync. Under
@@ -353,33 +464,7 @@ def _raise_if_non_finite(metrics: np.ndarray, first_step: int, state: RunState):
     index = int(np.argmin(finite))
     values = ", ".join(f"{name}={value:.4g}" for name, value in zip(METRIC_NAMES, metrics[index]))
     raise NonFiniteError(f"Non-finite loss at step {first_step + index} ({values}). "
-                         f"{_resume_advice(state)}", first_step + index)
-
-
-def _resume_advice(state: RunState) -> str:
-    latest = state.manager.latest_checkpoint
-    if latest is None:
-        return "Nothing was saved: no checkpoint had been written yet."
-    return (f"Nothing after the latest checkpoint, {latest}, was saved: lower the learning "
-            "rates (or fix the loss) and run the same command to resume from it.")
-
-
-def _save(state: RunState, artifacts: "_Artifacts", step: int):
-    """Checkpoints `step`, unless G or D holds a non-finite weight (NonFiniteError).
-
-    The weights can turn non-finite in the last step of a call whose losses were still
-    finite; checking them here (once per checkpoint) keeps such a state out of every
-    checkpoint, and so out of the exports, which are made from checkpointed states.
-    """
-    if not _finite_weights(state):
-        raise NonFiniteError(
-            f"Non-finite weights in G or D after step {step}, though every loss so far was "
-            f"finite. {_resume_advice(state)}", step)
-    # Every event of a checkpointed step reaches the file before the checkpoint does (TF
-    # 2.21 writes each event at once, but the writer's contract only promises a flush
-    # every 10 events or 2 minutes).
-    artifacts.writer.flush()
-    state.manager.save(checkpoint_number=step)
+                         f"{saver.resume_advice()}", first_step + index)
 
 
 def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> dict:
@@ -387,7 +472,8 @@ def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> d
 
     Args:
       config: the run's configuration.
-      strategy: a `tf.distribute` strategy; default `distribute.make_strategy()`.
+      strategy: a `tf.distribute` strategy; default `distribute.make_strategy()`. Under a
+        MultiWorkerMirroredStrategy every worker calls `train` with the same arguments.
       run_info: extra JSON-serialisable facts for config.json (e.g. the binary's flags).
       new_run: rename an existing `config.run_dir` to `<run_dir>.old-<timestamp>` and
         start afresh instead of resuming it.
@@ -399,84 +485,135 @@ def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> d
       ConfigError, DatasetUnavailableError: before anything is written.
       RunDirectoryError: before any training; the run directory disagrees with `config`
         (see `runs.RESUME_FIELDS`), is in use or unwritable, or its latest checkpoint
-        cannot be restored.
+        cannot be restored, or the workers restored different steps.
       NonFiniteError: a loss or weight became NaN/inf; the latest checkpoint and the
         exported models hold the last finite state.
       TrainingInterrupted: SIGTERM or SIGINT arrived (checked between `tf.function`
-        calls); a checkpoint holds the step reached. The signal handlers in place before
+        calls; under MultiWorkerMirroredStrategy on any worker, and every worker raises
+        it); a checkpoint holds the step reached. The signal handlers in place before
         the call are restored on return.
     """
-    with preemption.StopSignals() as stop, contextlib.ExitStack() as cleanup:
-        return _train(config, strategy, run_info, new_run, stop, cleanup)
+    with preemption.StopSignals() as signals, contextlib.ExitStack() as cleanup:
+        return _train(config, strategy, run_info, new_run, signals, cleanup)
 
 
-def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
-    strategy = strategy or distribute.make_strategy()
-    run_dir = pathlib.Path(config.run_dir)
-    policy_name = distribute.resolve_precision(config.precision)
-    # A step is one G update and reads n_critic batches.
-    images_per_step = config.n_critic * config.data.global_batch_size
-    steps_per_epoch = data.num_examples(config.data) // images_per_step
-    _check_config(config, strategy.num_replicas_in_sync, steps_per_epoch)
-    data.verify_records(config.data)
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-
-    record = {
+def _run_record(config, strategy, policy_name, steps_per_epoch, run_info) -> dict:
+    """The contents of config.json."""
+    return {
         "config": dataclasses.asdict(config),
         "precision_policy": policy_name,
         "replicas": strategy.num_replicas_in_sync,
+        "workers": distribute.num_workers(strategy),
         "steps_per_epoch": steps_per_epoch,
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
         "git_commit": _git_commit(),
         **(run_info or {}),
     }
+
+
+def _start_chief(config, strategy, record, new_run, cleanup):
+    """Locks the run directory and restores its run state; returns (state, outputs)."""
+    run_dir = pathlib.Path(config.run_dir)
     moved = runs.prepare(run_dir, record, new_run=new_run)
     if moved:
         print(f"Moved the previous run in {run_dir} to {moved}.")
     cleanup.enter_context(runs.lock(run_dir))
     _remove_leftovers(run_dir, config.epochs)
+    keras.mixed_precision.set_global_policy(record["precision_policy"])
+    state = build_run_state(config, record["precision_policy"], strategy)
+    write_json(run_dir / "config.json", record)
+    log = _LossLog(run_dir / "losses.csv", restored_step=int(state.step.numpy()))
+    return state, _Artifacts(config, state, log)
+
+
+def _start_worker(config, strategy, policy_name, new_run, cleanup):
+    """Restores the run state from the chief's checkpoints (unless the run is new: the
+    chief moves the old one aside); returns (state, outputs)."""
+    resolver = strategy.cluster_resolver
+    print(f"{resolver.task_type} {resolver.task_id}: the chief writes {config.run_dir}.")
+    scratch_dir = cleanup.enter_context(tempfile.TemporaryDirectory(
+        prefix=f"dcgan-{resolver.task_type}{resolver.task_id}-checkpoints-"))
     keras.mixed_precision.set_global_policy(policy_name)
-    keras.utils.set_random_seed(config.seed)
+    state = build_run_state(config, policy_name, strategy, restore=not new_run,
+                            scratch_dir=scratch_dir)
+    return state, _WorkerOutputs(scratch_dir)
+
+
+def _check_one_restored_step(strategy, state: RunState, run_dir):
+    """Raises RunDirectoryError unless every worker restored the same step."""
+    steps = distribute.gather_from_replicas(strategy, state.step)
+    if len(set(steps)) > 1:
+        raise runs.RunDirectoryError(
+            f"The workers restored different steps ({steps}, in replica order): every "
+            f"worker reads the chief's checkpoints in {run_dir}, so it must be one "
+            "directory that all of them see at that path (shared storage).")
+
+
+def _distributed_batches(config: TrainConfig, strategy, epoch: int, step_in_epoch: int):
+    """The distributed dataset of an epoch from `step_in_epoch` on."""
+    # A step's n_critic batches are read as one, so that an epoch drops its remainder of
+    # less than a step and a resumed run skips whole steps; then split back into batches.
+    step_data = dataclasses.replace(
+        config.data, global_batch_size=config.n_critic * config.data.global_batch_size)
+
+    def dataset_fn(context):
+        steps = data.load_split(step_data, first_epoch=epoch).skip(step_in_epoch)
+        return distribute.replica_batches(steps, config.data.global_batch_size, context)
+
+    return strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
+    strategy = strategy or distribute.make_strategy()
+    run_dir = pathlib.Path(config.run_dir)
+    policy_name = distribute.resolve_precision(config.precision)
+    # A step is one G update and reads n_critic batches.
+    images_per_step = config.n_critic * config.data.global_batch_size
+    steps_per_epoch = data.num_examples(config.data) // images_per_step
+    _check_config(config, strategy, steps_per_epoch)
+    data.verify_records(config.data)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
-    state = build_run_state(config, policy_name, strategy)
-    write_json(run_dir / "config.json", record)
+    keras.utils.set_random_seed(config.seed)
+    if distribute.is_chief(strategy):
+        record = _run_record(config, strategy, policy_name, steps_per_epoch, run_info)
+        state, outputs = _start_chief(config, strategy, record, new_run, cleanup)
+    else:
+        state, outputs = _start_worker(config, strategy, policy_name, new_run, cleanup)
+    if distribute.num_workers(strategy) > 1:
+        _check_one_restored_step(strategy, state, run_dir)
+    saver = _Saver(state, outputs, run_dir / "checkpoints")
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        stop = preemption.ClusterStop(signals, strategy, state.manager, saver.save_for_stop)
+    else:
+        stop = preemption.LocalStop(signals, saver.save_for_stop)
+    cleanup.callback(stop.close)
 
-    step = saved_step = int(state.step.numpy())
-    log = _LossLog(run_dir / "losses.csv", restored_step=step)
-    artifacts = _Artifacts(config, state, log)
+    step = saver.saved_step
     epoch, step_in_epoch = divmod(step, steps_per_epoch)
     if step and not step_in_epoch:
         # A kill may have come between this epoch end's checkpoint and its pictures and
         # exports; they depend only on the restored state, so redo them.
-        artifacts.end_of_epoch(epoch, step)
+        outputs.end_of_epoch(epoch, step)
     last_epoch = -(-total_steps // steps_per_epoch)
-    # A step's n_critic batches are read as one, so that an epoch drops its remainder of
-    # less than a step and a resumed run skips whole steps; then split back into batches.
-    step_data = dataclasses.replace(config.data, global_batch_size=images_per_step)
 
     def out_of_time():
         return (config.max_train_minutes is not None
-                and log.train_seconds >= 60 * config.max_train_minutes)
+                and outputs.train_seconds >= 60 * config.max_train_minutes)
 
     metrics = np.full((1, len(METRIC_NAMES)), np.nan)
     progress = None
     while step < total_steps and not out_of_time():
-        if stop.received:
-            if step > saved_step:
-                _save(state, artifacts, step)
-            raise TrainingInterrupted(stop.received, step, state.manager.latest_checkpoint)
         epoch, step_in_epoch = divmod(step, steps_per_epoch)
         if progress is None:
             # One iterator per epoch (calls never straddle epochs); a resumed run skips the
             # steps it has already taken.
-            batches = (data.load_split(step_data, first_epoch=epoch)
-                       .skip(step_in_epoch)
-                       .rebatch(config.data.global_batch_size, drop_remainder=True))
-            iterator = iter(strategy.experimental_distribute_dataset(batches))
+            iterator = iter(_distributed_batches(config, strategy, epoch, step_in_epoch))
             print(f"Epoch {epoch + 1}/{last_epoch}")
             progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=METRIC_NAMES
                                            + ("img/s",))
@@ -484,16 +621,13 @@ def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
         num_steps = min(config.steps_per_call, total_steps - step,
                         steps_per_epoch - step_in_epoch, steps_to_checkpoint)
         started = time.perf_counter()
-        metrics = state.gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
+        metrics = stop.run(
+            lambda: state.gan_step.train(iterator, tf.constant(num_steps, tf.int32))).numpy()
         seconds = time.perf_counter() - started
         images_per_sec = num_steps * images_per_step / seconds
         state.step.assign_add(num_steps)
-        log.append({"step": step + 1 + i, "epoch": epoch + 1, "images_per_sec": images_per_sec,
-                    "train_seconds": log.train_seconds + (i + 1) * seconds / num_steps,
-                    **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))
-        log.train_seconds += seconds
-        artifacts.scalars(step + 1, metrics, images_per_sec)
-        _raise_if_non_finite(metrics, step + 1, state)
+        outputs.record_call(step + 1, epoch + 1, metrics, seconds, images_per_sec)
+        _raise_if_non_finite(metrics, step + 1, saver)
         step += num_steps
         progress.update(step_in_epoch + num_steps, values=list(zip(METRIC_NAMES, metrics[-1]))
                         + [("img/s", images_per_sec)])
@@ -503,10 +637,14 @@ def _train(config, strategy, run_info, new_run, stop, cleanup) -> dict:
         if out_of_time():
             total_steps = step
         if epoch_done or step % config.checkpoint_every_steps == 0 or step == total_steps:
-            _save(state, artifacts, step)
-            saved_step = step
+            saver.save(step)
         if epoch_done:
-            artifacts.end_of_epoch(epoch + 1, step)
+            outputs.end_of_epoch(epoch + 1, step)
             progress = None
-    artifacts.final()
+    outputs.final()
+    stop.close()
+    if distribute.num_workers(strategy) > 1:
+        # A barrier: the chief, whose process runs the cluster's coordination service,
+        # returns only when every worker is done with it.
+        distribute.gather_from_replicas(strategy, state.step)
     return {"step": step, "metrics": dict(zip(METRIC_NAMES, metrics[-1].tolist()))}
