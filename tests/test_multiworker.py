@@ -164,8 +164,9 @@ def test_two_workers_stop_together_resume_and_train_as_one_process(tmp_path, one
     assert statuses == [0, 0], (chief_lines[-20:], worker_lines[-20:])
     # (Not the last lines: a worker that outlives the chief's process, which runs the
     # cluster's coordination service, logs the failed RPCs of its exit after it.)
-    assert f"Done: step 20, run directory {run_dir}" in chief_lines
-    assert f"Done: step 20, run directory {run_dir}" in worker_lines
+    for lines in (chief_lines, worker_lines):
+        assert any(line.startswith(f"Done: step 20, run directory {run_dir}, peak RSS ")
+                   for line in lines)
     assert f"worker 1: the chief writes {run_dir}." in worker_lines
 
     # The chief wrote every artifact; the worker left nothing, here or in its scratch space.
