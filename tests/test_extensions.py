@@ -3,9 +3,6 @@ updates per step, the EMA generator, and a loss registered from outside the libr
 
 import csv
 import dataclasses
-import pathlib
-import subprocess
-import sys
 
 import keras
 import numpy as np
@@ -17,7 +14,6 @@ from dcgan.config import PRESETS, ConfigError, ModelConfig, OptimizerConfig
 from dcgan.train_step import METRIC_NAMES, GanStep, ema_decay_after, make_optimizer
 
 BATCH = 8
-REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _gan_step(strategy, loss_fn=losses.non_saturating, architecture="tutorial",
@@ -212,16 +208,6 @@ def test_a_loss_registered_from_test_code_trains(tmp_path, offset_loss, float32_
     assert len(d_losses) == 3 and all(100 < d < 110 for d in d_losses)
 
 
-def _train(run_dir, *flags):
-    """train.py in a subprocess, on 2 replicas."""
-    result = subprocess.run(
-        [sys.executable, str(REPO / "train.py"), f"--run_dir={run_dir}",
-         "--train_examples=256", "--batch_size=32", "--epochs=2", "--steps_per_call=3",
-         "--cpu_devices=2", "--precision=float32", "--deterministic", *flags],
-        capture_output=True, text=True, timeout=300, cwd=REPO)
-    assert result.returncode == 0, result.stderr[-3000:]
-
-
 def _checkpointed_generator(run_dir, key):
     """The generator saved under `key` in the run's latest checkpoint."""
     generator = models.build_generator(checkpoints.run_model_config(run_dir))
@@ -231,24 +217,25 @@ def _checkpointed_generator(run_dir, key):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("preset_flags, steps_per_epoch", [
+@pytest.mark.parametrize("preset, overrides, steps_per_epoch", [
     # n_critic=2: 4 steps an epoch of 256 images; the interrupted run stops in epoch 2.
-    (("--preset=wgan_gp", "--n_critic=2", "--ema_decay=0.9"), 4),
+    ("wgan_gp", {"n_critic": 2, "ema_decay": 0.9}, 4),
     # Spectral norm's power-iteration vectors and G's batch-norm statistics in the average.
-    (("--preset=fast",), 8),
+    ("fast", {}, 8),
 ], ids=["wgan_gp", "fast"])
-def test_ema_runs_resume_exactly_and_sample_from_the_average(tmp_path, preset_flags,
-                                                              steps_per_epoch):
+def test_ema_runs_resume_exactly_and_sample_from_the_average(tmp_path, preset, overrides,
+                                                              steps_per_epoch, two_replicas,
+                                                              float32_policy_after):
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-    _train(uninterrupted, *preset_flags)
-    _train(resumed, *preset_flags, "--max_steps=5")
-    _train(resumed, *preset_flags)
+    trainer.train(_config(uninterrupted, preset, epochs=2, **overrides), two_replicas)
+    trainer.train(_config(resumed, preset, epochs=2, max_steps=5, **overrides), two_replicas)
+    trainer.train(_config(resumed, preset, epochs=2, **overrides), two_replicas)
 
     rows = _rows(uninterrupted)
     assert [(row["step"], row["epoch"]) for row in rows] == [
         (str(step), str(1 + (step - 1) // steps_per_epoch))
         for step in range(1, 2 * steps_per_epoch + 1)]
-    penalized = "--preset=wgan_gp" in preset_flags
+    penalized = preset == "wgan_gp"
     assert all((float(row["d_penalty"]) > 0) == penalized for row in rows)
     columns = ("step", "epoch") + METRIC_NAMES
     assert ([[row[c] for c in columns] for row in _rows(resumed)]

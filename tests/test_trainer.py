@@ -136,12 +136,14 @@ def test_batch_not_divisible_by_replicas_is_refused(tmp_path, two_replicas):
 
 def test_mixed_float16_checkpoint_holds_the_loss_scale(tmp_path, two_replicas):
     run_dir = tmp_path / "run"
-    trainer.train(_config(run_dir, epochs=1, precision="mixed_float16"), two_replicas)
+    # float16 is emulated on CPU, ~10 s a step here: one step, then the closing checkpoint.
+    trainer.train(_config(run_dir, max_steps=1, steps_per_call=1, precision="mixed_float16"),
+                  two_replicas)
     saved = dict(tf.train.list_variables(checkpoints.list_checkpoints(run_dir)[-1]))
     for network in ("generator", "discriminator"):
         assert f"{network}_optimizer/dynamic_scale/.ATTRIBUTES/VARIABLE_VALUE" in saved
     rows = _rows(run_dir)
-    assert len(rows) == STEPS_PER_EPOCH
+    assert len(rows) == 1
     assert all(np.isfinite(float(row["d_loss"])) for row in rows)
 
 
@@ -156,9 +158,10 @@ def _conditional(config, conditioning):
         data=dataclasses.replace(config.data, with_labels=True))
 
 
-@pytest.mark.parametrize("conditioning", ["projection", "concat"])
 def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(
-        tmp_path, two_replicas, conditioning):
+        tmp_path, two_replicas, conditioning="projection"):
+    """Concatenation's training steps are checked in test_extensions; the resume and the
+    grid do not depend on the conditioning."""
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
     trainer.train(_conditional(_config(uninterrupted), conditioning), two_replicas)
     trainer.train(_conditional(_config(resumed, max_steps=7), conditioning), two_replicas)
