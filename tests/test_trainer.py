@@ -88,25 +88,6 @@ def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path,
     assert discriminator.output_shape == (None, 1)
 
 
-def test_resumed_run_equals_uninterrupted_run(tmp_path, two_replicas):
-    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-    trainer.train(_config(uninterrupted), two_replicas)
-    trainer.train(_config(resumed, max_steps=7), two_replicas)  # stops mid-epoch
-    assert [int(row["step"]) for row in _rows(resumed)] == list(range(1, 8))
-    trainer.train(_config(resumed), two_replicas)  # the same command, resumed
-
-    metric_columns = ("step", "epoch") + trainer.METRIC_NAMES
-    expected = [[row[name] for name in metric_columns] for row in _rows(uninterrupted)]
-    actual = [[row[name] for name in metric_columns] for row in _rows(resumed)]
-    assert actual == expected
-    train_seconds = [float(row["train_seconds"]) for row in _rows(resumed)]
-    assert np.all(np.diff(train_seconds) > 0)  # The clock carries over the resume.
-    a = checkpoints.restore_generator(uninterrupted).weights
-    b = checkpoints.restore_generator(resumed).weights
-    for wa, wb in zip(a, b):
-        np.testing.assert_array_equal(wa.numpy(), wb.numpy())
-
-
 def test_time_budget_stops_the_run_and_holds_on_resume(tmp_path, two_replicas):
     run_dir = tmp_path / "run"
     config = _config(run_dir, max_train_minutes=1e-6)  # Spent by the first call.
@@ -158,11 +139,14 @@ def _conditional(config, conditioning):
         data=dataclasses.replace(config.data, with_labels=True))
 
 
-def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(
-        tmp_path, two_replicas, conditioning="projection"):
-    """Concatenation's training steps are checked in test_extensions; the resume and the
-    grid do not depend on the conditioning."""
+def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(tmp_path,
+                                                                          two_replicas):
+    """Stopped mid-epoch and resumed, a run equals an uninterrupted one. Conditional, so
+    the labels are resumed too (the unconditional path: test_reliability's kill -9 test
+    and test_extensions' EMA test). Concatenation's training steps are checked in
+    test_extensions; the resume and the grid do not depend on the conditioning."""
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
+    conditioning = "projection"
     trainer.train(_conditional(_config(uninterrupted), conditioning), two_replicas)
     trainer.train(_conditional(_config(resumed, max_steps=7), conditioning), two_replicas)
     embedding_at_step_7 = _class_embedding(checkpoints.restore_generator(resumed))
@@ -173,6 +157,8 @@ def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(
     assert len(expected) == 2 * STEPS_PER_EPOCH
     assert all(np.isfinite(float(value)) for row in expected for value in row)
     assert [[row[name] for name in metric_columns] for row in _rows(resumed)] == expected
+    train_seconds = [float(row["train_seconds"]) for row in _rows(resumed)]
+    assert np.all(np.diff(train_seconds) > 0)  # The clock carries over the resume.
     generator = checkpoints.restore_generator(resumed)
     expected_weights = checkpoints.restore_generator(uninterrupted).weights
     for weight, expected_weight in zip(generator.weights, expected_weights):
