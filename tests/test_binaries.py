@@ -40,9 +40,14 @@ def test_train_rejects_bad_flags_with_one_line(tmp_path, flag, message):
 def test_train_then_generate(tmp_path):
     run_dir = tmp_path / "run"
     result = _run("train.py", f"--run_dir={run_dir}", "--train_examples=128",
-                  "--batch_size=32", "--epochs=1", "--cpu_devices=2")
+                  "--batch_size=32", "--epochs=1", "--cpu_devices=2", "--ema_decay=0.9")
     assert result.returncode == 0, result.stderr[-3000:]
     assert (run_dir / "generator.keras").exists()
+    # The flag reaches the trainer (the EMA itself is checked in test_extensions).
+    assert json.loads((run_dir / "config.json").read_text())["config"]["ema_decay"] == 0.9
+    checkpoint = tf.train.latest_checkpoint(str(run_dir / "checkpoints"))
+    saved = [name for name, _ in tf.train.list_variables(checkpoint)]
+    assert any(name.startswith("ema_generator/") for name in saved)
     peak_rss_mib = float(re.search(r"peak RSS ([\d,]+) MiB", result.stdout)[1].replace(",", ""))
     assert 200 < peak_rss_mib < 24 * 1024
 
