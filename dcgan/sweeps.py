@@ -12,7 +12,7 @@ import pathlib
 
 import numpy as np
 
-from dcgan import checkpoints, images
+from dcgan import checkpoints, images, models
 from dcgan.config import PRESETS, ConfigError
 from dcgan.files import atomic_path
 
@@ -40,6 +40,11 @@ def _set_learning_rate(network):
     return override
 
 
+def _set_architecture(config, name):
+    models.output_range(name)  # Refuses an unknown name.
+    return dataclasses.replace(config, model=dataclasses.replace(config.model, architecture=name))
+
+
 OVERRIDES = {
     "g_learning_rate": _set_learning_rate("generator"),
     "d_learning_rate": _set_learning_rate("discriminator"),
@@ -48,6 +53,7 @@ OVERRIDES = {
     "update": lambda config, value: dataclasses.replace(config, update=value),
     "precision": lambda config, value: dataclasses.replace(config, precision=value),
     "loss": lambda config, value: dataclasses.replace(config, loss=value),
+    "architecture": _set_architecture,
 }
 
 

@@ -220,9 +220,11 @@ def _checkpointed_generator(run_dir, key):
 @pytest.mark.parametrize("preset, overrides, steps_per_epoch", [
     # n_critic=2: 4 steps an epoch of 256 images; the interrupted run stops in epoch 2.
     ("wgan_gp", {"n_critic": 2, "ema_decay": 0.9}, 4),
-    # Spectral norm's power-iteration vectors and G's batch-norm statistics in the average.
+    # G's batch-norm statistics in the average, D's batch norm in the checkpoint.
     ("fast", {}, 8),
-], ids=["wgan_gp", "fast"])
+    # Spectral norm's power-iteration vectors in the checkpoint.
+    ("fast", {"model": ModelConfig("fast_sn", noise_dim=100)}, 8),
+], ids=["wgan_gp", "fast", "fast_sn"])
 def test_ema_runs_resume_exactly_and_sample_from_the_average(tmp_path, preset, overrides,
                                                               steps_per_epoch, two_replicas,
                                                               float32_policy_after):

@@ -12,16 +12,19 @@ TUTORIAL = ModelConfig("tutorial", noise_dim=100)
 FASHION128 = ModelConfig("fashion128", noise_dim=128)
 TUTORIAL_CRITIC = ModelConfig("tutorial_critic", noise_dim=100)
 FAST = ModelConfig("fast", noise_dim=100)
-ALL = [TUTORIAL, FASHION128, TUTORIAL_CRITIC, FAST]
+FAST_SN = ModelConfig("fast_sn", noise_dim=100)
+ALL = [TUTORIAL, FASHION128, TUTORIAL_CRITIC, FAST, FAST_SN]
 
 
 # G: dense 100*7*7*256 + BN 4*12544 + k3 256->128 + BN 4*128 + k4 128->64 + BN 4*64
-#    + k4 64->1 with bias. D: k4 convs 1->64, 64->128 and dense 6272->1, with biases,
-#    plus spectral norm's power-iteration vector u (64, 128, 1).
+#    + k4 64->1 with bias. D: k4 convs 1->64 with bias, 64->128 without, BN 4*128, and
+#    dense 6272->1. The spectral-norm D has a bias instead of BN in its second layer,
+#    plus the power-iteration vectors u (64, 128, 1).
 FAST_GENERATOR_PARAMS = (100 * 12544 + 4 * 12544 + 9 * 256 * 128 + 4 * 128 + 16 * 128 * 64
                          + 4 * 64 + 16 * 64 + 1)
-FAST_DISCRIMINATOR_PARAMS = ((16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 * 128 + 1)
-                             + 64 + 128 + 1)
+FAST_DISCRIMINATOR_PARAMS = ((16 * 64 + 64) + 16 * 64 * 128 + 4 * 128 + (7 * 7 * 128 + 1))
+FAST_SN_DISCRIMINATOR_PARAMS = ((16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 * 128 + 1)
+                                + 64 + 128 + 1)
 
 
 @pytest.mark.parametrize("config, generator_params, discriminator_params", [
@@ -29,6 +32,7 @@ FAST_DISCRIMINATOR_PARAMS = ((16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 * 1
     (FASHION128, 2_155_137, 1_113_345),
     (TUTORIAL_CRITIC, 2_330_944, 212_865 + 2 * (64 + 128)),  # + layer-norm scales, offsets
     (FAST, FAST_GENERATOR_PARAMS, FAST_DISCRIMINATOR_PARAMS),
+    (FAST_SN, FAST_GENERATOR_PARAMS, FAST_SN_DISCRIMINATOR_PARAMS),
 ])
 def test_parameter_counts(config, generator_params, discriminator_params):
     assert models.build_generator(config).count_params() == generator_params
@@ -53,7 +57,8 @@ def test_shapes_and_dtypes(policy, config):
 
 @pytest.mark.parametrize("config, expected_range", [(TUTORIAL, TANH_RANGE),
                                                     (FASHION128, SIGMOID_RANGE),
-                                                    (FAST, TANH_RANGE)])
+                                                    (FAST, TANH_RANGE),
+                                                    (FAST_SN, TANH_RANGE)])
 def test_generator_output_range(config, expected_range):
     assert models.output_range(config.architecture) == expected_range
     generator = models.build_generator(config)
@@ -119,9 +124,11 @@ def _conditional(config, conditioning="projection"):
     # D concat: + a 10 x 784 embedding (the class map) and the first 5x5 conv's second
     # input channel (25 x 64).
     (TUTORIAL, "concat", 2_330_944 + 10 * 50 + 50 * 12544, 212_865 + 10 * 784 + 25 * 64),
-    # Spectral norm on the projection embedding adds its power-iteration vector (6272).
     (FAST, "projection", FAST_GENERATOR_PARAMS + 10 * 50 + 50 * 12544,
-     FAST_DISCRIMINATOR_PARAMS + 10 * 6272 + 6272),
+     FAST_DISCRIMINATOR_PARAMS + 10 * 6272),
+    # Spectral norm on the projection embedding adds its power-iteration vector (6272).
+    (FAST_SN, "projection", FAST_GENERATOR_PARAMS + 10 * 50 + 50 * 12544,
+     FAST_SN_DISCRIMINATOR_PARAMS + 10 * 6272 + 6272),
 ])
 def test_conditional_parameter_counts(config, conditioning, generator_params,
                                       discriminator_params):

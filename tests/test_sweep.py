@@ -50,14 +50,18 @@ def test_sweep_scores_each_budget_and_continues_after_a_stop(tmp_path):
 
 
 def test_overrides_are_applied_and_bad_ones_refused():
-    config = sweeps.parse_config("fast:d_learning_rate=4e-4:batch_size=64:update=alternating")
+    config = sweeps.parse_config(
+        "fast:d_learning_rate=4e-4:batch_size=64:update=alternating:architecture=fast_sn")
     assert config.discriminator_optimizer.learning_rate == 4e-4
+    assert config.model.architecture == "fast_sn"
     assert config.generator_optimizer.learning_rate == 2e-4
     assert config.data.global_batch_size == 64 and config.update == "alternating"
     with pytest.raises(ConfigError, match="Unknown preset"):
         sweeps.parse_config("nope")
     with pytest.raises(ConfigError, match="overridable"):
         sweeps.parse_config("fast:lr=1")
+    with pytest.raises(ConfigError, match="Unknown architecture"):
+        sweeps.parse_config("fast:architecture=nope")
 
 
 def test_summary_gives_mean_and_range_over_seeds():
