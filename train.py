@@ -27,10 +27,13 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 from absl import app, flags  # noqa: E402
 
 from dcgan import config as config_lib  # noqa: E402
-from dcgan import data, distribute, losses, runs, trainer  # noqa: E402
+from dcgan import data, distribute, losses, models, runs, trainer  # noqa: E402
 
 flags.DEFINE_enum("preset", "tutorial", sorted(config_lib.PRESETS),
                   "Architecture and training recipe; other flags override its values.")
+flags.DEFINE_enum("architecture", None, sorted(models.ARCHITECTURES),
+                  "Generator/discriminator pair (preset default), e.g. fast_sn: the fast "
+                  "networks with a spectrally normalised D.")
 flags.DEFINE_string("run_dir", None, "Run directory (default runs/<preset>). An existing one "
                     "is resumed from its latest checkpoint.")
 flags.DEFINE_bool("new_run", False, "Start afresh even if --run_dir holds a run: the old "
@@ -107,7 +110,8 @@ def config_from_flags() -> config_lib.TrainConfig:
         global_batch_size=FLAGS.batch_size or preset.data.global_batch_size,
         with_labels=FLAGS.conditional)
     model_config = dataclasses.replace(
-        preset.model, synchronized_batch_norm=FLAGS.sync_batch_norm,
+        preset.model, architecture=FLAGS.architecture or preset.model.architecture,
+        synchronized_batch_norm=FLAGS.sync_batch_norm,
         num_classes=len(data.CLASS_NAMES) if FLAGS.conditional else 0,
         conditioning=FLAGS.conditioning or preset.model.conditioning)
     overrides = {
