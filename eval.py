@@ -2,9 +2,9 @@ r"""Scores generators with the project's Fashion-MNIST classifier: FID, KID, IS,
 and recall against the real test split; for a conditional generator also FID within each
 class, their mean (intra-FID), and the share of samples classified as the class asked for.
 
-  python eval.py                                    # every new checkpoint of runs/tutorial
+  python eval.py                                    # every new checkpoint of runs/fast
   python eval.py --run_dir=runs/fashion128 --watch  # keep up with a run while it trains
-  python eval.py --generator=runs/tutorial/generator.keras
+  python eval.py --generator=runs/fast/generator.keras
 """
 
 import os
@@ -19,7 +19,7 @@ from dcgan import checkpoints, classifier, data, evaluator  # noqa: E402
 from dcgan.config import DEFAULT_DATA_DIR, ConfigError  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 
-flags.DEFINE_string("run_dir", "runs/tutorial", "Run directory whose checkpoints to score.")
+flags.DEFINE_string("run_dir", "runs/fast", "Run directory whose checkpoints to score.")
 flags.DEFINE_string("generator", None, "Score this exported .keras generator instead "
                     "(writes nothing unless --output_json is given).")
 flags.DEFINE_string("output_json", None, "With --generator: where to write its metrics.")

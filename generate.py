@@ -1,7 +1,7 @@
 r"""Writes images from a trained generator: a grid PNG, individual PNGs and/or an .npy.
 
-  python generate.py --generator=runs/tutorial/generator.keras --num_images=64
-  python generate.py --generator=runs/tutorial --out_dir=/tmp/samples --individual
+  python generate.py --generator=runs/fast/generator.keras --num_images=64
+  python generate.py --generator=runs/fast --out_dir=/tmp/samples --individual
   python generate.py --generator=runs/conditional --class_name=Sneaker   # or --class_id=7
 
 A conditional generator draws the class asked for, or every class in turn (image i of
@@ -22,7 +22,7 @@ from dcgan import checkpoints, data, images, models  # noqa: E402
 from dcgan.config import ConfigError  # noqa: E402
 from dcgan.files import atomic_path  # noqa: E402
 
-flags.DEFINE_string("generator", "runs/tutorial/generator.keras",
+flags.DEFINE_string("generator", "runs/fast/generator.keras",
                     "A generator .keras file, or a run directory (its latest checkpoint).")
 flags.DEFINE_string("out_dir", "generated", "Where the files go.")
 flags.DEFINE_integer("num_images", 64, "How many images.", lower_bound=1)

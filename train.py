@@ -1,6 +1,7 @@
 r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
 
-  python train.py                                   # preset "tutorial", 50 epochs
+  python train.py                                   # preset "fast", 18 epochs
+  python train.py --preset=tutorial                 # the TensorFlow tutorial's recipe
   python train.py --preset=fashion128 --epochs=20
   python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU
   python train.py --preset=wgan_gp --ema_decay=0.999
@@ -29,7 +30,7 @@ from absl import app, flags  # noqa: E402
 from dcgan import config as config_lib  # noqa: E402
 from dcgan import data, distribute, losses, models, runs, trainer  # noqa: E402
 
-flags.DEFINE_enum("preset", "tutorial", sorted(config_lib.PRESETS),
+flags.DEFINE_enum("preset", "fast", sorted(config_lib.PRESETS),
                   "Architecture and training recipe; other flags override its values.")
 flags.DEFINE_enum("architecture", None, sorted(models.ARCHITECTURES),
                   "Generator/discriminator pair (preset default), e.g. fast_sn: the fast "

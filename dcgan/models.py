@@ -281,9 +281,7 @@ def fast_generator(config: ModelConfig) -> keras.Model:
 
 # The DCGAN paper's discriminator (Radford et al. 2016) in the tutorial's layout: batch
 # norm after every convolution but the first, no dropout. It beat spectral normalisation
-# in its place ("fast_sn") by far at equal minutes (BUILD_NOTES.md): held to 1-Lipschitz,
-# the two-layer D kept D(x) near 0.5 on real and generated images alike and gave G
-# little to learn from.
+# in its place ("fast_sn") by far at equal minutes (BUILD_NOTES.md, "Quality per minute").
 def fast_discriminator(config: ModelConfig) -> keras.Model:
     inputs, x = _discriminator_inputs(config)
     x = layers.Conv2D(64, 4, strides=2, padding="same")(x)  # 28x28 -> 14x14

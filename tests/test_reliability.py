@@ -28,9 +28,10 @@ from dcgan.config import (DEFAULT_DATA_DIR, PRESETS, ConfigError, DataConfig, Mo
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
-# 512 images in batches of 64: 8 steps an epoch, ~0.25 s a step on 2 busy cores.
-TINY = ("--train_examples=512", "--batch_size=64", "--precision=float32", "--deterministic",
-        "--cpu_devices=2")
+# The tutorial preset (the default's EMA and batch-norm D resume in test_extensions), 512
+# images in batches of 64: 8 steps an epoch, ~0.25 s a step on 2 busy cores.
+TINY = ("--preset=tutorial", "--train_examples=512", "--batch_size=64", "--precision=float32",
+        "--deterministic", "--cpu_devices=2")
 # Runs train.py under code a test prepends (a kill point, a registered loss).
 RUN_TRAIN_PY = """
 import runpy, sys
