@@ -27,6 +27,7 @@ __all__ = [
     "Architecture",
     "build_discriminator",
     "build_generator",
+    "discriminator_mixes_examples",
     "generator_noise_dim",
     "generator_num_classes",
     "generator_output_range",
@@ -101,6 +102,13 @@ def generator_num_classes(generator: keras.Model) -> int:
     one_hots = [layer for layer in generator.layers
                 if isinstance(layer, layers.CategoryEncoding)]
     return one_hots[0].num_tokens if one_hots else 0
+
+
+def discriminator_mixes_examples(config: ModelConfig) -> bool:
+    """Whether D's logit for an image depends on the other images of its batch (batch
+    norm in training), which gradient penalties on per-example gradients rule out."""
+    discriminator = build_discriminator(config)
+    return any(isinstance(layer, layers.BatchNormalization) for layer in discriminator.layers)
 
 
 def model_input(inputs, labels=None):

@@ -255,6 +255,12 @@ def _check_config(config: TrainConfig, strategy, steps_per_epoch: int):
         # wait for each other's all-reduces forever.
         raise ConfigError("max_train_minutes needs a single worker.")
     losses.get_loss(config.loss)
+    if (config.gp_weight or config.r1_weight) and models.discriminator_mixes_examples(
+            config.model):
+        raise ConfigError(
+            f"The {config.model.architecture} discriminator has batch norm, so the gradient "
+            "penalties, which take each image's own gradient, cannot apply to it: use one "
+            "without (fast_sn, tutorial_critic).")
 
 
 class _Artifacts:

@@ -28,6 +28,7 @@ def _error_lines(stderr):
     ("--precision=float8", "--precision"),
     ("--n_critic=0", "train.py: error: n_critic must be positive, got 0"),
     ("--conditioning=concat", "train.py: error: --conditioning applies only with --conditional"),
+    ("--r1_weight=10", "train.py: error: The fast discriminator has batch norm"),
     ("--architecture=fashion128", "does not match the fashion128 generator's output"),
 ])
 def test_train_rejects_bad_flags_with_one_line(tmp_path, flag, message):
