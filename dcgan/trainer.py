@@ -28,16 +28,13 @@ Samples and generator.keras come from the EMA generator when the run keeps one.
 Under MultiWorkerMirroredStrategy every worker runs the same steps and saves at the same
 steps, but only the chief writes the run directory; the other workers read its
 checkpoints when they start and save theirs into a scratch directory that they empty
-after each save (`_WorkerOutputs`). All of them must therefore see the run directory at
+after each save (`artifacts.WorkerOutputs`). All of them must therefore see the run directory at
 the same path: one machine, or storage they share.
 """
 
 import contextlib
-import csv
 import dataclasses
-import math
 import pathlib
-import shutil
 import subprocess
 import tempfile
 import time
@@ -46,59 +43,17 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import data, distribute, images, losses, models, preemption, runs
+from dcgan import data, distribute, losses, models, preemption, runs
+from dcgan.artifacts import ChiefOutputs, WorkerOutputs, remove_leftovers
 from dcgan.config import ConfigError, TrainConfig
-from dcgan.files import atomic_path, remove_partials, write_json
+from dcgan.files import write_json
+from dcgan.loss_log import CSV_COLUMNS, LossLog
 from dcgan.preemption import TrainingInterrupted
-from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
+from dcgan.run_state import RunState, build_run_state
+from dcgan.saver import NonFiniteError, Saver, raise_if_non_finite
+from dcgan.train_step import METRIC_NAMES
 
 __all__ = ["CSV_COLUMNS", "NonFiniteError", "RunState", "TrainingInterrupted", "train"]
-
-# train_seconds: time spent in training steps since the run began, over all resumes
-# (checkpoints, pictures and start-up excluded, but the first call after each start
-# includes its tf.function tracing): the clock that time-to-quality uses.
-CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec", "train_seconds")
-FINAL_GRID_SIZE = 25  # 5x5 (a conditional G: 5 per class)
-PNG_SCALE = 3  # 28-pixel images are too small to judge at 1:1.
-# The files the trainer writes in the run directory itself (eval.py writes others).
-RUN_FILES = ("config.json", "losses.csv", "loss_curves.png", "progress.gif",
-             "final_grid.png", "generator.keras", "discriminator.keras")
-
-
-def _sample_name(epoch: int) -> str:
-    return f"epoch_{epoch:04d}.png"
-
-
-class NonFiniteError(RuntimeError):
-    """A loss or a weight became NaN or infinite; nothing of that state was saved.
-
-    Attributes:
-      step: the first step whose losses were non-finite (or after which the weights were).
-    """
-
-    def __init__(self, message, step):
-        super().__init__(message)
-        self.step = step
-
-
-@dataclasses.dataclass
-class RunState:
-    """The models and variables of a run, built under a strategy's scope."""
-
-    generator: keras.Model
-    discriminator: keras.Model
-    ema_generator: keras.Model | None
-    gan_step: GanStep
-    step: tf.Variable
-    epoch: tf.Variable
-    fixed_noise: tf.Variable
-    checkpoint: tf.train.Checkpoint
-    manager: tf.train.CheckpointManager
-
-    @property
-    def sampling_generator(self) -> keras.Model:
-        """The generator behind samples and exports: the EMA one when the run keeps it."""
-        return self.generator if self.ema_generator is None else self.ema_generator
 
 
 def _git_commit():
@@ -112,127 +67,6 @@ def _git_commit():
         return None
     return commit + ("-dirty" if dirty.strip() else "")
 
-
-def _grid_noise_count(grid_size: int, conditional: bool) -> int:
-    """Noise vectors behind a sample grid of `grid_size` (a square) images: one per image,
-    or for a conditional G one per column, every row (class) drawing from the same ones."""
-    return math.isqrt(grid_size) if conditional else grid_size
-
-
-def _class_rows(noise, num_classes):
-    """Noise [k, noise_dim] -> (z [num_classes * k, noise_dim], int32 labels
-    [num_classes * k]): row c of a k-column grid is class c, column j noise vector j."""
-    return (tf.tile(noise, [num_classes, 1]),
-            tf.repeat(tf.range(num_classes), tf.shape(noise)[0]))
-
-
-def _layer_rng_states(model):
-    # Keras 3 keeps each Dropout's RNG in a SeedGenerator that tf.train.Checkpoint does not
-    # reach through the model; without it a resumed run would draw other dropout masks.
-    return [layer.seed_generator.state for layer in model.layers
-            if hasattr(layer, "seed_generator")]
-
-
-def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=True,
-                    scratch_dir=None) -> RunState:
-    """Builds G, D, optimizers, RNG and the checkpoint, restoring the latest one if any.
-
-    Args:
-      restore: restore the newest checkpoint of the run directory.
-      scratch_dir: None on the chief, whose CheckpointManager keeps the run's checkpoints;
-        on another worker, the directory its manager saves into, and the run directory
-        is only read.
-    """
-    checkpoint_dir = pathlib.Path(config.run_dir) / "checkpoints"
-    with strategy.scope():
-        generator = models.build_generator(config.model)
-        discriminator = models.build_discriminator(config.model)
-        ema_generator = None
-        if config.ema_decay:
-            ema_generator = models.build_generator(config.model)
-            ema_generator.set_weights(generator.get_weights())
-        noise = tf.random.Generator.from_seed(config.seed)
-        fixed_noise = tf.Variable(
-            tf.random.Generator.from_seed(config.seed + 1).normal(
-                [_grid_noise_count(config.num_fixed_samples, bool(config.model.num_classes)),
-                 config.model.noise_dim]),
-            trainable=False, name="fixed_noise")
-        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
-        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        gan_step = GanStep(
-            generator, discriminator,
-            make_optimizer(config.generator_optimizer, policy_name),
-            make_optimizer(config.discriminator_optimizer, policy_name),
-            losses.get_loss(config.loss), noise, config.data.global_batch_size,
-            config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
-            n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
-            ema_generator=ema_generator, ema_decay=config.ema_decay)
-    checkpointed = dict(
-        generator=generator, discriminator=discriminator,
-        layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),
-        generator_optimizer=gan_step.generator_optimizer,
-        discriminator_optimizer=gan_step.discriminator_optimizer,
-        noise=noise, fixed_noise=fixed_noise, step=step, epoch=epoch)
-    if ema_generator is not None:
-        checkpointed["ema_generator"] = ema_generator  # The key checkpoints.py restores.
-    checkpoint = tf.train.Checkpoint(**checkpointed)
-    if restore:
-        # Before the manager reads the state file, which restore_latest may repair.
-        runs.restore_latest(checkpoint, checkpoint_dir, repair=scratch_dir is None)
-    manager = tf.train.CheckpointManager(
-        checkpoint, scratch_dir or checkpoint_dir, max_to_keep=config.max_checkpoints,
-        step_counter=step)
-    return RunState(generator, discriminator, ema_generator, gan_step, step, epoch,
-                    fixed_noise, checkpoint, manager)
-
-
-def _complete_row(row) -> int | None:
-    """The step of a losses.csv row whose every column parses as a number, else None."""
-    if None in row or any(row.get(name) in (None, "") for name in CSV_COLUMNS):
-        return None
-    try:
-        [float(row[name]) for name in CSV_COLUMNS]
-        return int(row["step"])
-    except ValueError:
-        return None
-
-
-class _LossLog:
-    """losses.csv, one row per step, appended once per training call.
-
-    On resume it keeps exactly one row per step up to the restored step: rows beyond it
-    (computed after the last checkpoint), a last row cut short by a kill (no newline), and
-    rows that do not parse are dropped; of duplicated steps the newest row is kept.
-    """
-
-    def __init__(self, path: pathlib.Path, restored_step: int):
-        self.path = path
-        rows = {}
-        if path.exists():
-            lines = path.read_text().splitlines(keepends=True)
-            if lines and not lines[-1].endswith("\n"):
-                lines.pop()
-            for row in csv.DictReader(lines):
-                step = _complete_row(row)
-                if step is not None and 1 <= step <= restored_step:
-                    rows[step] = row
-        if len(rows) < restored_step:
-            print(f"Note: {path} lacks {restored_step - len(rows)} of the steps 1 to "
-                  f"{restored_step}, which cannot be recomputed.")
-        with atomic_path(path) as partial, partial.open("w", newline="") as file:
-            writer = csv.DictWriter(file, CSV_COLUMNS)
-            writer.writeheader()
-            writer.writerows(rows[step] for step in sorted(rows))
-        self.train_seconds = float(rows[max(rows)]["train_seconds"]) if rows else 0.0
-
-    def append(self, rows):
-        with self.path.open("a", newline="") as file:
-            csv.DictWriter(file, CSV_COLUMNS).writerows(rows)
-
-    def read_columns(self):
-        with self.path.open(newline="") as file:
-            rows = list(csv.DictReader(file))
-        return {name: np.array([float(row[name]) for row in rows]) for name in CSV_COLUMNS}
 
 
 def _check_config(config: TrainConfig, strategy, steps_per_epoch: int):
@@ -262,215 +96,6 @@ def _check_config(config: TrainConfig, strategy, steps_per_epoch: int):
             "penalties, which take each image's own gradient, cannot apply to it: use one "
             "without (fast_sn, tutorial_critic).")
 
-
-class _Artifacts:
-    """Writes the pictures, plots, exports, losses.csv and TensorBoard events of a run
-    directory: the chief's outputs.
-
-    Each start writes a new TensorBoard event file, flushed before every checkpoint so a
-    kill loses no event of a checkpointed step. A resumed run writes again the steps that
-    followed its checkpoint; TensorBoard's default loader reads a run's event files in
-    name (start-time) order and drops a series' values at and after a step that comes
-    again, so it shows the values of the resumed run. (`--load_fast=false` shows both.)
-    """
-
-    def __init__(self, config: TrainConfig, state: RunState, log: _LossLog):
-        self.run_dir = pathlib.Path(config.run_dir)
-        self.pixel_range = config.data.pixel_range
-        self.class_names = data.CLASS_NAMES if config.model.num_classes else ()
-        self.seed = config.seed
-        self.state = state
-        self.log = log
-        self.samples_dir = self.run_dir / "samples"
-        self.samples_dir.mkdir(parents=True, exist_ok=True)
-        self.writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
-
-    @property
-    def train_seconds(self) -> float:
-        return self.log.train_seconds
-
-    def record_call(self, first_step, epoch, metrics, seconds, images_per_sec):
-        """The losses.csv rows and TensorBoard scalars of one call's steps."""
-        num_steps = len(metrics)
-        self.log.append({"step": first_step + i, "epoch": epoch,
-                         "images_per_sec": images_per_sec,
-                         "train_seconds": self.log.train_seconds + (i + 1) * seconds / num_steps,
-                         **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))
-        self.log.train_seconds += seconds
-        with self.writer.as_default():
-            for offset, row in enumerate(metrics):
-                for name, value in zip(METRIC_NAMES, row):
-                    tf.summary.scalar(f"train/{name}", value, step=first_step + offset)
-            tf.summary.scalar("train/images_per_sec", images_per_sec,
-                              step=first_step + len(metrics) - 1)
-
-    def before_checkpoint(self):
-        # Every event of a checkpointed step reaches the file before the checkpoint does
-        # (TF 2.21 writes each event at once, but the writer's contract only promises a
-        # flush every 10 events or 2 minutes).
-        self.writer.flush()
-
-    def after_checkpoint(self):
-        pass
-
-    def _picture(self, noise):
-        """G's images of `noise` [k, noise_dim] as uint8 [H, W, 1] at PNG_SCALE: a square
-        grid, or for a conditional G one row of k per class, labelled with its name."""
-        generator = self.state.sampling_generator
-        if not self.class_names:
-            samples = generator(noise, training=False).numpy()
-            return images.magnify(images.grid(samples, self.pixel_range), PNG_SCALE)
-        z, labels = _class_rows(noise, len(self.class_names))
-        samples = generator(models.model_input(z, labels), training=False).numpy()
-        return images.labelled_grid(samples, self.pixel_range, self.class_names, PNG_SCALE)
-
-    def end_of_epoch(self, epoch: int, step: int):
-        picture = self._picture(self.state.fixed_noise)
-        images.write_png(self.samples_dir / _sample_name(epoch), picture)
-        with self.writer.as_default():
-            tf.summary.image("samples", picture[None], step=step)
-        frames = [tf.io.decode_png(tf.io.read_file(str(path))).numpy()
-                  for path in sorted(self.samples_dir.glob("epoch_*.png"))]
-        images.write_gif(self.run_dir / "progress.gif", frames)
-        self.plot_losses()
-        self.export_models()
-
-    def plot_losses(self):
-        columns = self.log.read_columns()
-        if len(columns["step"]):
-            images.plot_columns(self.run_dir / "loss_curves.png", columns["step"],
-                                {name: columns[name] for name in METRIC_NAMES},
-                                xlabel="step", title=self.run_dir.name)
-
-    def export_models(self):
-        for name, model in (("generator", self.state.sampling_generator),
-                            ("discriminator", self.state.discriminator)):
-            with atomic_path(self.run_dir / f"{name}.keras") as partial:
-                model.save(partial)
-
-    def final(self):
-        noise = tf.random.Generator.from_seed(self.seed + 2).normal(
-            [_grid_noise_count(FINAL_GRID_SIZE, bool(self.class_names)),
-             models.generator_noise_dim(self.state.sampling_generator)])
-        images.write_png(self.run_dir / "final_grid.png", self._picture(noise))
-        self.plot_losses()
-        self.export_models()
-        self.writer.flush()
-
-
-class _WorkerOutputs:
-    """What a worker other than the chief writes: no artifact, and checkpoints that it
-    deletes as soon as they are written.
-
-    MultiWorkerMirroredStrategy needs every worker to save (a save may all-reduce the
-    variables), and two workers must not write the same files, so each writes into its
-    own scratch directory, the way TensorFlow's multi-worker callbacks do.
-    """
-
-    train_seconds = 0.0  # Only read for max_train_minutes, which needs a single worker.
-
-    def __init__(self, scratch_dir):
-        self.scratch_dir = pathlib.Path(scratch_dir)
-
-    def record_call(self, first_step, epoch, metrics, seconds, images_per_sec):
-        pass
-
-    def before_checkpoint(self):
-        pass
-
-    def after_checkpoint(self):
-        for path in self.scratch_dir.iterdir():
-            if path.is_dir():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-
-    def end_of_epoch(self, epoch: int, step: int):
-        pass
-
-    def final(self):
-        pass
-
-
-def _remove_leftovers(run_dir: pathlib.Path, epochs: int):
-    """What a killed run leaves: temporary files of its writes and of its last save."""
-    runs.remove_interrupted_saves(run_dir / "checkpoints")
-    remove_partials(run_dir, RUN_FILES)
-    remove_partials(run_dir / "samples", [_sample_name(e) for e in range(1, epochs + 1)])
-
-
-def _finite_weights(state: RunState) -> bool:
-    weights = [weight for model in (state.generator, state.discriminator)
-               for weight in model.weights if keras.backend.is_float_dtype(weight.dtype)]
-    return bool(tf.reduce_all([tf.reduce_all(tf.math.is_finite(w)) for w in weights]))
-
-
-class _Saver:
-    """Checkpoints the run state, never with a non-finite weight, and knows the last
-    step saved.
-
-    Args:
-      state: the run state; its manager saves the checkpoints.
-      outputs: the `_Artifacts` or `_WorkerOutputs` of this process.
-      checkpoint_dir: the run directory's checkpoints, where the chief's manager saves.
-    """
-
-    def __init__(self, state: RunState, outputs, checkpoint_dir: pathlib.Path):
-        self.state = state
-        self.outputs = outputs
-        self.checkpoint_dir = checkpoint_dir
-        self.saved_step = int(state.step.numpy())
-
-    @property
-    def latest(self) -> str | None:
-        """The prefix of the run's checkpoint of the last step saved or restored (None
-        before the first): on every worker, the chief's copy."""
-        return str(self.checkpoint_dir / f"ckpt-{self.saved_step}") if self.saved_step else None
-
-    def resume_advice(self) -> str:
-        if self.latest is None:
-            return "Nothing was saved: no checkpoint had been written yet."
-        return (f"Nothing after the latest checkpoint, {self.latest}, was saved: lower the "
-                "learning rates (or fix the loss) and run the same command to resume from it.")
-
-    def save(self, step: int):
-        """Checkpoints `step`, unless G or D holds a non-finite weight (NonFiniteError).
-
-        The weights can turn non-finite in the last step of a call whose losses were still
-        finite; checking them here (once per checkpoint) keeps such a state out of every
-        checkpoint, and so out of the exports, which are made from checkpointed states.
-        """
-        if not _finite_weights(self.state):
-            raise NonFiniteError(
-                f"Non-finite weights in G or D after step {step}, though every loss so far "
-                f"was finite. {self.resume_advice()}", step)
-        self.outputs.before_checkpoint()
-        self.state.manager.save(checkpoint_number=step)
-        self.outputs.after_checkpoint()
-        self.saved_step = step
-
-    def save_for_stop(self) -> tuple[int, str | None]:
-        """Checkpoints the step reached unless it is saved; returns it and its checkpoint."""
-        step = int(self.state.step.numpy())
-        if step > self.saved_step:
-            self.save(step)
-        return step, self.latest
-
-
-def _raise_if_non_finite(metrics: np.ndarray, first_step: int, saver: _Saver):
-    """Raises NonFiniteError naming the first step of `metrics` [steps, 4] with a NaN/inf.
-
-    Runs on the array each call returns anyway, so it costs no extra host sync. Under
-    mixed_float16 the LossScaleOptimizer skips steps whose scaled gradients overflow:
-    those steps have finite losses and are not errors.
-    """
-    finite = np.isfinite(metrics).all(axis=1)
-    if finite.all():
-        return
-    index = int(np.argmin(finite))
-    values = ", ".join(f"{name}={value:.4g}" for name, value in zip(METRIC_NAMES, metrics[index]))
-    raise NonFiniteError(f"Non-finite loss at step {first_step + index} ({values}). "
-                         f"{saver.resume_advice()}", first_step + index)
 
 
 def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> dict:
@@ -525,12 +150,12 @@ def _start_chief(config, strategy, record, new_run, cleanup):
     if moved:
         print(f"Moved the previous run in {run_dir} to {moved}.")
     cleanup.enter_context(runs.lock(run_dir))
-    _remove_leftovers(run_dir, config.epochs)
+    remove_leftovers(run_dir, config.epochs)
     keras.mixed_precision.set_global_policy(record["precision_policy"])
     state = build_run_state(config, record["precision_policy"], strategy)
     write_json(run_dir / "config.json", record)
-    log = _LossLog(run_dir / "losses.csv", restored_step=int(state.step.numpy()))
-    return state, _Artifacts(config, state, log)
+    log = LossLog(run_dir / "losses.csv", restored_step=state.steps_taken)
+    return state, ChiefOutputs(config, state, log)
 
 
 def _start_worker(config, strategy, policy_name, new_run, cleanup):
@@ -543,7 +168,7 @@ def _start_worker(config, strategy, policy_name, new_run, cleanup):
     keras.mixed_precision.set_global_policy(policy_name)
     state = build_run_state(config, policy_name, strategy, restore=not new_run,
                             scratch_dir=scratch_dir)
-    return state, _WorkerOutputs(scratch_dir)
+    return state, WorkerOutputs(scratch_dir)
 
 
 def _check_one_restored_step(strategy, state: RunState, run_dir):
@@ -575,8 +200,8 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
     run_dir = pathlib.Path(config.run_dir)
     policy_name = distribute.resolve_precision(config.precision)
     # A step is one G update and reads n_critic batches.
-    images_per_step = config.n_critic * config.data.global_batch_size
-    steps_per_epoch = data.num_examples(config.data) // images_per_step
+    steps_per_epoch = data.num_examples(config.data) // (
+        config.n_critic * config.data.global_batch_size)
     _check_config(config, strategy, steps_per_epoch)
     data.verify_records(config.data)
     total_steps = config.epochs * steps_per_epoch
@@ -593,19 +218,35 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
         state, outputs = _start_worker(config, strategy, policy_name, new_run, cleanup)
     if distribute.num_workers(strategy) > 1:
         _check_one_restored_step(strategy, state, run_dir)
-    saver = _Saver(state, outputs, run_dir / "checkpoints")
+    saver = Saver(state, outputs, run_dir / "checkpoints")
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         stop = preemption.ClusterStop(signals, strategy, state.manager, saver.save_for_stop)
     else:
         stop = preemption.LocalStop(signals, saver.save_for_stop)
     cleanup.callback(stop.close)
 
-    step = saver.saved_step
-    epoch, step_in_epoch = divmod(step, steps_per_epoch)
-    if step and not step_in_epoch:
-        # A kill may have come between this epoch end's checkpoint and its pictures and
-        # exports; they depend only on the restored state, so redo them.
-        outputs.end_of_epoch(epoch, step)
+    metrics = _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
+                           total_steps)
+    outputs.final()
+    stop.close()
+    if distribute.num_workers(strategy) > 1:
+        # A barrier: the chief, whose process runs the cluster's coordination service,
+        # returns only when every worker is done with it.
+        distribute.gather_from_replicas(strategy, state.step)
+    return {"step": state.steps_taken, "metrics": dict(zip(METRIC_NAMES, metrics[-1].tolist()))}
+
+
+def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
+                 total_steps) -> np.ndarray:
+    """Trains from the restored step to `total_steps`, or until `max_train_minutes` of
+    training: one `tf.function` call at a time, each within one epoch and one checkpoint
+    period. Checkpoints at every period's end, epoch end and the last step.
+
+    Returns:
+      float32 [steps, len(METRIC_NAMES)], the metrics of the last call (one row of NaN
+      when no call ran).
+    """
+    images_per_step = config.n_critic * config.data.global_batch_size
     last_epoch = -(-total_steps // steps_per_epoch)
 
     def out_of_time():
@@ -613,44 +254,39 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
                 and outputs.train_seconds >= 60 * config.max_train_minutes)
 
     metrics = np.full((1, len(METRIC_NAMES)), np.nan)
-    progress = None
+    step = state.steps_taken
+    if step and step % steps_per_epoch == 0:
+        # A kill may have come between this epoch end's checkpoint and its pictures and
+        # exports; they depend only on the restored state, so redo them.
+        outputs.end_of_epoch(step // steps_per_epoch, step)
     while step < total_steps and not out_of_time():
-        epoch, step_in_epoch = divmod(step, steps_per_epoch)
-        if progress is None:
-            # One iterator per epoch (calls never straddle epochs); a resumed run skips the
-            # steps it has already taken.
-            iterator = iter(_distributed_batches(config, strategy, epoch, step_in_epoch))
-            print(f"Epoch {epoch + 1}/{last_epoch}")
-            progress = keras.utils.Progbar(steps_per_epoch, stateful_metrics=METRIC_NAMES
-                                           + ("img/s",))
-        steps_to_checkpoint = config.checkpoint_every_steps - step % config.checkpoint_every_steps
-        num_steps = min(config.steps_per_call, total_steps - step,
-                        steps_per_epoch - step_in_epoch, steps_to_checkpoint)
-        started = time.perf_counter()
-        metrics = stop.run(
-            lambda: state.gan_step.train(iterator, tf.constant(num_steps, tf.int32))).numpy()
-        seconds = time.perf_counter() - started
-        images_per_sec = num_steps * images_per_step / seconds
-        state.step.assign_add(num_steps)
-        outputs.record_call(step + 1, epoch + 1, metrics, seconds, images_per_sec)
-        _raise_if_non_finite(metrics, step + 1, saver)
-        step += num_steps
-        progress.update(step_in_epoch + num_steps, values=list(zip(METRIC_NAMES, metrics[-1]))
-                        + [("img/s", images_per_sec)])
-        epoch_done = step % steps_per_epoch == 0
-        if epoch_done:
-            state.epoch.assign(epoch + 1)
-        if out_of_time():
-            total_steps = step
-        if epoch_done or step % config.checkpoint_every_steps == 0 or step == total_steps:
-            saver.save(step)
-        if epoch_done:
+        epoch = step // steps_per_epoch
+        epoch_end = (epoch + 1) * steps_per_epoch
+        # One iterator per epoch (calls never straddle epochs); a resumed run skips the
+        # steps it has already taken.
+        iterator = iter(_distributed_batches(config, strategy, epoch,
+                                             step - epoch * steps_per_epoch))
+        print(f"Epoch {epoch + 1}/{last_epoch}")
+        progress = keras.utils.Progbar(steps_per_epoch,
+                                       stateful_metrics=METRIC_NAMES + ("img/s",))
+        while step < min(epoch_end, total_steps) and not out_of_time():
+            period = config.checkpoint_every_steps
+            num_steps = min(config.steps_per_call, total_steps - step, epoch_end - step,
+                            period - step % period)
+            started = time.perf_counter()
+            metrics = stop.run(
+                lambda: state.gan_step.train(iterator, tf.constant(num_steps, tf.int32))).numpy()
+            seconds = time.perf_counter() - started
+            images_per_sec = num_steps * images_per_step / seconds
+            first_step, step = step + 1, state.advance(num_steps)
+            outputs.record_call(first_step, epoch + 1, metrics, seconds, images_per_sec)
+            raise_if_non_finite(metrics, first_step, saver)
+            progress.update(step - epoch * steps_per_epoch, values=list(
+                zip(METRIC_NAMES, metrics[-1])) + [("img/s", images_per_sec)])
+            if step == epoch_end:
+                state.epoch.assign(epoch + 1)
+            if step in (epoch_end, total_steps) or step % period == 0 or out_of_time():
+                saver.save(step)
+        if step == epoch_end:
             outputs.end_of_epoch(epoch + 1, step)
-            progress = None
-    outputs.final()
-    stop.close()
-    if distribute.num_workers(strategy) > 1:
-        # A barrier: the chief, whose process runs the cluster's coordination service,
-        # returns only when every worker is done with it.
-        distribute.gather_from_replicas(strategy, state.step)
-    return {"step": step, "metrics": dict(zip(METRIC_NAMES, metrics[-1].tolist()))}
+    return metrics

@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import distribute, local_cluster, trainer
+from dcgan import artifacts, distribute, local_cluster, trainer
 from dcgan.config import DEFAULT_DATA_DIR, PRESETS, ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -38,15 +38,15 @@ FLAGS = ("--preset=tutorial", "--train_examples=1024", "--batch_size=64", "--pre
 SAVE_WEIGHTS = """
 import json, os, runpy, sys
 import numpy as np
-from dcgan import trainer
-_save = trainer._Saver.save
+from dcgan import saver
+_save = saver.Saver.save
 def save(self, step):
     _save(self, step)
     index = json.loads(os.environ["TF_CONFIG"])["task"]["index"]
     models = (self.state.generator, self.state.discriminator)
     np.savez(os.path.join(os.environ["WEIGHTS_DIR"], f"worker{index}-step{step}.npz"),
              *[weight.numpy() for model in models for weight in model.trainable_weights])
-trainer._Saver.save = save
+saver.Saver.save = save
 sys.argv = sys.argv[1:]
 runpy.run_path(sys.argv[0], run_name="__main__")
 """
@@ -171,7 +171,7 @@ def test_two_workers_stop_together_resume_and_train_as_one_process(tmp_path, one
     assert f"worker 1: the chief writes {run_dir}." in worker_lines
 
     # The chief wrote every artifact; the worker left nothing, here or in its scratch space.
-    for name in trainer.RUN_FILES + ("samples/epoch_0001.png", "checkpoints/ckpt-20.index"):
+    for name in artifacts.RUN_FILES + ("samples/epoch_0001.png", "checkpoints/ckpt-20.index"):
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert not [path for path in (run_dir / "checkpoints").iterdir()

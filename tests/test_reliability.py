@@ -22,7 +22,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import checkpoints, data, files, losses, models, preemption, runs, trainer
+from dcgan import checkpoints, data, files, loss_log, losses, models, preemption, runs, trainer
 from dcgan.config import (DEFAULT_DATA_DIR, PRESETS, ConfigError, DataConfig, ModelConfig,
                           OptimizerConfig, TrainConfig)
 
@@ -276,7 +276,7 @@ def test_sigint_checkpoints_the_step_reached_and_restores_the_handlers(tmp_path,
                                                                       two_replicas):
     run_dir = tmp_path / "run"
     appended = []
-    append = trainer._LossLog.append
+    append = loss_log.LossLog.append
 
     def append_then_interrupt(self, rows):
         append(self, rows)
@@ -284,7 +284,7 @@ def test_sigint_checkpoints_the_step_reached_and_restores_the_handlers(tmp_path,
         if len(appended) == 2:  # Ctrl-C during the third call's bookkeeping.
             signal.raise_signal(signal.SIGINT)
 
-    monkeypatch.setattr(trainer._LossLog, "append", append_then_interrupt)
+    monkeypatch.setattr(loss_log.LossLog, "append", append_then_interrupt)
     caught = []
     previous = {number: signal.signal(number, lambda number, frame: caught.append(number))
                 for number in (signal.SIGINT, signal.SIGTERM)}
@@ -600,7 +600,7 @@ def test_loss_log_keeps_one_row_per_step_up_to_the_restored_step(tmp_path, capsy
     rows = [_row(1), _row(2), _row(3), "garbage", _row(2).replace("0.5", "0.25"), _row(4),
             _row(5), _row(6), _row(5)[:-3]]
     _write_csv(path, rows)
-    trainer._LossLog(path, restored_step=5)
+    loss_log.LossLog(path, restored_step=5)
     kept = list(csv.DictReader(path.open(newline="")))
     assert [int(row["step"]) for row in kept] == [1, 2, 3, 4, 5]
     assert kept[1]["d_loss"] == "0.25"  # The newer of two rows for one step.
@@ -608,7 +608,7 @@ def test_loss_log_keeps_one_row_per_step_up_to_the_restored_step(tmp_path, capsy
     assert "lacks" not in capsys.readouterr().out
 
     _write_csv(path, [_row(1), _row(3), "4"])  # "4" could be any cut row: dropped.
-    trainer._LossLog(path, restored_step=4)
+    loss_log.LossLog(path, restored_step=4)
     assert [int(row["step"]) for row in csv.DictReader(path.open(newline=""))] == [1, 3]
     assert "lacks 2 of the steps 1 to 4" in capsys.readouterr().out
 

@@ -1,0 +1,180 @@
+"""What a run writes besides its checkpoints: losses.csv rows, TensorBoard events,
+sample pictures, loss curves and the exported models.
+
+The training loop calls one outputs object at four moments, and nothing else of this
+module: `record_call` after every `tf.function` call, `before_checkpoint` and
+`after_checkpoint` around every save, `end_of_epoch` after an epoch's checkpoint, and
+`final` when training ends. The chief's is `ChiefOutputs`; any other worker of a
+multi-worker run has a `WorkerOutputs`, which writes nothing.
+"""
+
+import pathlib
+import shutil
+
+import tensorflow as tf
+
+from dcgan import data, images, models, runs
+from dcgan.config import TrainConfig
+from dcgan.files import atomic_path, remove_partials
+from dcgan.loss_log import LossLog
+from dcgan.run_state import RunState, grid_noise_count
+from dcgan.train_step import METRIC_NAMES
+
+__all__ = ["ChiefOutputs", "RUN_FILES", "WorkerOutputs", "remove_leftovers"]
+
+FINAL_GRID_SIZE = 25  # 5x5 (a conditional G: 5 per class)
+PNG_SCALE = 3  # 28-pixel images are too small to judge at 1:1.
+# The files the trainer writes in the run directory itself (eval.py writes others).
+RUN_FILES = ("config.json", "losses.csv", "loss_curves.png", "progress.gif",
+             "final_grid.png", "generator.keras", "discriminator.keras")
+
+
+def _sample_name(epoch: int) -> str:
+    return f"epoch_{epoch:04d}.png"
+
+
+def _class_rows(noise, num_classes):
+    """Noise [k, noise_dim] -> (z [num_classes * k, noise_dim], int32 labels
+    [num_classes * k]): row c of a k-column grid is class c, column j noise vector j."""
+    return (tf.tile(noise, [num_classes, 1]),
+            tf.repeat(tf.range(num_classes), tf.shape(noise)[0]))
+
+
+def remove_leftovers(run_dir: pathlib.Path, epochs: int):
+    """What a killed run leaves: temporary files of its writes and of its last save."""
+    runs.remove_interrupted_saves(run_dir / "checkpoints")
+    remove_partials(run_dir, RUN_FILES)
+    remove_partials(run_dir / "samples", [_sample_name(e) for e in range(1, epochs + 1)])
+
+
+class ChiefOutputs:
+    """Writes the pictures, plots, exports, losses.csv and TensorBoard events of a run
+    directory: the chief's outputs.
+
+    Each start writes a new TensorBoard event file, flushed before every checkpoint so a
+    kill loses no event of a checkpointed step. A resumed run writes again the steps that
+    followed its checkpoint; TensorBoard's default loader reads a run's event files in
+    name (start-time) order and drops a series' values at and after a step that comes
+    again, so it shows the values of the resumed run. (`--load_fast=false` shows both.)
+    """
+
+    def __init__(self, config: TrainConfig, state: RunState, log: LossLog):
+        self.run_dir = pathlib.Path(config.run_dir)
+        self.pixel_range = config.data.pixel_range
+        self.class_names = data.CLASS_NAMES if config.model.num_classes else ()
+        self.seed = config.seed
+        self.state = state
+        self.log = log
+        self.samples_dir = self.run_dir / "samples"
+        self.samples_dir.mkdir(parents=True, exist_ok=True)
+        self.writer = tf.summary.create_file_writer(str(self.run_dir / "tensorboard"))
+
+    @property
+    def train_seconds(self) -> float:
+        """Training time over all resumes, as losses.csv counts it."""
+        return self.log.train_seconds
+
+    def record_call(self, first_step, epoch, metrics, seconds, images_per_sec):
+        """The losses.csv rows and TensorBoard scalars of one call's steps."""
+        num_steps = len(metrics)
+        self.log.append({"step": first_step + i, "epoch": epoch,
+                         "images_per_sec": images_per_sec,
+                         "train_seconds": self.log.train_seconds + (i + 1) * seconds / num_steps,
+                         **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))
+        self.log.train_seconds += seconds
+        with self.writer.as_default():
+            for offset, row in enumerate(metrics):
+                for name, value in zip(METRIC_NAMES, row):
+                    tf.summary.scalar(f"train/{name}", value, step=first_step + offset)
+            tf.summary.scalar("train/images_per_sec", images_per_sec,
+                              step=first_step + len(metrics) - 1)
+
+    def before_checkpoint(self):
+        # Every event of a checkpointed step reaches the file before the checkpoint does
+        # (TF 2.21 writes each event at once, but the writer's contract only promises a
+        # flush every 10 events or 2 minutes).
+        self.writer.flush()
+
+    def after_checkpoint(self):
+        pass
+
+    def _picture(self, noise):
+        """G's images of `noise` [k, noise_dim] as uint8 [H, W, 1] at PNG_SCALE: a square
+        grid, or for a conditional G one row of k per class, labelled with its name."""
+        generator = self.state.sampling_generator
+        if not self.class_names:
+            samples = generator(noise, training=False).numpy()
+            return images.magnify(images.grid(samples, self.pixel_range), PNG_SCALE)
+        z, labels = _class_rows(noise, len(self.class_names))
+        samples = generator(models.model_input(z, labels), training=False).numpy()
+        return images.labelled_grid(samples, self.pixel_range, self.class_names, PNG_SCALE)
+
+    def end_of_epoch(self, epoch: int, step: int):
+        """The epoch's sample grid (and TensorBoard image), progress.gif, the loss curves
+        and the exports, all from the state just checkpointed at `step`."""
+        picture = self._picture(self.state.fixed_noise)
+        images.write_png(self.samples_dir / _sample_name(epoch), picture)
+        with self.writer.as_default():
+            tf.summary.image("samples", picture[None], step=step)
+        frames = [tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+                  for path in sorted(self.samples_dir.glob("epoch_*.png"))]
+        images.write_gif(self.run_dir / "progress.gif", frames)
+        self._plot_losses()
+        self._export_models()
+
+    def _plot_losses(self):
+        columns = self.log.read_columns()
+        if len(columns["step"]):
+            images.plot_columns(self.run_dir / "loss_curves.png", columns["step"],
+                                {name: columns[name] for name in METRIC_NAMES},
+                                xlabel="step", title=self.run_dir.name)
+
+    def _export_models(self):
+        for name, model in (("generator", self.state.sampling_generator),
+                            ("discriminator", self.state.discriminator)):
+            with atomic_path(self.run_dir / f"{name}.keras") as partial:
+                model.save(partial)
+
+    def final(self):
+        """final_grid.png from a noise of its own, the loss curves and the exports."""
+        noise = tf.random.Generator.from_seed(self.seed + 2).normal(
+            [grid_noise_count(FINAL_GRID_SIZE, bool(self.class_names)),
+             models.generator_noise_dim(self.state.sampling_generator)])
+        images.write_png(self.run_dir / "final_grid.png", self._picture(noise))
+        self._plot_losses()
+        self._export_models()
+        self.writer.flush()
+
+
+class WorkerOutputs:
+    """What a worker other than the chief writes: no artifact, and checkpoints that it
+    deletes as soon as they are written.
+
+    MultiWorkerMirroredStrategy needs every worker to save (a save may all-reduce the
+    variables), and two workers must not write the same files, so each writes into its
+    own scratch directory, the way TensorFlow's multi-worker callbacks do.
+    """
+
+    train_seconds = 0.0  # Only read for max_train_minutes, which needs a single worker.
+
+    def __init__(self, scratch_dir):
+        self.scratch_dir = pathlib.Path(scratch_dir)
+
+    def record_call(self, first_step, epoch, metrics, seconds, images_per_sec):
+        pass
+
+    def before_checkpoint(self):
+        pass
+
+    def after_checkpoint(self):
+        for path in self.scratch_dir.iterdir():
+            if path.is_dir():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
+
+    def end_of_epoch(self, epoch: int, step: int):
+        pass
+
+    def final(self):
+        pass

@@ -1,0 +1,115 @@
+"""The state of a run: G, D, their optimizers, the EMA generator, the step and epoch
+counters, the noise RNG and the fixed noise, composed into one `tf.train.Checkpoint`."""
+
+import dataclasses
+import math
+import pathlib
+
+import keras
+import tensorflow as tf
+
+from dcgan import losses, models, runs
+from dcgan.config import TrainConfig
+from dcgan.train_step import GanStep, make_optimizer
+
+__all__ = ["RunState", "build_run_state", "grid_noise_count"]
+
+
+@dataclasses.dataclass
+class RunState:
+    """The models and variables of a run, built under a strategy's scope.
+
+    `step` is the run's one step counter: the loop advances it after every call and the
+    checkpoint manager numbers its checkpoints by it.
+    """
+
+    generator: keras.Model
+    discriminator: keras.Model
+    ema_generator: keras.Model | None
+    gan_step: GanStep
+    step: tf.Variable
+    epoch: tf.Variable
+    fixed_noise: tf.Variable
+    checkpoint: tf.train.Checkpoint
+    manager: tf.train.CheckpointManager
+
+    @property
+    def sampling_generator(self) -> keras.Model:
+        """The generator behind samples and exports: the EMA one when the run keeps it."""
+        return self.generator if self.ema_generator is None else self.ema_generator
+
+    @property
+    def steps_taken(self) -> int:
+        """The value of `step`: steps taken (restored, then trained) so far."""
+        return int(self.step.numpy())
+
+    def advance(self, num_steps: int) -> int:
+        """Counts `num_steps` more steps taken; returns `steps_taken`."""
+        self.step.assign_add(num_steps)
+        return self.steps_taken
+
+
+def grid_noise_count(grid_size: int, conditional: bool) -> int:
+    """Noise vectors behind a sample grid of `grid_size` (a square) images: one per image,
+    or for a conditional G one per column, every row (class) drawing from the same ones."""
+    return math.isqrt(grid_size) if conditional else grid_size
+
+
+def _layer_rng_states(model):
+    # Keras 3 keeps each Dropout's RNG in a SeedGenerator that tf.train.Checkpoint does not
+    # reach through the model; without it a resumed run would draw other dropout masks.
+    return [layer.seed_generator.state for layer in model.layers
+            if hasattr(layer, "seed_generator")]
+
+
+def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=True,
+                    scratch_dir=None) -> RunState:
+    """Builds G, D, optimizers, RNG and the checkpoint, restoring the latest one if any.
+
+    Args:
+      restore: restore the newest checkpoint of the run directory.
+      scratch_dir: None on the chief, whose CheckpointManager keeps the run's checkpoints;
+        on another worker, the directory its manager saves into, and the run directory
+        is only read.
+    """
+    checkpoint_dir = pathlib.Path(config.run_dir) / "checkpoints"
+    with strategy.scope():
+        generator = models.build_generator(config.model)
+        discriminator = models.build_discriminator(config.model)
+        ema_generator = None
+        if config.ema_decay:
+            ema_generator = models.build_generator(config.model)
+            ema_generator.set_weights(generator.get_weights())
+        noise = tf.random.Generator.from_seed(config.seed)
+        fixed_noise = tf.Variable(
+            tf.random.Generator.from_seed(config.seed + 1).normal(
+                [grid_noise_count(config.num_fixed_samples, bool(config.model.num_classes)),
+                 config.model.noise_dim]),
+            trainable=False, name="fixed_noise")
+        step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+        gan_step = GanStep(
+            generator, discriminator,
+            make_optimizer(config.generator_optimizer, policy_name),
+            make_optimizer(config.discriminator_optimizer, policy_name),
+            losses.get_loss(config.loss), noise, config.data.global_batch_size,
+            config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
+            n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
+            ema_generator=ema_generator, ema_decay=config.ema_decay)
+    checkpointed = dict(
+        generator=generator, discriminator=discriminator,
+        layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),
+        generator_optimizer=gan_step.generator_optimizer,
+        discriminator_optimizer=gan_step.discriminator_optimizer,
+        noise=noise, fixed_noise=fixed_noise, step=step, epoch=epoch)
+    if ema_generator is not None:
+        checkpointed["ema_generator"] = ema_generator  # The key checkpoints.py restores.
+    checkpoint = tf.train.Checkpoint(**checkpointed)
+    if restore:
+        # Before the manager reads the state file, which restore_latest may repair.
+        runs.restore_latest(checkpoint, checkpoint_dir, repair=scratch_dir is None)
+    manager = tf.train.CheckpointManager(
+        checkpoint, scratch_dir or checkpoint_dir, max_to_keep=config.max_checkpoints,
+        step_counter=step)
+    return RunState(generator, discriminator, ema_generator, gan_step, step, epoch,
+                    fixed_noise, checkpoint, manager)
