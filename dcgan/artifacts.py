@@ -75,19 +75,26 @@ class ChiefOutputs:
         return self.log.train_seconds
 
     def record_call(self, first_step, epoch, metrics, seconds, images_per_sec):
-        """The losses.csv rows and TensorBoard scalars of one call's steps."""
-        num_steps = len(metrics)
+        """The losses.csv rows and TensorBoard scalars of one call's steps.
+
+        Args:
+          first_step: the step of the call's first row (1-based).
+          epoch: the 1-based epoch the steps belong to.
+          metrics: {name: numpy [steps]}, the values of `GanStep.train`'s result.
+          seconds: the call's wall time; images_per_sec: its throughput.
+        """
+        rows = [dict(zip(metrics, values)) for values in zip(*metrics.values())]
         self.log.append({"step": first_step + i, "epoch": epoch,
                          "images_per_sec": images_per_sec,
-                         "train_seconds": self.log.train_seconds + (i + 1) * seconds / num_steps,
-                         **dict(zip(METRIC_NAMES, row))} for i, row in enumerate(metrics))
+                         "train_seconds": self.log.train_seconds + (i + 1) * seconds / len(rows),
+                         **row} for i, row in enumerate(rows))
         self.log.train_seconds += seconds
         with self.writer.as_default():
-            for offset, row in enumerate(metrics):
-                for name, value in zip(METRIC_NAMES, row):
+            for offset, row in enumerate(rows):
+                for name, value in row.items():
                     tf.summary.scalar(f"train/{name}", value, step=first_step + offset)
             tf.summary.scalar("train/images_per_sec", images_per_sec,
-                              step=first_step + len(metrics) - 1)
+                              step=first_step + len(rows) - 1)
 
     def before_checkpoint(self):
         # Every event of a checkpointed step reaches the file before the checkpoint does

@@ -8,9 +8,9 @@ import pathlib
 import keras
 import tensorflow as tf
 
-from dcgan import losses, models, runs
+from dcgan import models, runs
 from dcgan.config import TrainConfig
-from dcgan.train_step import GanStep, make_optimizer
+from dcgan.train_step import GanStep
 
 __all__ = ["RunState", "build_run_state", "grid_noise_count"]
 
@@ -88,14 +88,8 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=Tru
             trainable=False, name="fixed_noise")
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-        gan_step = GanStep(
-            generator, discriminator,
-            make_optimizer(config.generator_optimizer, policy_name),
-            make_optimizer(config.discriminator_optimizer, policy_name),
-            losses.get_loss(config.loss), noise, config.data.global_batch_size,
-            config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
-            n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
-            ema_generator=ema_generator, ema_decay=config.ema_decay)
+        gan_step = GanStep.from_config(config, generator, discriminator, noise, policy_name,
+                                       ema_generator)
     checkpointed = dict(
         generator=generator, discriminator=discriminator,
         layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),

@@ -8,7 +8,6 @@ import numpy as np
 import tensorflow as tf
 
 from dcgan.run_state import RunState
-from dcgan.train_step import METRIC_NAMES
 
 __all__ = ["NonFiniteError", "Saver", "raise_if_non_finite"]
 
@@ -83,17 +82,18 @@ class Saver:
         return step, self.latest
 
 
-def raise_if_non_finite(metrics: np.ndarray, first_step: int, saver: Saver):
-    """Raises NonFiniteError naming the first step of `metrics` [steps, 5] with a NaN/inf.
+def raise_if_non_finite(metrics: dict, first_step: int, saver: Saver):
+    """Raises NonFiniteError naming the first step of `metrics` ({name: [steps]}, the
+    numpy values of `GanStep.train`'s) with a NaN/inf.
 
     Runs on the array each call returns anyway, so it costs no extra host sync. Under
     mixed_float16 the LossScaleOptimizer skips steps whose scaled gradients overflow:
     those steps have finite losses and are not errors.
     """
-    finite = np.isfinite(metrics).all(axis=1)
+    finite = np.all([np.isfinite(values) for values in metrics.values()], axis=0)
     if finite.all():
         return
     index = int(np.argmin(finite))
-    values = ", ".join(f"{name}={value:.4g}" for name, value in zip(METRIC_NAMES, metrics[index]))
+    values = ", ".join(f"{name}={values[index]:.4g}" for name, values in metrics.items())
     raise NonFiniteError(f"Non-finite loss at step {first_step + index} ({values}). "
                          f"{saver.resume_advice()}", first_step + index)

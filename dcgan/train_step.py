@@ -1,19 +1,20 @@
 """The GAN training step: D and G updates on every replica of a strategy.
 
-Knows nothing of files, flags or loops over epochs: `GanStep.train(iterator, num_steps)`
-runs `num_steps` steps inside one `tf.function` call and returns their metrics.
+Knows nothing of files, flags or loops over epochs: `GanStep.from_config` builds it, and
+`GanStep.train(iterator, num_steps)` runs `num_steps` steps inside one `tf.function` call
+and returns their metrics by name.
 """
 
 import keras
 import tensorflow as tf
 
 from dcgan import losses, models
-from dcgan.config import UPDATES
+from dcgan.config import TrainConfig
 
 __all__ = ["METRIC_NAMES", "GanStep", "ema_decay_after", "make_optimizer"]
 
-# Columns of the [num_steps, 5] array that `GanStep.train` returns; each is the mean over
-# the global batch (and over the step's critic updates for D's): both losses, D's mean
+# The keys of what `GanStep.train` returns, in the order of losses.csv; each is the mean
+# over the global batch (and over the step's critic updates for D's): both losses, D's mean
 # probability (sigmoid of its output) on real and on generated images, and D's weighted
 # penalties. D minimises d_loss + d_penalty.
 METRIC_NAMES = ("d_loss", "g_loss", "d_real", "d_fake", "d_penalty")
@@ -34,7 +35,8 @@ class GanStep:
     """One GAN training step, `alternating` or `simultaneous` (see UPDATES): one G update,
     after `n_critic` D updates on as many batches.
 
-    Build it, the models and both optimizers under `strategy.scope()`.
+    Build it with `from_config`, under `strategy.scope()`; the arguments below are what
+    it derives from a `TrainConfig`.
 
     Args:
       generator, discriminator: Keras models (see `dcgan.models`), both conditional or
@@ -50,7 +52,9 @@ class GanStep:
       noise_dim: length of z.
       update: one of UPDATES.
       jit_compile: compile the forward and backward passes with XLA. Noise is drawn and
-        updates are applied outside XLA (PITFALLS 3).
+        updates are applied outside XLA: under jit the same seed draws other numbers
+        (tensorflow#121243), and optimizer variables created in XLA cannot be lifted out
+        (keras-team/keras#19005).
       n_critic: D updates per step, each on the next batch of the iterator; > 1 only with
         the alternating update.
       gp_weight: weight of `losses.gradient_penalty` in D's loss (0: not computed).
@@ -65,13 +69,6 @@ class GanStep:
                  discriminator_optimizer, loss_fn, noise, global_batch_size, noise_dim,
                  update="alternating", jit_compile=False, n_critic=1, gp_weight=0.0,
                  r1_weight=0.0, ema_generator=None, ema_decay=0.0):
-        if update not in UPDATES:
-            raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
-        if n_critic < 1 or (n_critic > 1 and update != "alternating"):
-            raise ValueError(f"n_critic must be 1, or more with the alternating update; got "
-                             f"{n_critic} with {update!r}")
-        if ema_generator is not None and not 0 < ema_decay < 1:
-            raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         self.generator = generator
         self.discriminator = discriminator
         self.generator_optimizer = generator_optimizer
@@ -98,13 +95,42 @@ class GanStep:
         self._g_gradients = tf.function(self._g_gradients, jit_compile=jit_compile)
         self._both_gradients = tf.function(self._both_gradients, jit_compile=jit_compile)
 
+    @classmethod
+    def from_config(cls, config: TrainConfig, generator, discriminator, noise,
+                    policy_name: str, ema_generator=None) -> "GanStep":
+        """The step `config` describes, with new optimizers; call under `strategy.scope()`.
+
+        Args:
+          config: a validated TrainConfig; its loss, update, n_critic, penalty weights,
+            ema_decay, jit_compile, optimizers, batch size and noise_dim are read.
+          generator, discriminator: built from `config.model` (`dcgan.models`).
+          noise: a `tf.random.Generator`, as for the constructor.
+          policy_name: the Keras dtype policy in force ("mixed_float16" adds loss scaling).
+          ema_generator: a copy of `generator` exactly when `config.ema_decay` is set.
+
+        Raises:
+          ConfigError: `config.loss` is not registered.
+          ValueError: `ema_generator` is given without `config.ema_decay`, or missing.
+        """
+        if (ema_generator is not None) != bool(config.ema_decay):
+            raise ValueError(f"ema_generator must be given exactly when ema_decay is set; "
+                             f"ema_decay={config.ema_decay}")
+        return cls(
+            generator, discriminator,
+            make_optimizer(config.generator_optimizer, policy_name),
+            make_optimizer(config.discriminator_optimizer, policy_name),
+            losses.get_loss(config.loss), noise, config.data.global_batch_size,
+            config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
+            n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
+            ema_generator=ema_generator, ema_decay=config.ema_decay)
+
     def _average(self, per_example):
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
 
     def _d_probabilities(self, real_logits, fake_logits):
-        """Mean D(x) and mean D(G(z)) over the global batch."""
-        return (self._average(tf.sigmoid(tf.reshape(real_logits, [-1]))),
-                self._average(tf.sigmoid(tf.reshape(fake_logits, [-1]))))
+        """{"d_real": mean D(x), "d_fake": mean D(G(z))} over the global batch."""
+        return {"d_real": self._average(tf.sigmoid(tf.reshape(real_logits, [-1]))),
+                "d_fake": self._average(tf.sigmoid(tf.reshape(fake_logits, [-1])))}
 
     def _generate(self, z, labels):
         return self.generator(models.model_input(z, labels), training=True)
@@ -127,8 +153,9 @@ class GanStep:
         return self._average(penalty)
 
     def _discriminate(self, real_images, fake_images, labels, alpha):
-        """D on both batches (separately: PITFALLS 1), both with `labels` when conditional,
-        and the losses of its logits.
+        """D on both batches, separately so that batch norm never normalises real and
+        generated images together (carpedm20/DCGAN-tensorflow#266), both with `labels`
+        when conditional, and the losses of its logits.
 
         Returns:
           (real_logits, fake_logits, d_loss, g_loss, d_penalty), the last three means
@@ -142,14 +169,16 @@ class GanStep:
         return real_logits, fake_logits, d_loss, g_loss, d_penalty
 
     def _d_gradients(self, real_images, labels, z, alpha):
+        """-> (D's gradients, D's metrics by name (all but g_loss), real_logits)."""
         fake_images = self._generate(z, labels)
         with tf.GradientTape() as tape:
             real_logits, fake_logits, d_loss, _, d_penalty = self._discriminate(
                 real_images, fake_images, labels, alpha)
             scaled_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
         gradients = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
-        return (gradients, d_loss, d_penalty, *self._d_probabilities(real_logits, fake_logits),
-                tf.stop_gradient(real_logits))
+        metrics = {"d_loss": d_loss, "d_penalty": d_penalty,
+                   **self._d_probabilities(real_logits, fake_logits)}
+        return gradients, metrics, tf.stop_gradient(real_logits)
 
     def _g_gradients(self, real_logits, labels, z):
         """G's gradients through the just-updated D. `real_logits` are from the D step:
@@ -169,8 +198,9 @@ class GanStep:
             scaled_g_loss = self.generator_optimizer.scale_loss(g_loss)
         d_gradients = d_tape.gradient(scaled_d_loss, self.discriminator.trainable_variables)
         g_gradients = g_tape.gradient(scaled_g_loss, self.generator.trainable_variables)
-        return (d_gradients, g_gradients, d_loss, g_loss, d_penalty,
-                *self._d_probabilities(real_logits, fake_logits))
+        metrics = {"d_loss": d_loss, "g_loss": g_loss, "d_penalty": d_penalty,
+                   **self._d_probabilities(real_logits, fake_logits)}
+        return d_gradients, g_gradients, metrics
 
     def _noise(self, real_images):
         return self.noise.normal([tf.shape(real_images)[0], self.noise_dim])
@@ -192,26 +222,32 @@ class GanStep:
         return batch if self.conditional else (batch, None)
 
     def _alternating_step(self, *real_batches):
-        """One D update per batch of `real_batches` (n_critic of them), then G's."""
+        """One D update per batch of `real_batches` (n_critic of them), then G's.
+
+        Returns:
+          float32 [len(METRIC_NAMES)]: the step's metrics, D's averaged over its updates.
+        """
         d_metrics = []
         for batch in real_batches:
             real_images, labels = self._images_and_labels(batch)
-            d_grads, *metrics, real_logits = self._d_gradients(
+            d_grads, metrics, real_logits = self._d_gradients(
                 real_images, labels, self._noise(real_images), self._alpha(real_images))
             self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
             d_metrics.append(metrics)
         g_grads, g_loss = self._g_gradients(real_logits, labels, self._noise(real_images))
         self._apply(self.generator_optimizer, g_grads, self.generator)
-        d_loss, d_penalty, d_real, d_fake = tf.unstack(tf.reduce_mean(d_metrics, axis=0))
-        return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])
+        metrics = {name: tf.reduce_mean([update[name] for update in d_metrics])
+                   for name in d_metrics[0]}
+        return _stacked({**metrics, "g_loss": g_loss})
 
     def _simultaneous_step(self, batch):
+        """Both updates from one forward pass; returns the metrics as `_alternating_step`."""
         real_images, labels = self._images_and_labels(batch)
-        d_grads, g_grads, d_loss, g_loss, d_penalty, d_real, d_fake = self._both_gradients(
+        d_grads, g_grads, metrics = self._both_gradients(
             real_images, labels, self._noise(real_images), self._alpha(real_images))
         self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
         self._apply(self.generator_optimizer, g_grads, self.generator)
-        return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])
+        return _stacked(metrics)
 
     def _update_ema(self):
         """ema <- d * ema + (1 - d) * w for every weight of G, trainable or not, with
@@ -239,23 +275,31 @@ class GanStep:
             labels [global_batch_size]) (`strategy.experimental_distribute_dataset`, or
             `strategy.distribute_datasets_from_function` with per-replica batches); each
             step reads `n_critic` batches.
-            Passed in, not captured, so there is one trace (PITFALLS 1).
+            Passed in, not captured, so there is one trace for every iterator
+            (tensorflow#29911).
           num_steps: int32 scalar tensor (a tensor, so other counts do not retrace).
 
         Returns:
-          float32 [num_steps, len(METRIC_NAMES)]: the metrics of each step.
+          {name: float32 [num_steps]} for each of METRIC_NAMES, in that order: the
+          metrics of each step.
         """
         metrics = tf.TensorArray(tf.float32, size=num_steps)
         for step in tf.range(num_steps):
             real_batches = [next(iterator) for _ in range(self.n_critic)]
             per_replica = self.strategy.run(self._replica_step, args=real_batches)
             # Every metric is already divided by the global batch: summing over replicas
-            # gives the global mean.
+            # gives the global mean. One vector, so one all-reduce per step.
             metrics = metrics.write(
                 step, self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
             if self.ema_generator is not None:
                 self._update_ema()
-        return metrics.stack()
+        stacked = metrics.stack()
+        return {name: stacked[:, column] for column, name in enumerate(METRIC_NAMES)}
+
+
+def _stacked(metrics: dict):
+    """{name: float32 scalar} -> float32 [len(METRIC_NAMES)] in METRIC_NAMES order."""
+    return tf.stack([metrics[name] for name in METRIC_NAMES])
 
 
 def ema_decay_after(num_updates, decay):

@@ -233,7 +233,8 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
         # A barrier: the chief, whose process runs the cluster's coordination service,
         # returns only when every worker is done with it.
         distribute.gather_from_replicas(strategy, state.step)
-    return {"step": state.steps_taken, "metrics": dict(zip(METRIC_NAMES, metrics[-1].tolist()))}
+    return {"step": state.steps_taken,
+            "metrics": {name: float(values[-1]) for name, values in metrics.items()}}
 
 
 def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
@@ -243,8 +244,7 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
     period. Checkpoints at every period's end, epoch end and the last step.
 
     Returns:
-      float32 [steps, len(METRIC_NAMES)], the metrics of the last call (one row of NaN
-      when no call ran).
+      {name: float32 [steps]}, the metrics of the last call (NaN when no call ran).
     """
     images_per_step = config.n_critic * config.data.global_batch_size
     last_epoch = -(-total_steps // steps_per_epoch)
@@ -253,7 +253,7 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
         return (config.max_train_minutes is not None
                 and outputs.train_seconds >= 60 * config.max_train_minutes)
 
-    metrics = np.full((1, len(METRIC_NAMES)), np.nan)
+    metrics = {name: np.full(1, np.nan) for name in METRIC_NAMES}
     step = state.steps_taken
     if step and step % steps_per_epoch == 0:
         # A kill may have come between this epoch end's checkpoint and its pictures and
@@ -275,14 +275,16 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
                             period - step % period)
             started = time.perf_counter()
             metrics = stop.run(
-                lambda: state.gan_step.train(iterator, tf.constant(num_steps, tf.int32))).numpy()
+                lambda: state.gan_step.train(iterator, tf.constant(num_steps, tf.int32)))
+            metrics = {name: values.numpy() for name, values in metrics.items()}
             seconds = time.perf_counter() - started
             images_per_sec = num_steps * images_per_step / seconds
             first_step, step = step + 1, state.advance(num_steps)
             outputs.record_call(first_step, epoch + 1, metrics, seconds, images_per_sec)
             raise_if_non_finite(metrics, first_step, saver)
-            progress.update(step - epoch * steps_per_epoch, values=list(
-                zip(METRIC_NAMES, metrics[-1])) + [("img/s", images_per_sec)])
+            progress.update(step - epoch * steps_per_epoch, values=[
+                *((name, values[-1]) for name, values in metrics.items()),
+                ("img/s", images_per_sec)])
             if step == epoch_end:
                 state.epoch.assign(epoch + 1)
             if step in (epoch_end, total_steps) or step % period == 0 or out_of_time():

@@ -10,26 +10,29 @@ import pytest
 import tensorflow as tf
 
 from dcgan import checkpoints, losses, models, trainer
-from dcgan.config import PRESETS, ConfigError, ModelConfig, OptimizerConfig
-from dcgan.train_step import METRIC_NAMES, GanStep, ema_decay_after, make_optimizer
+from dcgan.config import (PRESETS, ConfigError, DataConfig, ModelConfig, OptimizerConfig,
+                          TrainConfig)
+from dcgan.train_step import METRIC_NAMES, GanStep, ema_decay_after
 
 BATCH = 8
 
 
-def _gan_step(strategy, loss_fn=losses.non_saturating, architecture="tutorial",
+def _gan_step(strategy, loss="non_saturating", architecture="tutorial",
               policy_name="float32", num_classes=0, conditioning="projection", **options):
     keras.utils.set_random_seed(0)
     model = ModelConfig(architecture, num_classes=num_classes, conditioning=conditioning)
+    config = TrainConfig(model=model,
+                         data=DataConfig(global_batch_size=BATCH, with_labels=bool(num_classes)),
+                         generator_optimizer=OptimizerConfig(1e-3),
+                         discriminator_optimizer=OptimizerConfig(1e-3), loss=loss, **options)
     with strategy.scope():
         generator = models.build_generator(model)
-        if options.get("ema_decay"):
-            options["ema_generator"] = models.build_generator(model)
-            options["ema_generator"].set_weights(generator.get_weights())
-        return GanStep(generator, models.build_discriminator(model),
-                       make_optimizer(OptimizerConfig(1e-3), policy_name),
-                       make_optimizer(OptimizerConfig(1e-3), policy_name),
-                       loss_fn, tf.random.Generator.from_seed(0), BATCH, model.noise_dim,
-                       **options)
+        ema_generator = None
+        if config.ema_decay:
+            ema_generator = models.build_generator(model)
+            ema_generator.set_weights(generator.get_weights())
+        return GanStep.from_config(config, generator, models.build_discriminator(model),
+                                   tf.random.Generator.from_seed(0), policy_name, ema_generator)
 
 
 def _iterator(strategy, num_batches, labelled=False):
@@ -43,7 +46,9 @@ def _iterator(strategy, num_batches, labelled=False):
 
 
 def _run(gan_step, iterator, num_steps):
-    return gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
+    """{name: numpy [num_steps]} of one call."""
+    metrics = gan_step.train(iterator, tf.constant(num_steps, tf.int32))
+    return {name: values.numpy() for name, values in metrics.items()}
 
 
 def _values(variables):
@@ -54,24 +59,25 @@ def _values(variables):
 def test_every_loss_trains_on_two_replicas(name, two_replicas):
     strategy = two_replicas
     gp_weight = 10.0 if name == "wasserstein" else 0.0  # The critic needs its penalty.
-    gan_step = _gan_step(strategy, losses.get_loss(name), gp_weight=gp_weight)
+    gan_step = _gan_step(strategy, name, gp_weight=gp_weight)
     # Kernels only: the hinge loss's gradient for D's output bias is 0 while every
     # example is inside the margin (-1 per real example, +1 per generated one).
     kernels = [w for w in gan_step.generator.trainable_weights
                + gan_step.discriminator.trainable_weights if w.name == "kernel"]
     before = _values(kernels)
     metrics = _run(gan_step, _iterator(strategy, 2), 2)
-    assert metrics.shape == (2, len(METRIC_NAMES)) and np.all(np.isfinite(metrics))
+    assert all(values.shape == (2,) and np.all(np.isfinite(values))
+               for values in metrics.values())
     assert len(kernels) == 7
     assert all(not np.array_equal(a, b) for a, b in zip(before, _values(kernels)))
 
 
 def test_wgan_gp_reads_a_new_batch_for_each_critic_update(two_replicas):
     strategy = two_replicas
-    gan_step = _gan_step(strategy, losses.wasserstein, architecture="tutorial_critic",
+    gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
                          n_critic=3, gp_weight=10.0)
     iterator = _iterator(strategy, 6)
-    metrics = dict(zip(METRIC_NAMES, _run(gan_step, iterator, 2).T))
+    metrics = _run(gan_step, iterator, 2)
     assert gan_step.discriminator_optimizer.iterations.numpy() == 6
     assert gan_step.generator_optimizer.iterations.numpy() == 2
     assert np.all(np.isfinite(list(metrics.values())))
@@ -87,11 +93,11 @@ def test_wgan_gp_trains_under_float16_loss_scaling(policy, two_replicas):
     initial loss scale; the optimizer must skip those updates, lower the scale and go
     on, without NaN weights and without the scale collapsing to 1 (tensorflow#48662)."""
     strategy = two_replicas
-    gan_step = _gan_step(strategy, losses.wasserstein, architecture="tutorial_critic",
+    gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
                          policy_name=policy, n_critic=2, gp_weight=10.0)
     assert gan_step.discriminator.get_layer(index=1).compute_dtype == "float16"
     metrics = _run(gan_step, _iterator(strategy, 6), 3)
-    assert np.all(np.isfinite(metrics[-1]))
+    assert all(np.isfinite(values[-1]) for values in metrics.values())
     for model in (gan_step.generator, gan_step.discriminator):
         assert all(np.all(np.isfinite(w)) for w in _values(model.weights))
     assert float(gan_step.discriminator_optimizer.dynamic_scale.numpy()) > 1
@@ -101,13 +107,13 @@ def test_wgan_gp_trains_under_float16_loss_scaling(policy, two_replicas):
 def test_conditional_wgan_gp_with_r1_on_two_replicas(conditioning, two_replicas):
     """Labels through n_critic D updates, G's update and both penalties."""
     strategy = two_replicas
-    gan_step = _gan_step(strategy, losses.wasserstein, architecture="tutorial_critic",
+    gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
                          num_classes=10, conditioning=conditioning, n_critic=2,
                          gp_weight=10.0, r1_weight=1.0)
     embeddings = [model.get_layer("class_embedding").kernel
                   for model in (gan_step.generator, gan_step.discriminator)]
     before = _values(embeddings)
-    metrics = dict(zip(METRIC_NAMES, _run(gan_step, _iterator(strategy, 4, labelled=True), 2).T))
+    metrics = _run(gan_step, _iterator(strategy, 4, labelled=True), 2)
     assert np.all(np.isfinite(list(metrics.values()))) and np.all(metrics["d_penalty"] > 0)
     assert gan_step.discriminator_optimizer.iterations.numpy() == 4
     assert all(not np.array_equal(a, b) for a, b in zip(before, _values(embeddings)))
@@ -115,9 +121,9 @@ def test_conditional_wgan_gp_with_r1_on_two_replicas(conditioning, two_replicas)
 
 def test_penalties_apply_to_the_simultaneous_update_too(two_replicas):
     strategy = two_replicas
-    gan_step = _gan_step(strategy, losses.hinge, update="simultaneous", gp_weight=1.0,
+    gan_step = _gan_step(strategy, "hinge", update="simultaneous", gp_weight=1.0,
                          r1_weight=1.0)
-    metrics = dict(zip(METRIC_NAMES, _run(gan_step, _iterator(strategy, 2), 2).T))
+    metrics = _run(gan_step, _iterator(strategy, 2), 2)
     assert np.all(np.isfinite(list(metrics.values())))
     assert np.all(metrics["d_penalty"] > 0)
 

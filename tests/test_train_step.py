@@ -4,7 +4,7 @@ import pytest
 import tensorflow as tf
 
 from dcgan import losses, models
-from dcgan.config import ModelConfig, OptimizerConfig
+from dcgan.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
 
 MODEL = ModelConfig("tutorial", noise_dim=100)
@@ -16,16 +16,20 @@ def _images(count=64, seed=0):
     return rng.uniform(-1, 1, size=(count, 28, 28, 1)).astype(np.float32)
 
 
+def _config(**overrides):
+    return TrainConfig(model=MODEL, data=DataConfig(global_batch_size=BATCH),
+                       generator_optimizer=OptimizerConfig(1e-3),
+                       discriminator_optimizer=OptimizerConfig(1e-3), **overrides)
+
+
 def _gan_step(strategy, policy_name="float32", jit_compile=False, seed=0, update="alternating"):
     keras.utils.set_random_seed(seed)
     with strategy.scope():
         generator = models.build_generator(MODEL)
         discriminator = models.build_discriminator(MODEL)
-        return GanStep(generator, discriminator,
-                       make_optimizer(OptimizerConfig(1e-3), policy_name),
-                       make_optimizer(OptimizerConfig(1e-3), policy_name),
-                       losses.non_saturating, tf.random.Generator.from_seed(seed), BATCH,
-                       MODEL.noise_dim, update=update, jit_compile=jit_compile)
+        return GanStep.from_config(_config(update=update, jit_compile=jit_compile), generator,
+                                   discriminator, tf.random.Generator.from_seed(seed),
+                                   policy_name)
 
 
 def _iterator(strategy):
@@ -34,7 +38,18 @@ def _iterator(strategy):
 
 
 def _run(gan_step, iterator, num_steps):
-    return gan_step.train(iterator, tf.constant(num_steps, tf.int32)).numpy()
+    """{name: numpy [num_steps]} of one call."""
+    metrics = gan_step.train(iterator, tf.constant(num_steps, tf.int32))
+    return {name: values.numpy() for name, values in metrics.items()}
+
+
+def _concatenate(calls):
+    """The metrics of several calls as those of one."""
+    return {name: np.concatenate([call[name] for call in calls]) for name in METRIC_NAMES}
+
+
+def _all_finite(metrics):
+    return all(np.all(np.isfinite(values)) for values in metrics.values())
 
 
 def _one_device():
@@ -56,8 +71,10 @@ def test_several_steps_per_call_equal_single_steps(update):
     batched, single = _gan_step(strategy, update=update), _gan_step(strategy, update=update)
     batched_metrics = _run(batched, _iterator(strategy), 4)
     single_iterator = _iterator(strategy)
-    single_metrics = np.concatenate([_run(single, single_iterator, 1) for _ in range(4)])
-    np.testing.assert_array_equal(batched_metrics, single_metrics)
+    single_metrics = _concatenate([_run(single, single_iterator, 1) for _ in range(4)])
+    assert list(batched_metrics) == list(METRIC_NAMES)
+    for name in METRIC_NAMES:
+        np.testing.assert_array_equal(batched_metrics[name], single_metrics[name])
     for a, b in zip(batched.generator.weights + batched.discriminator.weights,
                     single.generator.weights + single.discriminator.weights):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
@@ -69,11 +86,11 @@ def test_one_trace_for_any_step_count_and_iterator_on_two_replicas(update):
     gan_step = _gan_step(strategy, update=update)
     iterator = _iterator(strategy)
     before = [w.numpy() for w in gan_step.generator.trainable_weights]
-    metrics = np.concatenate([_run(gan_step, iterator, n) for n in (1, 3)]
-                             + [_run(gan_step, _iterator(strategy), 2)])  # A new epoch's.
+    metrics = _concatenate([_run(gan_step, iterator, n) for n in (1, 3)]
+                           + [_run(gan_step, _iterator(strategy), 2)])  # A new epoch's.
     assert gan_step.train.experimental_get_tracing_count() == 1
-    assert metrics.shape == (6, len(METRIC_NAMES)) and np.all(np.isfinite(metrics))
-    d_real, d_fake = metrics[:, 2], metrics[:, 3]
+    assert all(values.shape == (6,) for values in metrics.values()) and _all_finite(metrics)
+    d_real, d_fake = metrics["d_real"], metrics["d_fake"]
     assert np.all((0 < d_real) & (d_real < 1)) and np.all((0 < d_fake) & (d_fake < 1))
     after = [w.numpy() for w in gan_step.generator.trainable_weights]
     assert all(not np.array_equal(a, b) for a, b in zip(before, after))
@@ -88,7 +105,7 @@ def test_g_loss_comes_from_d_before_or_after_its_update(update, g_loss_from_pre_
     gan_step = _gan_step(strategy, update=update)
     gan_step.discriminator.layers[-1].set_weights(
         [np.zeros_like(w) for w in gan_step.discriminator.layers[-1].get_weights()])
-    g_loss = _run(gan_step, _iterator(strategy), 1)[0][1]
+    g_loss = _run(gan_step, _iterator(strategy), 1)["g_loss"][0]
     assert np.isclose(g_loss, np.log(2.0), rtol=1e-6) == g_loss_from_pre_update_d
 
 
@@ -111,7 +128,7 @@ def test_losses_are_averaged_over_the_global_batch(update):
         [np.zeros_like(w) for w in gan_step.discriminator.layers[-1].get_weights()])
     # D's loss is computed before its update: with zero logits every per-example BCE
     # d_loss is 2 log 2, and D(x) = D(G(z)) = 0.5.
-    metrics = dict(zip(METRIC_NAMES, _run(gan_step, _iterator(strategy), 1)[0]))
+    metrics = {name: values[0] for name, values in _run(gan_step, _iterator(strategy), 1).items()}
     np.testing.assert_allclose(metrics["d_loss"], 2 * np.log(2.0), rtol=1e-6)
     np.testing.assert_allclose([metrics["d_real"], metrics["d_fake"]], 0.5, rtol=1e-6)
     assert metrics["d_penalty"] == 0.0
@@ -124,7 +141,7 @@ def test_mixed_float16_scales_the_loss(policy):
     gan_step = _gan_step(strategy, policy_name=policy)
     assert isinstance(gan_step.generator_optimizer, keras.optimizers.LossScaleOptimizer)
     metrics = _run(gan_step, _iterator(strategy), 3)
-    assert np.all(np.isfinite(metrics))
+    assert _all_finite(metrics)
     scale = float(gan_step.discriminator_optimizer.dynamic_scale.numpy())
     assert scale > 1.0  # Still scaling: no step produced non-finite gradients.
     assert gan_step.generator.get_layer(index=1).compute_dtype == "float16"
@@ -155,4 +172,34 @@ def test_jit_compile_runs_on_two_replicas():
     strategy = _two_devices()
     gan_step = _gan_step(strategy, jit_compile=True)
     metrics = _run(gan_step, _iterator(strategy), 2)
-    assert np.all(np.isfinite(metrics))
+    assert _all_finite(metrics)
+
+
+def test_from_config_builds_the_step_of_the_explicit_constructor():
+    """One step of `from_config`'s GanStep equals one of the same step spelled out."""
+    strategy = _one_device()
+    config = _config(update="alternating", n_critic=2, r1_weight=0.5)
+    steps = []
+    for build in ("from_config", "explicit"):
+        keras.utils.set_random_seed(0)
+        with strategy.scope():
+            generator = models.build_generator(MODEL)
+            discriminator = models.build_discriminator(MODEL)
+            noise = tf.random.Generator.from_seed(0)
+            if build == "from_config":
+                step = GanStep.from_config(config, generator, discriminator, noise, "float32")
+            else:
+                step = GanStep(generator, discriminator,
+                               make_optimizer(OptimizerConfig(1e-3), "float32"),
+                               make_optimizer(OptimizerConfig(1e-3), "float32"),
+                               losses.non_saturating, noise, BATCH, MODEL.noise_dim,
+                               update="alternating", n_critic=2, r1_weight=0.5)
+        steps.append((step, _run(step, _iterator(strategy), 1)))
+    (built, built_metrics), (explicit, explicit_metrics) = steps
+    for name in METRIC_NAMES:
+        np.testing.assert_array_equal(built_metrics[name], explicit_metrics[name])
+    assert built_metrics["d_penalty"][0] > 0  # The R1 weight reached the step.
+    assert built.discriminator_optimizer.iterations.numpy() == 2
+    for a, b in zip(built.generator.weights + built.discriminator.weights,
+                    explicit.generator.weights + explicit.discriminator.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
