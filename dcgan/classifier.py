@@ -1,7 +1,7 @@
 """The project's own Fashion-MNIST classifier: the features for FID, KID and precision/recall
 and the softmax for the Inception Score.
 
-Inception-v3 features mean little on 28x28 grayscale images (PITFALLS 5), so the metrics in
+Inception-v3 features mean little on 28x28 grayscale images (bioinf-jku/TTUR#24), so the metrics in
 `dcgan.metrics` run on this network instead. Scores computed with it are comparable only
 with other scores computed with the same weights: report them as e.g. "FID (dcgan
 classifier v1)", and check `CLASSIFIER_SHA256`.

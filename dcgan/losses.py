@@ -130,7 +130,8 @@ def wasserstein(real_logits, fake_logits):
 # adds `weight * penalty` to D's per-example loss before averaging over the global batch.
 
 # Added under the square root: the gradient of sqrt is infinite at 0, so a zero input
-# gradient would otherwise give NaN weights (tf.norm adds no epsilon; PITFALLS 2).
+# gradient would otherwise give NaN weights (tf.norm adds no epsilon;
+# keras-team/keras-io#910).
 GRADIENT_NORM_EPSILON = 1e-10
 
 

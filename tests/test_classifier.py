@@ -49,7 +49,8 @@ def test_shipped_classifier_reaches_93_percent_on_the_test_split(embedded_test_s
 
 @pytest.mark.slow
 def test_real_test_features_have_full_rank(embedded_test_split):
-    # A singular real covariance makes FID ill-defined (PITFALLS 5, TTUR#4).
+    # A singular real covariance makes FID ill-defined: sqrtm turns complex or NaN
+    # (bioinf-jku/TTUR#4)..
     features, _, _ = embedded_test_split
     centered = features - features.mean(axis=0)
     assert np.linalg.matrix_rank(centered) == classifier.FEATURE_DIM
