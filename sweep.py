@@ -4,7 +4,7 @@ r"""Trains configurations for the same training time each and scores FID against
   python sweep.py --configs=fast,fast:d_learning_rate=4e-4,fast:batch_size=256 --minutes=5
 
 A configuration is a preset, optionally with overrides `preset:flag=value:flag=value` of
-the flags listed in OVERRIDES. Each (configuration, seed) trains in
+train.py's flags listed in `dcgan.overrides.OVERRIDES`. Each (configuration, seed) trains in
 <out_dir>/<configuration>/seed_<seed>, one segment per entry of --minutes (training time,
 start-up and pictures excluded), and its latest checkpoint is scored after each segment.
 Rows go to <out_dir>/sweep.csv and the curves to <out_dir>/fid_vs_minutes.png.

@@ -7,17 +7,15 @@ sweep.py trains and scores; this module holds what it reads and writes.
 
 import collections
 import csv
-import dataclasses
 import pathlib
 
 import numpy as np
 
-from dcgan import checkpoints, images, models
+from dcgan import checkpoints, images, overrides
 from dcgan.config import PRESETS, ConfigError
 from dcgan.files import atomic_path
 
 __all__ = [
-    "OVERRIDES",
     "SWEEP_COLUMNS",
     "SweepLog",
     "parse_config",
@@ -32,44 +30,20 @@ SWEEP_COLUMNS = ("config", "seed", "minutes", "step", "fid", "kid_mean", "is_mea
                  "precision", "recall")
 
 
-def _set_learning_rate(network):
-    def override(config, value):
-        name = f"{network}_optimizer"
-        optimizer = dataclasses.replace(getattr(config, name), learning_rate=float(value))
-        return dataclasses.replace(config, **{name: optimizer})
-    return override
-
-
-def _set_architecture(config, name):
-    models.output_range(name)  # Refuses an unknown name.
-    return dataclasses.replace(config, model=dataclasses.replace(config.model, architecture=name))
-
-
-OVERRIDES = {
-    "g_learning_rate": _set_learning_rate("generator"),
-    "d_learning_rate": _set_learning_rate("discriminator"),
-    "batch_size": lambda config, value: dataclasses.replace(
-        config, data=dataclasses.replace(config.data, global_batch_size=int(value))),
-    "update": lambda config, value: dataclasses.replace(config, update=value),
-    "precision": lambda config, value: dataclasses.replace(config, precision=value),
-    "loss": lambda config, value: dataclasses.replace(config, loss=value),
-    "architecture": _set_architecture,
-}
-
-
 def parse_config(spec: str):
-    """`preset[:flag=value...]` -> TrainConfig (run_dir and seed not yet set)."""
-    preset_name, *overrides = spec.split(":")
+    """`preset[:flag=value...]` -> TrainConfig (run_dir and seed not yet set); the flags
+    are those of `overrides.OVERRIDES`, as train.py's."""
+    preset_name, *settings = spec.split(":")
     if preset_name not in PRESETS:
         raise ConfigError(f"Unknown preset {preset_name!r} in {spec!r}; known: {sorted(PRESETS)}.")
-    config = PRESETS[preset_name]
-    for override in overrides:
-        name, _, value = override.partition("=")
-        if name not in OVERRIDES or not value:
-            raise ConfigError(f"Cannot apply {override!r} in {spec!r}; overridable: "
-                              f"{sorted(OVERRIDES)} as flag=value.")
-        config = OVERRIDES[name](config, value)
-    return config
+    values = {}
+    for setting in settings:
+        name, _, value = setting.partition("=")
+        if name not in overrides.OVERRIDES or not value:
+            raise ConfigError(f"Cannot apply {setting!r} in {spec!r}; overridable: "
+                              f"{sorted(overrides.OVERRIDES)} as flag=value.")
+        values[name] = overrides.parse(name, value)
+    return overrides.apply(PRESETS[preset_name], values)
 
 
 def trained_minutes(run_dir: pathlib.Path, step: int) -> float:
