@@ -36,7 +36,7 @@ from dcgan.files import write_json  # noqa: E402
 from dcgan.train_step import GanStep  # noqa: E402
 
 flags.DEFINE_enum("preset", "tutorial", sorted(PRESETS), "Networks and recipe to measure.")
-flags.DEFINE_list("precisions", ["auto"], "Precisions to measure (see train.py --precision).")
+flags.DEFINE_list("precisions", ["auto"], "Dtype policies to measure (see train.py --precision).")
 flags.DEFINE_list("jit", ["false"], "jit_compile values to measure.")
 flags.DEFINE_list("replicas", ["1"], "Replica counts to measure (logical CPU devices).")
 flags.DEFINE_list("batch_sizes", ["256"], "Global batch sizes to measure.")

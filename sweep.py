@@ -43,13 +43,17 @@ flags.DEFINE_float("reference_images_per_second", None, "Place the reference run
 
 FLAGS = flags.FLAGS
 
+# The epochs of a sweep's run: more than any budget of minutes trains (on this CPU an
+# epoch of the fast preset takes about a minute), so max_train_minutes alone stops it.
+EPOCHS_PAST_ANY_BUDGET = 10_000
+
 
 def run_config(spec: str, seed: int, run_dir: pathlib.Path, minutes: float):
     """The configuration `spec` trained with `seed` in `run_dir` for `minutes` in all."""
     config = sweeps.parse_config(spec)
     return dataclasses.replace(
         config, run_dir=str(run_dir), seed=seed, max_train_minutes=minutes,
-        epochs=10_000,  # The clock stops it.
+        epochs=EPOCHS_PAST_ANY_BUDGET,
         data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir, shuffle_seed=seed))
 
 

@@ -158,7 +158,8 @@ class TrainConfig:
         (None: no limit); for comparisons at equal compute.
       steps_per_call: training steps inside one `tf.function` call; metrics are read once
         per call.
-      precision: one of PRECISIONS; "auto" picks bf16 where the hardware has it.
+      precision: the Keras dtype policy, one of PRECISIONS (not the precision/recall
+        metric); "auto" picks mixed_bfloat16 where the hardware has bf16.
       jit_compile: compile the gradient computation with XLA.
       seed: seeds weights, noise and dropout (the data order has `data.shuffle_seed`).
       deterministic: enable TensorFlow's deterministic ops (exactly repeatable runs).
