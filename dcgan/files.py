@@ -5,7 +5,36 @@ import json
 import os
 import pathlib
 
-__all__ = ["atomic_path", "remove_partials", "write_json", "write_text"]
+__all__ = ["DiskFullError", "atomic_path", "disk_full_message", "remove_partials",
+           "write_json", "write_text"]
+
+
+class DiskFullError(RuntimeError):
+    """A write found no space left on its disk; its message names the disk, its free
+    bytes and the file, and what was kept."""
+
+
+def _mount_point(path: pathlib.Path) -> pathlib.Path:
+    path = path.resolve()
+    while not path.exists():
+        path = path.parent
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def disk_full_message(path) -> str:
+    """"No space left on the disk mounted at /mnt (4,096 bytes free) to write <path>."
+
+    Args:
+      path: the file whose write failed; None when unknown (then the disk of the
+        current directory is named).
+    """
+    mount = _mount_point(pathlib.Path(path or "."))
+    stats = os.statvfs(mount)
+    free = stats.f_bavail * stats.f_frsize
+    return (f"No space left on the disk mounted at {mount} ({free:,} bytes free) to write "
+            f"{path or 'a file'}.")
 
 
 def _partial_path(path: pathlib.Path) -> pathlib.Path:

@@ -445,7 +445,7 @@ class _Saver:
                 f"Non-finite weights in G or D after step {step}, though every loss so far "
                 f"was finite. {self.resume_advice()}", step)
         self.outputs.before_checkpoint()
-        self.state.manager.save(checkpoint_number=step)
+        runs.save_checkpoint(self.state.manager, step)
         self.outputs.after_checkpoint()
         self.saved_step = step
 
