@@ -21,9 +21,13 @@ import sys
 import threading
 import time
 
-from absl import app, flags
+from absl import flags
 
-from dcgan import local_cluster
+from dcgan import console
+
+console.quiet_startup()  # Before TensorFlow loads.
+
+from dcgan import local_cluster  # noqa: E402
 
 flags.DEFINE_integer("num_workers", 2, "Worker processes to start.", lower_bound=1)
 flags.DEFINE_float("stop_timeout", 120.0, "Seconds the other workers get to end once one "
@@ -67,4 +71,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)
