@@ -55,6 +55,13 @@ _NOISE = (
 _CUINIT = re.compile(r"failed call to cuInit")
 
 
+_filtering = False  # Whether quiet_startup has routed stderr through the filter.
+
+
+def _verbose() -> bool:
+    return os.environ.get(VERBOSE_ENV, "0") not in ("", "0")
+
+
 def _nvidia_driver_present() -> bool:
     """Whether the NVIDIA kernel driver is loaded (it creates both paths)."""
     return os.path.exists("/proc/driver/nvidia") or any(
@@ -86,10 +93,12 @@ def quiet_startup() -> None:
     writes regardless of that level (see `_is_noise`). A separate process, so that a
     fatal error that aborts this one (a C++ check failure) still reaches the terminal;
     it ignores Ctrl-C, and ends when this process and its children have closed the pipe.
-    With DCGAN_VERBOSE=1 nothing is changed.
+    With DCGAN_VERBOSE=1 nothing is changed; a second call changes nothing either.
     """
-    if os.environ.get(VERBOSE_ENV, "0") not in ("", "0"):
+    global _filtering
+    if _filtering or _verbose():
         return
+    _filtering = True
     min_level = int(os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1"))
     sys.stderr.flush()
     read_end, write_end = os.pipe()
@@ -142,10 +151,9 @@ def _guarded(main, binary: str):
     from dcgan.preemption import TrainingInterrupted
 
     def guarded_main(argv):
-        verbose = os.environ.get(VERBOSE_ENV, "0") not in ("", "0")
         # absl raises an unset --verbosity to INFO after parsing the flags; without it,
         # TensorFlow's and TFDS's INFO logs (which strategy, which files) fill the console.
-        if not verbose and not flags.FLAGS["verbosity"].present:
+        if not _verbose() and not flags.FLAGS["verbosity"].present:
             logging.set_verbosity(logging.WARNING)
         try:
             return main(argv)

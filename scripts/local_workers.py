@@ -67,7 +67,11 @@ def main(argv):
     for printer in printers:
         printer.join()
     print(f"Exit statuses: {statuses}.")
-    return statuses[0] if statuses[0] >= 0 else 128 - statuses[0]
+    status = statuses[0] if statuses[0] >= 0 else 128 - statuses[0]
+    if status == 1:
+        print("local_workers.py: error: the chief (worker 0) failed; its error line is "
+              "above.", file=sys.stderr, flush=True)
+    return status
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The absl binaries as a user runs them: subprocesses, exit codes, one-line errors."""
 
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -9,13 +10,18 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import assert_one_error_line
+
+from dcgan import files, runs
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _run(script, *args, timeout=300):
+    # PYTHONPATH: scripts/local_workers.py would otherwise import an installed dcgan.
     return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
+                          text=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def _error_lines(stderr):
@@ -32,7 +38,7 @@ def _error_lines(stderr):
     ("--architecture=fashion128", "does not match the fashion128 generator's output"),
 ])
 def test_train_rejects_bad_flags_with_one_line(tmp_path, flag, message):
-    result = _run("train.py", f"--run_dir={tmp_path / 'run'}", flag)
+    result = _run("train.py", f"--run_dir={tmp_path / 'run'}", "--max_steps=2", flag)
     assert result.returncode != 0
     assert any(message in line for line in _error_lines(result.stderr)), result.stderr[-1500:]
     assert not (tmp_path / "run").exists()
@@ -109,6 +115,55 @@ def test_conditional_train_then_generate_a_class(tmp_path):
 
 
 def test_generate_reports_a_missing_generator(tmp_path):
-    result = _run("generate.py", f"--generator={tmp_path / 'nope.keras'}")
+    result = _run("generate.py", f"--generator={tmp_path / 'nope.keras'}",
+                  f"--out_dir={tmp_path / 'out'}")
     assert result.returncode != 0
     assert any("does not exist" in line for line in _error_lines(result.stderr))
+
+
+def _junk_models(directory):
+    """A .keras file holding text, and one cut short: the first 2 kB of a real export."""
+    text = directory / "text.keras"
+    text.write_text("not a model\n")
+    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
+    model.save(directory / "whole.keras")
+    cut = directory / "cut.keras"
+    cut.write_bytes((directory / "whole.keras").read_bytes()[:2000])
+    return text, cut
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("binary", ["eval.py", "generate.py"])
+def test_a_file_that_is_not_a_keras_model_is_one_error_line(tmp_path, binary):
+    for junk in _junk_models(tmp_path):
+        result = _run(binary, f"--generator={junk}", f"--out_dir={tmp_path / 'out'}"
+                      if binary == "generate.py" else f"--data_dir={tmp_path / 'no_data'}")
+        assert_one_error_line(result, binary, f"{junk} is not a Keras model")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("binary, args, fragment", [
+    ("train.py", ["--n_critic=0", "--max_steps=2"], "n_critic must be positive, got 0"),
+    ("bench.py", ["--data_dir={tmp}", "--json_out={tmp}/bench.json", "--steps=1"],
+     "Fashion-MNIST"),
+    # A worker's error goes to stdout, behind its index; the launcher's line says so.
+    ("scripts/local_workers.py", ["--num_workers=1", "--", "--run_dir={tmp}/run",
+                                  "--n_critic=0", "--max_steps=2"],
+     "the chief (worker 0) failed"),
+])
+def test_every_binary_ends_a_failure_in_one_error_line(tmp_path, binary, args, fragment):
+    # eval.py and generate.py: test_a_file_that_is_not_a_keras_model_is_one_error_line;
+    # sweep.py: test_sweep_reports_a_run_directory_error_in_one_line.
+    result = _run(binary, *(arg.format(tmp=tmp_path) for arg in args))
+    assert_one_error_line(result, pathlib.Path(binary).name, fragment)
+
+
+@pytest.mark.slow
+def test_sweep_reports_a_run_directory_error_in_one_line(tmp_path):
+    # The run directory of configuration "fast" would be below a regular file.
+    (tmp_path / "fast").write_text("")
+    result = _run("sweep.py", "--configs=fast", "--minutes=0.01", "--num_samples=129",
+                  f"--out_dir={tmp_path}")
+    assert_one_error_line(result, "sweep.py", f"Run directory {tmp_path / 'fast' / 'seed_0'} "
+                          "is not writable")
