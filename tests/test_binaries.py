@@ -167,3 +167,80 @@ def test_sweep_reports_a_run_directory_error_in_one_line(tmp_path):
                   f"--out_dir={tmp_path}")
     assert_one_error_line(result, "sweep.py", f"Run directory {tmp_path / 'fast' / 'seed_0'} "
                           "is not writable")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size) mounts a tmpfs of `size` (e.g. "600k") at tmp_path/disk, or resizes it;
+    unmounted after the test. Skips where mounting is refused (not root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = []
+
+    def mount(size):
+        options = f"remount,size={size}" if mounted else f"size={size}"
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)],
+                                capture_output=True, text=True)
+        if result.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(size)
+        return disk
+
+    yield mount
+    if mounted:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def _checkpoint_files(directory):
+    return sorted(path.name for path in directory.iterdir())
+
+
+def test_a_checkpoint_save_on_a_full_disk_leaves_nothing_partial(small_disk):
+    # Checkpoints of 400 kB on a 600 kB disk: the first fits, the second does not.
+    directory = small_disk("600k") / "checkpoints"
+    variable = tf.Variable(tf.range(100_000, dtype=tf.float32))
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), str(directory),
+                                         max_to_keep=1)
+    first = runs.save_checkpoint(manager, 1)
+    before = _checkpoint_files(directory)
+    with pytest.raises(files.DiskFullError) as error:
+        runs.save_checkpoint(manager, 2)
+    message = str(error.value)
+    assert f"No space left on the disk mounted at {directory.parent} (" in message
+    assert f"to write {directory}/ckpt-2_temp/" in message
+    assert f"the last intact checkpoint is {first}" in message
+    assert _checkpoint_files(directory) == before  # No ckpt-2_temp, no ckpt-2.*.
+    assert tf.train.latest_checkpoint(str(directory)) == first
+    variable.assign(tf.zeros_like(variable))
+    tf.train.Checkpoint(v=variable).restore(first).assert_existing_objects_matched()
+    np.testing.assert_array_equal(variable.numpy(), np.arange(100_000))
+    small_disk("2m")
+    assert runs.save_checkpoint(manager, 2) == str(directory / "ckpt-2")
+
+
+@pytest.mark.slow
+def test_train_py_on_a_full_disk_stops_in_one_line_and_resumes_once_freed(small_disk):
+    # A checkpoint of the fast networks is 29 MB: ckpt-1 fits in 40 MB, ckpt-2 beside it
+    # (max_checkpoints=1 deletes ckpt-1 only once ckpt-2 is saved) does not.
+    run_dir = small_disk("40m") / "run"
+    args = [f"--run_dir={run_dir}", "--train_examples=1024", "--batch_size=64",
+            "--max_steps=3", "--checkpoint_every_steps=1", "--max_checkpoints=1"]
+    full = _run("train.py", *args)
+    assert_one_error_line(full, "train.py", f"No space left on the disk mounted at "
+                          f"{run_dir.parent} (")
+    assert (f"the last intact checkpoint is {run_dir}/checkpoints/ckpt-1. Free some space "
+            "and run the same command to resume.") in full.stderr
+    assert "Traceback" not in full.stderr
+    assert _checkpoint_files(run_dir / "checkpoints") == [
+        "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+    assert not list(run_dir.rglob("*.partial*")) and not list(run_dir.rglob("*_temp"))
+    first_row = (run_dir / "losses.csv").read_text().splitlines()[1]
+
+    small_disk("120m")
+    resumed = _run("train.py", *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = (run_dir / "losses.csv").read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == [1, 2, 3]
+    # Step 1 is the first run's row, timings included: the run went on from ckpt-1.
+    assert rows[0] == first_row
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-3")
