@@ -19,7 +19,6 @@ This module imports no TensorFlow at its top: it must run before TensorFlow load
 """
 
 import atexit
-import errno
 import os
 import re
 import shlex
@@ -146,8 +145,9 @@ def _fail(binary: str, message: str, status: int) -> int:
 def _guarded(main, binary: str):
     """main(argv), its failures turned into one line and an exit status."""
     from absl import flags, logging
+    import tensorflow as tf
 
-    from dcgan.files import disk_full_message
+    from dcgan.files import disk_full_message, no_space_path
     from dcgan.preemption import TrainingInterrupted
 
     def guarded_main(argv):
@@ -162,13 +162,14 @@ def _guarded(main, binary: str):
                          stop.exit_status)
         except library_errors() as error:
             return _fail(binary, f"error: {error}", 1)
-        except OSError as error:
+        except (OSError, tf.errors.ResourceExhaustedError) as error:
             # A full disk can meet any write (losses.csv, a picture, an export); the
-            # checkpoint save raises DiskFullError itself. Other OSErrors are bugs or
-            # not ours to explain: their traceback stays.
-            if error.errno != errno.ENOSPC:
+            # checkpoint save raises DiskFullError itself. Other such errors are bugs
+            # or not ours to explain: their traceback stays.
+            path = no_space_path(error)
+            if path is None:
                 raise
-            return _fail(binary, f"error: {disk_full_message(error.filename)}", 1)
+            return _fail(binary, f"error: {disk_full_message(path)}", 1)
 
     return guarded_main
 

@@ -7,19 +7,17 @@ instead of being skipped.
 """
 
 import contextlib
-import errno
 import fcntl
 import json
 import os
 import pathlib
-import re
 import shutil
 import tempfile
 import time
 
 import tensorflow as tf
 
-from dcgan.files import DiskFullError, disk_full_message
+from dcgan.files import DiskFullError, disk_full_message, no_space_path
 
 __all__ = [
     "RESUME_FIELDS",
@@ -198,12 +196,6 @@ def remove_interrupted_saves(directory) -> None:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-# The file a checkpoint write failed on, as TensorFlow's error message gives it:
-# "... /run/checkpoints/ckpt-4_temp/part-00000-of-00001.data-00000-of-00001.tempstate123;
-# No space left on device [Op:SaveV2]".
-_NO_SPACE = re.compile(r"(\S+); No space left on device")
-
-
 def _remove_unlisted_save(directory: pathlib.Path, checkpoint_number: int) -> None:
     """Removes what a failed save of `checkpoint_number` wrote and the state file does not
     list: its staging directory, its merged files, the state file's temporary copy."""
@@ -232,19 +224,16 @@ def save_checkpoint(manager: tf.train.CheckpointManager, checkpoint_number: int)
     try:
         return manager.save(checkpoint_number=checkpoint_number)
     except (tf.errors.ResourceExhaustedError, OSError) as error:
-        # TensorFlow reports ENOSPC as RESOURCE_EXHAUSTED, as it does an out-of-memory.
-        message = getattr(error, "message", None) or str(error)
-        if getattr(error, "errno", None) != errno.ENOSPC and not _NO_SPACE.search(message):
+        path = no_space_path(error)
+        if path is None:
             raise
         directory = pathlib.Path(manager.directory)
         _remove_unlisted_save(directory, checkpoint_number)
-        written = _NO_SPACE.search(message)
-        path = written[1] if written else getattr(error, "filename", None) or directory
         latest = tf.train.latest_checkpoint(str(directory))
         kept = (f"the last intact checkpoint is {latest}" if latest
                 else "no checkpoint was saved before")
         raise DiskFullError(
-            f"{disk_full_message(path)} Checkpoint {checkpoint_number} was not saved and "
+            f"{disk_full_message(path or directory)} Checkpoint {checkpoint_number} was not saved and "
             f"nothing of it is left; {kept}. Free some space and run the same command to "
             "resume.") from error
 

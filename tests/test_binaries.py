@@ -244,3 +244,15 @@ def test_train_py_on_a_full_disk_stops_in_one_line_and_resumes_once_freed(small_
     # Step 1 is the first run's row, timings included: the run went on from ckpt-1.
     assert rows[0] == first_row
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-3")
+
+
+@pytest.mark.slow
+def test_generate_py_on_a_full_disk_is_one_error_line(tmp_path, small_disk):
+    from dcgan import config, models
+    path = tmp_path / "generator.keras"
+    models.build_generator(config.ModelConfig()).save(path)
+    out_dir = small_disk("16k") / "out"
+    result = _run("generate.py", f"--generator={path}", f"--out_dir={out_dir}")
+    assert_one_error_line(result, "generate.py",
+                          f"No space left on the disk mounted at {out_dir.parent} (")
+    assert not list(out_dir.glob("*.partial*"))
