@@ -91,7 +91,8 @@ def quiet_startup() -> None:
     process's file descriptor 2 through a filter process that drops the lines TensorFlow
     writes regardless of that level (see `_is_noise`). A separate process, so that a
     fatal error that aborts this one (a C++ check failure) still reaches the terminal;
-    it ignores Ctrl-C, and ends when this process and its children have closed the pipe.
+    it ignores stop signals, and ends when this process and its children have closed
+    the pipe.
     With DCGAN_VERBOSE=1 nothing is changed; a second call changes nothing either.
     """
     global _filtering
@@ -185,7 +186,9 @@ def run(main) -> None:
 
 
 if __name__ == "__main__":
-    # The filter process of quiet_startup. Ctrl-C reaches the whole process group: the
-    # binary it interrupts still has its last line to print through here.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # The filter process of quiet_startup. A Ctrl-C, SIGTERM or SIGHUP sent to the whole
+    # process group must not end it: the binary it stops still has its last line to
+    # print through here. It ends when the binary has closed the pipe.
+    for stop_signal in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(stop_signal, signal.SIG_IGN)
     _filter_stderr(sys.stdin.buffer, sys.stdout.buffer, int(sys.argv[1]), sys.argv[2] == "1")
