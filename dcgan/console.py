@@ -35,7 +35,7 @@ VERBOSE_ENV = "DCGAN_VERBOSE"
 # is always 0000 00:00, which tells it from absl's Python log lines (real dates). Such
 # lines ignore TF_CPP_MIN_LOG_LEVEL (tensorflow/tensorflow#100442), so the filter below
 # applies that level to them.
-_CPP_LINE = re.compile(r"[IWEF]0000 00:00:\S+\s+\d+ (\S+?):\d+\] ")
+_CPP_LINE = re.compile(r"[IWEF]0000 00:00:\S+\s+\d+ \S+:\d+\] ")
 _CPP_LEVELS = "IWEF"
 _NOISE = (
     # absl's note that the lines above go to stderr, printed once per TensorFlow library.
@@ -72,8 +72,7 @@ def _is_noise(line: str, min_level: int, hide_cuinit: bool) -> bool:
         return True
     if hide_cuinit and _CUINIT.search(line):
         return True
-    match = _CPP_LINE.match(line)
-    return bool(match) and _CPP_LEVELS.index(line[0]) < min_level
+    return bool(_CPP_LINE.match(line)) and _CPP_LEVELS.index(line[0]) < min_level
 
 
 def _filter_stderr(source, sink, min_level: int, hide_cuinit: bool) -> None:
@@ -114,10 +113,14 @@ def quiet_startup() -> None:
 
     def drain():
         # Our end of the pipe closes, the filter writes what is left and ends, so the
-        # shell prompt comes after the last line.
+        # shell prompt comes after the last line; unless a child process of ours still
+        # holds the pipe, which must not keep us from exiting.
         sys.stderr.flush()
         os.dup2(original, 2)
-        filter_process.wait()
+        try:
+            filter_process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
 
     atexit.register(drain)
 
