@@ -55,6 +55,7 @@ _CUINIT = re.compile(r"failed call to cuInit")
 
 
 _filtering = False  # Whether quiet_startup has routed stderr through the filter.
+_original_stderr = None  # Then the file descriptor of the stderr the filter writes to.
 
 
 def _verbose() -> bool:
@@ -94,14 +95,14 @@ def quiet_startup() -> None:
     the pipe.
     With DCGAN_VERBOSE=1 nothing is changed; a second call changes nothing either.
     """
-    global _filtering
+    global _filtering, _original_stderr
     if _filtering or _verbose():
         return
     _filtering = True
     min_level = int(os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1"))
     sys.stderr.flush()
     read_end, write_end = os.pipe()
-    original = os.dup(2)
+    _original_stderr = original = os.dup(2)
     arguments = [str(min_level), str(int(not _nvidia_driver_present()))]
     # -I -S: only the standard library, neither dcgan/ nor site-packages on the path.
     filter_process = subprocess.Popen(
@@ -141,6 +142,11 @@ def resume_command(argv) -> str:
 
 
 def _fail(binary: str, message: str, status: int) -> int:
+    # Where stdout and stderr reach one file or terminal, the progress bar's line (which
+    # has no newline until its epoch ends) is ended first, so our line starts a line.
+    stderr_fd = _original_stderr if _original_stderr is not None else 2
+    if os.path.samestat(os.fstat(1), os.fstat(stderr_fd)):
+        print(file=sys.stdout)
     sys.stdout.flush()  # Our line is the last one, after any progress output.
     print(f"{binary}: {message}", file=sys.stderr)
     return status
