@@ -18,14 +18,16 @@ import collections
 import functools
 import glob
 import itertools
-import os
 import resource
 import statistics
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import flags
 
-from absl import app, flags  # noqa: E402
+from dcgan import console
+
+console.quiet_startup()  # Before TensorFlow loads.
+
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -232,4 +234,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -8,14 +8,15 @@ class, their mean (intra-FID), and the share of samples classified as the class 
 """
 
 import os
-import sys
 import time
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+from dcgan import console
 
-from dcgan import checkpoints, classifier, data, evaluator  # noqa: E402
+console.quiet_startup()  # Before TensorFlow loads.
+
+from dcgan import checkpoints, data, evaluator  # noqa: E402
 from dcgan.config import DEFAULT_DATA_DIR, ConfigError  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 
@@ -72,26 +73,22 @@ def _evaluate_run(scorer):
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        config = evaluator.EvalConfig(num_samples=FLAGS.num_samples, seed=FLAGS.seed,
-                                      data_dir=FLAGS.data_dir)
-        generator = checkpoints.load_generator(FLAGS.generator) if FLAGS.generator else None
-        if generator is None and not os.path.isdir(FLAGS.run_dir):
-            raise ConfigError(f"Run directory {FLAGS.run_dir} does not exist.")
-        scorer = evaluator.Evaluator(config)
-        if generator is None:
-            _evaluate_run(scorer)
-            return
-        row = scorer.evaluate(generator)
-        print(HEADER)
-        print(_format(row))
-        if FLAGS.output_json:
-            write_json(FLAGS.output_json, {"classifier": scorer.classifier_record(),
-                                           "num_samples": config.num_samples, **row})
-    except (ConfigError, data.DatasetUnavailableError,
-            classifier.ClassifierIntegrityError) as error:
-        sys.exit(f"eval.py: error: {error}")
+    config = evaluator.EvalConfig(num_samples=FLAGS.num_samples, seed=FLAGS.seed,
+                                  data_dir=FLAGS.data_dir)
+    generator = checkpoints.load_generator(FLAGS.generator) if FLAGS.generator else None
+    if generator is None and not os.path.isdir(FLAGS.run_dir):
+        raise ConfigError(f"Run directory {FLAGS.run_dir} does not exist.")
+    scorer = evaluator.Evaluator(config)
+    if generator is None:
+        _evaluate_run(scorer)
+        return
+    row = scorer.evaluate(generator)
+    print(HEADER)
+    print(_format(row))
+    if FLAGS.output_json:
+        write_json(FLAGS.output_json, {"classifier": scorer.classifier_record(),
+                                       "num_samples": config.num_samples, **row})
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -8,13 +8,14 @@ A conditional generator draws the class asked for, or every class in turn (image
 class i mod 10); its grid.png is 10 images wide, and labels.npy records each image's class.
 """
 
-import os
 import pathlib
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+from dcgan import console
+
+console.quiet_startup()  # Before TensorFlow loads.
+
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -60,12 +61,9 @@ def _labels(generator) -> np.ndarray | None:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        generator = checkpoints.load_generator(FLAGS.generator)
-        pixel_range = models.generator_output_range(generator)
-        labels = _labels(generator)
-    except ConfigError as error:
-        sys.exit(f"generate.py: error: {error}")
+    generator = checkpoints.load_generator(FLAGS.generator)
+    pixel_range = models.generator_output_range(generator)
+    labels = _labels(generator)
     z = tf.random.Generator.from_seed(FLAGS.seed).normal(
         [FLAGS.num_images, models.generator_noise_dim(generator)])
     label_tensor = None if labels is None else tf.constant(labels)
@@ -90,4 +88,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

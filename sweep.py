@@ -19,17 +19,17 @@ time was on a shared machine.
 """
 
 import dataclasses
-import os
 import pathlib
 import re
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+from dcgan import console
 
-from dcgan import checkpoints, data, distribute, evaluator, sweeps, trainer  # noqa: E402
-from dcgan.config import DEFAULT_DATA_DIR, ConfigError  # noqa: E402
+console.quiet_startup()  # Before TensorFlow loads.
+
+from dcgan import checkpoints, distribute, evaluator, sweeps, trainer  # noqa: E402
+from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
 
 flags.DEFINE_list("configs", ["tutorial", "fast"], "Configurations: preset[:flag=value...].")
 flags.DEFINE_list("seeds", ["0"], "Seeds; each configuration runs once per seed.")
@@ -64,42 +64,39 @@ def _directory_name(spec: str) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        budgets = sorted(float(minutes) for minutes in FLAGS.minutes)
+    budgets = sorted(float(minutes) for minutes in FLAGS.minutes)
+    for spec in FLAGS.configs:
+        sweeps.parse_config(spec)  # Refuse a bad configuration before hours of training.
+    out_dir = pathlib.Path(FLAGS.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    log = sweeps.SweepLog(out_dir / "sweep.csv")
+    scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=FLAGS.num_samples,
+                                                      data_dir=FLAGS.data_dir))
+    strategy = distribute.make_strategy()
+    reference = []
+    if FLAGS.reference_run:
+        reference = sweeps.reference_rows(pathlib.Path(FLAGS.reference_run),
+                                          FLAGS.reference_images_per_second)
+    for seed in map(int, FLAGS.seeds):
         for spec in FLAGS.configs:
-            sweeps.parse_config(spec)  # Refuse a bad configuration before hours of training.
-        out_dir = pathlib.Path(FLAGS.out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        log = sweeps.SweepLog(out_dir / "sweep.csv")
-        scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=FLAGS.num_samples,
-                                                          data_dir=FLAGS.data_dir))
-        strategy = distribute.make_strategy()
-        reference = []
-        if FLAGS.reference_run:
-            reference = sweeps.reference_rows(pathlib.Path(FLAGS.reference_run),
-                                              FLAGS.reference_images_per_second)
-        for seed in map(int, FLAGS.seeds):
-            for spec in FLAGS.configs:
-                run_dir = out_dir / _directory_name(spec) / f"seed_{seed}"
-                for budget in budgets:
-                    if log.has(spec, seed, budget):
-                        continue
-                    print(f"== {spec}, seed {seed}: training to {budget:g} minutes")
-                    result = trainer.train(run_config(spec, seed, run_dir, budget), strategy)
-                    generator = checkpoints.restore_generator(run_dir)
-                    row = {"budget_minutes": budget, "config": spec, "seed": seed,
-                           "minutes": sweeps.trained_minutes(run_dir, result["step"]),
-                           "step": result["step"], **scorer.evaluate(generator)}
-                    log.add({key: row[key]
-                             for key in ("budget_minutes",) + sweeps.SWEEP_COLUMNS})
-                    print(f"   step {row['step']}, {row['minutes']:.2f} min: "
-                          f"FID {row['fid']:.2f}")
-                    sweeps.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
-        sweeps.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
-        sweeps.print_table(log.rows + reference)
-    except (ConfigError, data.DatasetUnavailableError) as error:
-        sys.exit(f"sweep.py: error: {error}")
+            run_dir = out_dir / _directory_name(spec) / f"seed_{seed}"
+            for budget in budgets:
+                if log.has(spec, seed, budget):
+                    continue
+                print(f"== {spec}, seed {seed}: training to {budget:g} minutes")
+                result = trainer.train(run_config(spec, seed, run_dir, budget), strategy)
+                generator = checkpoints.restore_generator(run_dir)
+                row = {"budget_minutes": budget, "config": spec, "seed": seed,
+                       "minutes": sweeps.trained_minutes(run_dir, result["step"]),
+                       "step": result["step"], **scorer.evaluate(generator)}
+                log.add({key: row[key]
+                         for key in ("budget_minutes",) + sweeps.SWEEP_COLUMNS})
+                print(f"   step {row['step']}, {row['minutes']:.2f} min: "
+                      f"FID {row['fid']:.2f}")
+                sweeps.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
+    sweeps.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
+    sweeps.print_table(log.rows + reference)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -17,18 +17,16 @@ command that resumes it (143 on the workers that stopped with a signalled one).
 """
 
 import dataclasses
-import os
-import re
 import resource
-import shlex
-import sys
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+from absl import app, flags
 
-from absl import app, flags  # noqa: E402
+from dcgan import console
+
+console.quiet_startup()  # Before TensorFlow loads.
 
 from dcgan import config as config_lib  # noqa: E402
-from dcgan import data, distribute, overrides, runs, trainer  # noqa: E402
+from dcgan import data, distribute, overrides, trainer  # noqa: E402
 
 flags.DEFINE_enum("preset", "fast", sorted(config_lib.PRESETS),
                   "Architecture and training recipe; other flags override its values.")
@@ -85,32 +83,19 @@ def config_from_flags() -> config_lib.TrainConfig:
     return overrides.apply(config, {name: FLAGS[name].value for name in overrides.OVERRIDES})
 
 
-def resume_command(argv) -> str:
-    """The command line `argv` as a shell command that resumes its run (no --new_run)."""
-    kept = [arg for arg in argv[1:] if not re.fullmatch(r"--?(no)?new_run(=.*)?", arg)]
-    return shlex.join(["python", argv[0], *kept])
-
-
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        distribute.split_cpu(FLAGS.cpu_devices)
-        # Before any other op: the multi-worker strategy sets up the collective ops.
-        strategy = distribute.make_strategy(FLAGS.strategy)
-        config = config_from_flags()
-        result = trainer.train(config, strategy, run_info={"flags": FLAGS.flag_values_dict()},
-                               new_run=FLAGS.new_run)
-    except trainer.TrainingInterrupted as stop:
-        print(f"train.py: {stop} Resume with: {resume_command(sys.argv)}", file=sys.stderr)
-        sys.exit(stop.exit_status)
-    except (config_lib.ConfigError, data.DatasetUnavailableError, runs.RunDirectoryError,
-            trainer.NonFiniteError) as error:
-        sys.exit(f"train.py: error: {error}")
+    distribute.split_cpu(FLAGS.cpu_devices)
+    # Before any other op: the multi-worker strategy sets up the collective ops.
+    strategy = distribute.make_strategy(FLAGS.strategy)
+    config = config_from_flags()
+    result = trainer.train(config, strategy, run_info={"flags": FLAGS.flag_values_dict()},
+                           new_run=FLAGS.new_run)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"Done: step {result['step']}, run directory {config.run_dir}, "
           f"peak RSS {peak_rss_mib:,.0f} MiB")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import zipfile
 
 import keras
 import tensorflow as tf
@@ -64,10 +65,24 @@ def restore_generator(run_dir, checkpoint_prefix=None) -> keras.Model:
 
 
 def load_generator(path) -> keras.Model:
-    """A generator exported as `.keras`, or restored from a run directory's checkpoint."""
+    """A generator exported as `.keras`, or restored from a run directory's checkpoint.
+
+    Raises:
+      ConfigError: the file is missing or not a Keras model (e.g. text, or a zip cut
+        short), or see `restore_generator`.
+    """
     path = pathlib.Path(path)
-    if path.suffix == ".keras":
-        if not path.exists():
-            raise ConfigError(f"{path} does not exist.")
+    if path.suffix != ".keras":
+        return restore_generator(path)
+    if not path.exists():
+        raise ConfigError(f"{path} does not exist.")
+    # Keras reports a file that is not a zip archive as "File not found".
+    if not zipfile.is_zipfile(path):
+        raise ConfigError(f"{path} is not a Keras model: a .keras file is a zip archive, "
+                          "and this one is not one or is cut short.")
+    try:
         return keras.models.load_model(path)
-    return restore_generator(path)
+    except (ValueError, KeyError, OSError, zipfile.BadZipFile) as error:
+        # What Keras raises for a zip that does not hold a model it can build.
+        raise ConfigError(f"{path} is not a Keras model Keras can load: "
+                          f"{str(error).strip().splitlines()[0]}") from error

@@ -1,11 +1,56 @@
 """Atomic file writing: a crash never leaves a half-written artifact in place."""
 
 import contextlib
+import errno
 import json
 import os
 import pathlib
+import re
 
-__all__ = ["atomic_path", "remove_partials", "write_json", "write_text"]
+__all__ = ["DiskFullError", "atomic_path", "disk_full_message", "no_space_path",
+           "remove_partials", "write_json", "write_text"]
+
+# How TensorFlow's file writes report ENOSPC (as RESOURCE_EXHAUSTED, like an out-of-memory):
+# "... /run/checkpoints/ckpt-4_temp/part-00000-of-00001.data-00000-of-00001.tempstate123;
+# No space left on device [Op:SaveV2]".
+_TF_NO_SPACE = re.compile(r"(\S+); No space left on device")
+
+
+class DiskFullError(RuntimeError):
+    """A write found no space left on its disk; its message names the disk, its free
+    bytes and the file, and what was kept."""
+
+
+def _mount_point(path: pathlib.Path) -> pathlib.Path:
+    path = path.resolve()
+    while not path.exists():
+        path = path.parent
+    while not os.path.ismount(path):
+        path = path.parent
+    return path
+
+
+def no_space_path(error: Exception) -> str | None:
+    """For an error of a write that found its disk full (an OSError with errno ENOSPC, or
+    TensorFlow's error for one), the file it names ("" if none); else None."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return error.filename or ""
+    written = _TF_NO_SPACE.search(getattr(error, "message", None) or str(error))
+    return written[1] if written else None
+
+
+def disk_full_message(path) -> str:
+    """"No space left on the disk mounted at /mnt (4,096 bytes free) to write <path>."
+
+    Args:
+      path: the file whose write failed; None when unknown (then the disk of the
+        current directory is named).
+    """
+    mount = _mount_point(pathlib.Path(path or "."))
+    stats = os.statvfs(mount)
+    free = stats.f_bavail * stats.f_frsize
+    return (f"No space left on the disk mounted at {mount} ({free:,} bytes free) to write "
+            f"{path or 'a file'}.")
 
 
 def _partial_path(path: pathlib.Path) -> pathlib.Path:

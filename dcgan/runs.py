@@ -17,6 +17,8 @@ import time
 
 import tensorflow as tf
 
+from dcgan.files import DiskFullError, disk_full_message, no_space_path
+
 __all__ = [
     "RESUME_FIELDS",
     "RunDirectoryError",
@@ -25,6 +27,7 @@ __all__ = [
     "remove_interrupted_saves",
     "restore_latest",
     "resume_mismatches",
+    "save_checkpoint",
 ]
 
 # Entries of config.json (dotted paths) that a resumed run must share with the run in the
@@ -191,6 +194,48 @@ def remove_interrupted_saves(directory) -> None:
     save that a kill interrupted (the state file never named it). Call it holding the lock."""
     for staging in pathlib.Path(directory).glob("*_temp"):
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove_unlisted_save(directory: pathlib.Path, checkpoint_number: int) -> None:
+    """Removes what a failed save of `checkpoint_number` wrote and the state file does not
+    list: its staging directory, its merged files, the state file's temporary copy."""
+    remove_interrupted_saves(directory)
+    state = tf.train.get_checkpoint_state(str(directory))
+    listed = {os.path.basename(prefix) for prefix in state.all_model_checkpoint_paths} \
+        if state else set()
+    for path in [*directory.glob(f"*-{checkpoint_number}.index"),
+                 *directory.glob(f"*-{checkpoint_number}.data-*"),
+                 *directory.glob("checkpoint.tmp*")]:
+        if path.name.partition(".")[0] not in listed:
+            path.unlink(missing_ok=True)
+
+
+def save_checkpoint(manager: tf.train.CheckpointManager, checkpoint_number: int) -> str:
+    """`manager.save(checkpoint_number=...)`, which on a full disk leaves nothing partial.
+
+    Returns:
+      The prefix of the checkpoint saved.
+
+    Raises:
+      DiskFullError: no space left for the save. Its files are removed again, so the
+        state file's latest checkpoint is intact and whole; the message names the disk,
+        its free bytes, the file and that checkpoint.
+    """
+    try:
+        return manager.save(checkpoint_number=checkpoint_number)
+    except (tf.errors.ResourceExhaustedError, OSError) as error:
+        path = no_space_path(error)
+        if path is None:
+            raise
+        directory = pathlib.Path(manager.directory)
+        _remove_unlisted_save(directory, checkpoint_number)
+        latest = tf.train.latest_checkpoint(str(directory))
+        kept = (f"the last intact checkpoint is {latest}" if latest
+                else "no checkpoint was saved before")
+        raise DiskFullError(
+            f"{disk_full_message(path or directory)} Checkpoint {checkpoint_number} was not saved and "
+            f"nothing of it is left; {kept}. Free some space and run the same command to "
+            "resume.") from error
 
 
 def _first_line(error) -> str:

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from dcgan import runs
 from dcgan.run_state import RunState
 
 __all__ = ["NonFiniteError", "Saver", "raise_if_non_finite"]
@@ -70,7 +71,7 @@ class Saver:
                 f"Non-finite weights in G or D after step {step}, though every loss so far "
                 f"was finite. {self.resume_advice()}", step)
         self.outputs.before_checkpoint()
-        self.state.manager.save(checkpoint_number=step)
+        runs.save_checkpoint(self.state.manager, step)
         self.outputs.after_checkpoint()
         self.saved_step = step
 

@@ -76,17 +76,20 @@ class SweepLog:
 
 def reference_rows(run_dir: pathlib.Path, images_per_second=None) -> list[dict]:
     """Rows like sweep.csv's for the checkpoints of a run scored by eval.py (metrics.csv),
-    at its logged training minutes or, given `images_per_second`, at that rate."""
+    at its logged training minutes or, given `images_per_second`, at that rate (counted
+    as bench.py and losses.csv count it: a step reads n_critic batches)."""
     if not (run_dir / "metrics.csv").exists():
         raise ConfigError(f"Reference run {run_dir} has no metrics.csv: score it first with "
                           f"`python eval.py --run_dir={run_dir}`.")
-    batch_size = checkpoints.recorded_config(run_dir)["data"]["global_batch_size"]
+    recorded = checkpoints.recorded_config(run_dir)
+    # Runs recorded before n_critic existed took one batch a step.
+    images_per_step = recorded["data"]["global_batch_size"] * recorded.get("n_critic", 1)
     with (run_dir / "metrics.csv").open(newline="") as file:
         scored = list(csv.DictReader(file))
     rows = []
     for row in scored:
         step = int(row["step"])
-        minutes = (step * batch_size / images_per_second / 60 if images_per_second
+        minutes = (step * images_per_step / images_per_second / 60 if images_per_second
                    else trained_minutes(run_dir, step))
         rows.append({"budget_minutes": minutes, "minutes": minutes, "seed": 0,
                      "config": f"{run_dir.name} (reference run)",

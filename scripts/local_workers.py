@@ -21,9 +21,13 @@ import sys
 import threading
 import time
 
-from absl import app, flags
+from absl import flags
 
-from dcgan import local_cluster
+from dcgan import console
+
+console.quiet_startup()  # Before TensorFlow loads.
+
+from dcgan import local_cluster  # noqa: E402
 
 flags.DEFINE_integer("num_workers", 2, "Worker processes to start.", lower_bound=1)
 flags.DEFINE_float("stop_timeout", 120.0, "Seconds the other workers get to end once one "
@@ -63,8 +67,12 @@ def main(argv):
     for printer in printers:
         printer.join()
     print(f"Exit statuses: {statuses}.")
-    return statuses[0] if statuses[0] >= 0 else 128 - statuses[0]
+    status = statuses[0] if statuses[0] >= 0 else 128 - statuses[0]
+    if status == 1:
+        print("local_workers.py: error: the chief (worker 0) failed; its error line is "
+              "above.", file=sys.stderr, flush=True)
+    return status
 
 
 if __name__ == "__main__":
-    app.run(main)
+    console.run(main)

@@ -1,5 +1,5 @@
 """Shared fixtures: collective keys per test, a guard against network access and a
-mixed-precision policy switch."""
+mixed-precision policy switch; and the assertion on a binary's one error line."""
 
 import socket
 
@@ -66,3 +66,23 @@ def float32_policy_after():
     """Sets the Keras global dtype policy back to float32 after a test that trains."""
     yield
     keras.mixed_precision.set_global_policy("float32")
+
+
+def assert_one_error_line(completed, binary, fragment):
+    """Asserts that a binary's run failed as the binaries promise: exit status exactly 1
+    and exactly one `<binary>: error:` line in stderr, its last line, holding `fragment`.
+
+    Args:
+      completed: the subprocess.CompletedProcess of the run (stderr captured as text).
+      binary: e.g. "train.py".
+      fragment: a part of the message.
+
+    Returns:
+      The error line.
+    """
+    lines = completed.stderr.splitlines()
+    ours = [line for line in lines if line.startswith(f"{binary}: error:")]
+    assert completed.returncode == 1, (completed.returncode, completed.stderr[-3000:])
+    assert len(ours) == 1 and lines[-1] == ours[0], completed.stderr[-3000:]
+    assert fragment in ours[0], ours[0]
+    return ours[0]

@@ -1,6 +1,7 @@
 """The absl binaries as a user runs them: subprocesses, exit codes, one-line errors."""
 
 import json
+import os
 import pathlib
 import re
 import subprocess
@@ -9,13 +10,18 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import assert_one_error_line
+
+from dcgan import files, runs
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _run(script, *args, timeout=300):
+    # PYTHONPATH: scripts/local_workers.py would otherwise import an installed dcgan.
     return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True,
-                          text=True, timeout=timeout, cwd=REPO)
+                          text=True, timeout=timeout, cwd=REPO,
+                          env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
 def _error_lines(stderr):
@@ -32,7 +38,7 @@ def _error_lines(stderr):
     ("--architecture=fashion128", "does not match the fashion128 generator's output"),
 ])
 def test_train_rejects_bad_flags_with_one_line(tmp_path, flag, message):
-    result = _run("train.py", f"--run_dir={tmp_path / 'run'}", flag)
+    result = _run("train.py", f"--run_dir={tmp_path / 'run'}", "--max_steps=2", flag)
     assert result.returncode != 0
     assert any(message in line for line in _error_lines(result.stderr)), result.stderr[-1500:]
     assert not (tmp_path / "run").exists()
@@ -109,6 +115,144 @@ def test_conditional_train_then_generate_a_class(tmp_path):
 
 
 def test_generate_reports_a_missing_generator(tmp_path):
-    result = _run("generate.py", f"--generator={tmp_path / 'nope.keras'}")
+    result = _run("generate.py", f"--generator={tmp_path / 'nope.keras'}",
+                  f"--out_dir={tmp_path / 'out'}")
     assert result.returncode != 0
     assert any("does not exist" in line for line in _error_lines(result.stderr))
+
+
+def _junk_models(directory):
+    """A .keras file holding text, and one cut short: the first 2 kB of a real export."""
+    text = directory / "text.keras"
+    text.write_text("not a model\n")
+    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
+    model.save(directory / "whole.keras")
+    cut = directory / "cut.keras"
+    cut.write_bytes((directory / "whole.keras").read_bytes()[:2000])
+    return text, cut
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("binary", ["eval.py", "generate.py"])
+def test_a_file_that_is_not_a_keras_model_is_one_error_line(tmp_path, binary):
+    for junk in _junk_models(tmp_path):
+        result = _run(binary, f"--generator={junk}", f"--out_dir={tmp_path / 'out'}"
+                      if binary == "generate.py" else f"--data_dir={tmp_path / 'no_data'}")
+        assert_one_error_line(result, binary, f"{junk} is not a Keras model")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("binary, args, fragment", [
+    ("train.py", ["--n_critic=0", "--max_steps=2"], "n_critic must be positive, got 0"),
+    ("bench.py", ["--data_dir={tmp}", "--json_out={tmp}/bench.json", "--steps=1"],
+     "Fashion-MNIST"),
+    # A worker's error goes to stdout, behind its index; the launcher's line says so.
+    ("scripts/local_workers.py", ["--num_workers=1", "--", "--run_dir={tmp}/run",
+                                  "--n_critic=0", "--max_steps=2"],
+     "the chief (worker 0) failed"),
+])
+def test_every_binary_ends_a_failure_in_one_error_line(tmp_path, binary, args, fragment):
+    # eval.py and generate.py: test_a_file_that_is_not_a_keras_model_is_one_error_line;
+    # sweep.py: test_sweep_reports_a_run_directory_error_in_one_line.
+    result = _run(binary, *(arg.format(tmp=tmp_path) for arg in args))
+    assert_one_error_line(result, pathlib.Path(binary).name, fragment)
+
+
+@pytest.mark.slow
+def test_sweep_reports_a_run_directory_error_in_one_line(tmp_path):
+    # The run directory of configuration "fast" would be below a regular file.
+    (tmp_path / "fast").write_text("")
+    result = _run("sweep.py", "--configs=fast", "--minutes=0.01", "--num_samples=129",
+                  f"--out_dir={tmp_path}")
+    assert_one_error_line(result, "sweep.py", f"Run directory {tmp_path / 'fast' / 'seed_0'} "
+                          "is not writable")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """mount(size) mounts a tmpfs of `size` (e.g. "600k") at tmp_path/disk, or resizes it;
+    unmounted after the test. Skips where mounting is refused (not root)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = []
+
+    def mount(size):
+        options = f"remount,size={size}" if mounted else f"size={size}"
+        result = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)],
+                                capture_output=True, text=True)
+        if result.returncode:
+            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+        mounted.append(size)
+        return disk
+
+    yield mount
+    if mounted:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def _checkpoint_files(directory):
+    return sorted(path.name for path in directory.iterdir())
+
+
+def test_a_checkpoint_save_on_a_full_disk_leaves_nothing_partial(small_disk):
+    # Checkpoints of 400 kB on a 600 kB disk: the first fits, the second does not.
+    directory = small_disk("600k") / "checkpoints"
+    variable = tf.Variable(tf.range(100_000, dtype=tf.float32))
+    manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), str(directory),
+                                         max_to_keep=1)
+    first = runs.save_checkpoint(manager, 1)
+    before = _checkpoint_files(directory)
+    with pytest.raises(files.DiskFullError) as error:
+        runs.save_checkpoint(manager, 2)
+    message = str(error.value)
+    assert f"No space left on the disk mounted at {directory.parent} (" in message
+    assert f"to write {directory}/ckpt-2_temp/" in message
+    assert f"the last intact checkpoint is {first}" in message
+    assert _checkpoint_files(directory) == before  # No ckpt-2_temp, no ckpt-2.*.
+    assert tf.train.latest_checkpoint(str(directory)) == first
+    variable.assign(tf.zeros_like(variable))
+    tf.train.Checkpoint(v=variable).restore(first).assert_existing_objects_matched()
+    np.testing.assert_array_equal(variable.numpy(), np.arange(100_000))
+    small_disk("2m")
+    assert runs.save_checkpoint(manager, 2) == str(directory / "ckpt-2")
+
+
+@pytest.mark.slow
+def test_train_py_on_a_full_disk_stops_in_one_line_and_resumes_once_freed(small_disk):
+    # A checkpoint of the fast networks is 29 MB: ckpt-1 fits in 40 MB, ckpt-2 beside it
+    # (max_checkpoints=1 deletes ckpt-1 only once ckpt-2 is saved) does not.
+    run_dir = small_disk("40m") / "run"
+    args = [f"--run_dir={run_dir}", "--train_examples=1024", "--batch_size=64",
+            "--max_steps=3", "--checkpoint_every_steps=1", "--max_checkpoints=1"]
+    full = _run("train.py", *args)
+    assert_one_error_line(full, "train.py", f"No space left on the disk mounted at "
+                          f"{run_dir.parent} (")
+    assert (f"the last intact checkpoint is {run_dir}/checkpoints/ckpt-1. Free some space "
+            "and run the same command to resume.") in full.stderr
+    assert "Traceback" not in full.stderr
+    assert _checkpoint_files(run_dir / "checkpoints") == [
+        "checkpoint", "ckpt-1.data-00000-of-00001", "ckpt-1.index"]
+    assert not list(run_dir.rglob("*.partial*")) and not list(run_dir.rglob("*_temp"))
+    first_row = (run_dir / "losses.csv").read_text().splitlines()[1]
+
+    small_disk("120m")
+    resumed = _run("train.py", *args)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    rows = (run_dir / "losses.csv").read_text().splitlines()[1:]
+    assert [int(row.split(",")[0]) for row in rows] == [1, 2, 3]
+    # Step 1 is the first run's row, timings included: the run went on from ckpt-1.
+    assert rows[0] == first_row
+    assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")).endswith("ckpt-3")
+
+
+@pytest.mark.slow
+def test_generate_py_on_a_full_disk_is_one_error_line(tmp_path, small_disk):
+    from dcgan import config, models
+    path = tmp_path / "generator.keras"
+    models.build_generator(config.ModelConfig()).save(path)
+    out_dir = small_disk("16k") / "out"
+    result = _run("generate.py", f"--generator={path}", f"--out_dir={out_dir}")
+    assert_one_error_line(result, "generate.py",
+                          f"No space left on the disk mounted at {out_dir.parent} (")
+    assert not list(out_dir.glob("*.partial*"))

@@ -72,9 +72,12 @@ def test_summary_gives_mean_and_range_over_seeds():
     assert (low[0], high[0]) == (10.0, 20.0) and minutes[0] == pytest.approx(5.2)
 
 
-def _reference_run(run_dir):
+def _reference_run(run_dir, n_critic=None):
     run_dir.mkdir()
-    (run_dir / "config.json").write_text('{"config": {"data": {"global_batch_size": 256}}}')
+    # n_critic=None: a config.json written before n_critic existed.
+    extra = "" if n_critic is None else f', "n_critic": {n_critic}'
+    (run_dir / "config.json").write_text(
+        f'{{"config": {{"data": {{"global_batch_size": 256}}{extra}}}}}')
     (run_dir / "metrics.csv").write_text("step,checkpoint,fid\n234,ckpt-234,900.5\n"
                                          "468,ckpt-468,700.25\n")
     (run_dir / "losses.csv").write_text("step,train_seconds\n234,120.0\n235,121.0\n"
@@ -90,6 +93,14 @@ def test_reference_run_at_logged_minutes_or_at_a_given_rate(tmp_path):
     at_rate = sweeps.reference_rows(run_dir, images_per_second=468 * 256 / 60)
     assert [row["minutes"] for row in at_rate] == [0.5, 1.0]
     assert sweeps.summarize(at_rate)["tutorial (reference run)"][1].tolist() == [900.5, 700.25]
+
+
+def test_reference_run_at_a_given_rate_counts_every_critic_batch(tmp_path):
+    # A wgan_gp step reads 5 batches of 256, and bench.py's rate counts all of them: at
+    # 468 * 256 images a minute, step 468 took 5 minutes, not 1.
+    run_dir = _reference_run(tmp_path / "wgan_gp", n_critic=5)
+    at_rate = sweeps.reference_rows(run_dir, images_per_second=468 * 256 / 60)
+    assert [row["minutes"] for row in at_rate] == [2.5, 5.0]
 
 
 def test_reference_run_must_be_scored(tmp_path):

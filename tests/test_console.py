@@ -1,0 +1,122 @@
+"""The console of the binaries: start-up noise hidden, warnings and errors kept, and the
+switches that bring the rest back."""
+
+import os
+import pathlib
+import subprocess
+import sys
+
+import pytest
+
+from dcgan import console
+
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TRAIN_PY = str(REPO / "train.py")
+
+# Lines a plain train.py printed before its first step (TensorFlow 2.21, TFDS 4.9.10).
+PRE_INIT_NOTE = ("WARNING: All log messages before absl::InitializeLog() is called are "
+                 "written to STDERR")
+ONEDNN = ("I0000 00:00:1796113842.127219    6627 port.cc:153] oneDNN custom operations are "
+          "on. You may see slightly different numerical results")
+NO_CUDA = ("I0000 00:00:1796113842.127618    6627 cudart_stub.cc:31] Could not find cuda "
+           "drivers on your machine, GPU will not be used.")
+CUINIT = ("E0000 00:00:1796113848.477128    6627 cuda_platform.cc:52] failed call to cuInit: "
+          "INTERNAL: CUDA error: Failed call to cuInit: UNKNOWN ERROR (303)")
+GENERATOR_DATASET = ("W0000 00:00:1796113850.358399    6627 dataset.cc:997] Input of "
+                     "GeneratorDatasetOp::Dataset will not be optimized because the dataset "
+                     "does not implement the AsGraphDefInternal() method")
+ABSL_INFO = ("I1201 08:30:48.865566 140571494607744 dataset_info.py:711] Load dataset info "
+             "from /root/tensorflow_datasets/fashion_mnist/3.0.1")
+NOISE = ("oneDNN custom operations", "Could not find cuda drivers", "cuInit",
+         "Load dataset info", "Using MirroredStrategy", "Sharding callback duration",
+         "GeneratorDatasetOp", "absl::InitializeLog")
+
+
+def test_the_filter_drops_cpp_lines_below_the_level_and_the_known_noise():
+    for line in (PRE_INIT_NOTE, ONEDNN, NO_CUDA, GENERATOR_DATASET):
+        assert console._is_noise(line, min_level=1, hide_cuinit=False), line
+    other_warning = "W0000 00:00:1796113850.3 6627 cpu_allocator_impl.cc:83] Allocation of"
+    fatal = "F0000 00:00:1796113850.3 6627 check.cc:12] Check failed: x == y"
+    for line in (other_warning, fatal, ABSL_INFO, "train.py: error: something"):
+        assert not console._is_noise(line, min_level=1, hide_cuinit=False), line
+    # TF_CPP_MIN_LOG_LEVEL=0 asks for TensorFlow's INFO lines; 2 hides its warnings.
+    assert not console._is_noise(ONEDNN, min_level=0, hide_cuinit=False)
+    assert console._is_noise(other_warning, min_level=2, hide_cuinit=False)
+    # The cuInit error only where no NVIDIA driver is present.
+    assert not console._is_noise(CUINIT, min_level=1, hide_cuinit=False)
+    assert console._is_noise(CUINIT, min_level=1, hide_cuinit=True)
+
+
+def test_resume_command_drops_new_run_only():
+    argv = ["train.py", "--new_run", "--run_dir=a b", "--nonew_run", "--new_run_x=1"]
+    assert console.resume_command(argv) == "python train.py '--run_dir=a b' --new_run_x=1"
+
+
+def _train(tmp_path, *args, env=None, prelude=None):
+    """train.py with `args` (or `prelude`, a script that runs it in-process)."""
+    command = [str(prelude)] if prelude else [TRAIN_PY]
+    return subprocess.run(
+        [sys.executable, *command, f"--run_dir={tmp_path / 'run'}", *args],
+        capture_output=True, text=True, timeout=600, cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO), **(env or {})})
+
+
+# Runs train.py in-process after wrapping make_strategy (called by its main) so that it
+# warns the way library code does: with warnings.warn and with an absl WARNING.
+WARNING_PRELUDE = f"""
+import runpy, sys, warnings
+from absl import logging
+from dcgan import console
+console.quiet_startup()
+from dcgan import distribute
+make_strategy = distribute.make_strategy
+
+def warning_make_strategy(*args):
+    warnings.warn("an injected library warning")
+    logging.warning("an injected absl warning")
+    return make_strategy(*args)
+
+distribute.make_strategy = warning_make_strategy
+sys.argv[0] = {TRAIN_PY!r}
+runpy.run_path({TRAIN_PY!r}, run_name="__main__")
+"""
+
+
+@pytest.mark.slow
+def test_a_tiny_run_prints_no_noise_but_the_warnings(tmp_path):
+    prelude = tmp_path / "prelude.py"
+    prelude.write_text(WARNING_PRELUDE)
+    result = _train(tmp_path, "--max_steps=2", "--train_examples=256", "--batch_size=64",
+                    prelude=prelude)
+    assert result.returncode == 0, result.stderr[-3000:]
+    lines = result.stderr.splitlines()
+    assert not [line for line in lines if any(noise in line for noise in NOISE)], lines
+    # stderr holds the two warnings and nothing else: the message and source line of
+    # warnings.warn, and absl's line.
+    assert len(lines) == 3, lines
+    assert "UserWarning: an injected library warning" in lines[0]
+    assert lines[2].startswith("W") and lines[2].endswith("] an injected absl warning")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("switch, shown, hidden", [
+    ({}, (), NOISE),
+    ({"args": ["--verbosity=0"]}, ("Using MirroredStrategy",), ("oneDNN custom operations",)),
+    ({"env": {"TF_CPP_MIN_LOG_LEVEL": "0"}}, ("oneDNN custom operations",),
+     ("Using MirroredStrategy",)),
+    ({"env": {console.VERBOSE_ENV: "1"}},
+     ("oneDNN custom operations", "absl::InitializeLog", "Using MirroredStrategy"), ()),
+], ids=["default", "verbosity", "tf_cpp_min_log_level", "dcgan_verbose"])
+def test_verbosity_and_the_environment_bring_the_info_lines_back(tmp_path, switch, shown,
+                                                                  hidden):
+    # A run that stops at the flags, after TensorFlow has loaded and the strategy is made.
+    result = _train(tmp_path, "--n_critic=0", "--max_steps=2", *switch.get("args", ()),
+                    env=switch.get("env"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1] == "train.py: error: n_critic must be positive, got 0"
+    for text in shown:
+        assert text in result.stderr, (text, result.stderr[-3000:])
+    for text in hidden:
+        assert text not in result.stderr, (text, result.stderr[-3000:])
+    if not switch:
+        assert len(result.stderr.splitlines()) == 1, result.stderr
