@@ -12,6 +12,7 @@ __all__ = [
     "ConfigError",
     "DEFAULT_DATA_DIR",
     "DataConfig",
+    "LR_SCHEDULES",
     "ModelConfig",
     "OptimizerConfig",
     "PRECISIONS",
@@ -128,6 +129,7 @@ class OptimizerConfig:
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 UPDATES = ("alternating", "simultaneous")
+LR_SCHEDULES = ("constant", "linear", "cosine")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +154,12 @@ class TrainConfig:
         a ramp-up, see `dcgan.train_step.ema_decay_after`), and sample, export and
         evaluate with it (0: none). Its half-life is log(0.5) / log(ema_decay) G updates:
         0.997 gives 231, half an epoch of batch 128.
+      lr_schedule: one of LR_SCHEDULES, how both learning rates change over the run
+        (see `dcgan.schedules.learning_rate`): "linear" and "cosine" decay them to
+        `lr_floor` times their setting at the run's last step, epochs * steps_per_epoch
+        or `max_steps` if fewer (not `max_train_minutes`, which is unknown in steps).
+      lr_warmup_steps: steps of linear warm-up from 0 before the schedule (0: none).
+      lr_floor: the fraction of each learning rate a decay ends at, in [0, 1].
       epochs: passes over the training split.
       max_steps: stop after this many steps in all (None: run all epochs).
       max_train_minutes: stop once the steps have taken this long, over all resumes
@@ -180,6 +188,9 @@ class TrainConfig:
     gp_weight: float = 0.0
     r1_weight: float = 0.0
     ema_decay: float = 0.0
+    lr_schedule: str = "constant"
+    lr_warmup_steps: int = 0
+    lr_floor: float = 0.0
     epochs: int = 50
     max_steps: int | None = None
     max_train_minutes: float | None = None
@@ -214,6 +225,13 @@ class TrainConfig:
             raise ConfigError("loss 'wasserstein' needs a penalty that keeps the critic "
                               "Lipschitz: set gp_weight (10 in the WGAN-GP paper), or use "
                               "the wgan_gp preset")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got "
+                              f"{self.lr_schedule!r}")
+        if self.lr_warmup_steps < 0:
+            raise ConfigError(f"lr_warmup_steps must be non-negative, got {self.lr_warmup_steps}")
+        if not 0 <= self.lr_floor <= 1:
+            raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.precision not in PRECISIONS:

@@ -295,10 +295,15 @@ def _non_finite_if_any_replica_is(gradients):
     return [gradients[0] + poison, *gradients[1:]]
 
 
-def make_optimizer(config, policy_name) -> keras.optimizers.Optimizer:
-    """Adam from an `OptimizerConfig`, wrapped for loss scaling under mixed_float16."""
+def make_optimizer(config, policy_name, learning_rate=None) -> keras.optimizers.Optimizer:
+    """Adam from an `OptimizerConfig`, wrapped for loss scaling under mixed_float16.
+
+    `learning_rate`: None for `config.learning_rate`, or a float or a schedule of the
+    update count in its place (see `dcgan.schedules`); under loss scaling the inner
+    optimizer's count, which skipped updates do not advance."""
     optimizer = keras.optimizers.Adam(
-        learning_rate=config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2)
+        learning_rate=config.learning_rate if learning_rate is None else learning_rate,
+        beta_1=config.beta_1, beta_2=config.beta_2)
     if policy_name == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

@@ -46,7 +46,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import data, distribute, images, losses, models, preemption, runs
+from dcgan import data, distribute, images, losses, models, preemption, runs, schedules
 from dcgan.config import ConfigError, TrainConfig
 from dcgan.files import atomic_path, remove_partials, write_json
 from dcgan.preemption import TrainingInterrupted
@@ -133,6 +133,17 @@ def _layer_rng_states(model):
             if hasattr(layer, "seed_generator")]
 
 
+def planned_steps(config: TrainConfig) -> tuple[int, int]:
+    """(steps per epoch, steps of the whole run), before any `max_train_minutes` stop."""
+    # A step is one G update and reads n_critic batches.
+    steps_per_epoch = data.num_examples(config.data) // (
+        config.n_critic * config.data.global_batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    return steps_per_epoch, total_steps
+
+
 def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=True,
                     scratch_dir=None) -> RunState:
     """Builds G, D, optimizers, RNG and the checkpoint, restoring the latest one if any.
@@ -144,6 +155,8 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=Tru
         is only read.
     """
     checkpoint_dir = pathlib.Path(config.run_dir) / "checkpoints"
+    g_learning_rate, d_learning_rate = schedules.optimizer_learning_rates(
+        config, planned_steps(config)[1])
     with strategy.scope():
         generator = models.build_generator(config.model)
         discriminator = models.build_discriminator(config.model)
@@ -161,8 +174,8 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=Tru
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         gan_step = GanStep(
             generator, discriminator,
-            make_optimizer(config.generator_optimizer, policy_name),
-            make_optimizer(config.discriminator_optimizer, policy_name),
+            make_optimizer(config.generator_optimizer, policy_name, g_learning_rate),
+            make_optimizer(config.discriminator_optimizer, policy_name, d_learning_rate),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
             config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
             n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
@@ -574,14 +587,10 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
     policy_name = distribute.resolve_precision(config.precision)
-    # A step is one G update and reads n_critic batches.
     images_per_step = config.n_critic * config.data.global_batch_size
-    steps_per_epoch = data.num_examples(config.data) // images_per_step
+    steps_per_epoch, total_steps = planned_steps(config)
     _check_config(config, strategy, steps_per_epoch)
     data.verify_records(config.data)
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
 
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()
