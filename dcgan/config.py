@@ -8,6 +8,7 @@ import math
 import os
 
 __all__ = [
+    "AUGMENTATIONS",
     "CONDITIONINGS",
     "ConfigError",
     "DEFAULT_DATA_DIR",
@@ -130,6 +131,8 @@ class OptimizerConfig:
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 UPDATES = ("alternating", "simultaneous")
 LR_SCHEDULES = ("constant", "linear", "cosine")
+# Differentiable augmentations of D's inputs (see `dcgan.augment`).
+AUGMENTATIONS = ("color", "translation", "cutout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -154,6 +157,9 @@ class TrainConfig:
         a ramp-up, see `dcgan.train_step.ema_decay_after`), and sample, export and
         evaluate with it (0: none). Its half-life is log(0.5) / log(ema_decay) G updates:
         0.997 gives 231, half an epoch of batch 128.
+      augment: names of AUGMENTATIONS, the random transformations D sees every real and
+        generated image through, in this order, in D's and G's updates (DiffAugment,
+        see `dcgan.augment`); () for none.
       lr_schedule: one of LR_SCHEDULES, how both learning rates change over the run
         (see `dcgan.schedules.learning_rate`): "linear" and "cosine" decay them to
         `lr_floor` times their setting at the run's last step, epochs * steps_per_epoch
@@ -188,6 +194,7 @@ class TrainConfig:
     gp_weight: float = 0.0
     r1_weight: float = 0.0
     ema_decay: float = 0.0
+    augment: tuple[str, ...] = ()
     lr_schedule: str = "constant"
     lr_warmup_steps: int = 0
     lr_floor: float = 0.0
@@ -225,6 +232,10 @@ class TrainConfig:
             raise ConfigError("loss 'wasserstein' needs a penalty that keeps the critic "
                               "Lipschitz: set gp_weight (10 in the WGAN-GP paper), or use "
                               "the wgan_gp preset")
+        unknown = set(self.augment) - set(AUGMENTATIONS)
+        if unknown or len(set(self.augment)) < len(self.augment):
+            raise ConfigError(f"augment must name each of {AUGMENTATIONS} at most once, got "
+                              f"{tuple(self.augment)}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got "
                               f"{self.lr_schedule!r}")

@@ -7,7 +7,7 @@ runs `num_steps` steps inside one `tf.function` call and returns their metrics.
 import keras
 import tensorflow as tf
 
-from dcgan import losses, models
+from dcgan import augment, losses, models
 from dcgan.config import UPDATES
 
 __all__ = ["METRIC_NAMES", "GanStep", "ema_decay_after", "make_optimizer"]
@@ -59,12 +59,16 @@ class GanStep:
         exponential moving average of G's, updated after every G update.
       ema_decay: the average's decay once ramped up (see `ema_decay_after`), in (0, 1),
         when `ema_generator` is given.
+      augment: names of `dcgan.config.AUGMENTATIONS`: D sees real and generated images
+        through these random transformations (`dcgan.augment`) in D's updates and in
+        G's, with fresh parameters from `noise` for every batch; the penalties are taken
+        at the images D sees. () for none.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer,
                  discriminator_optimizer, loss_fn, noise, global_batch_size, noise_dim,
                  update="alternating", jit_compile=False, n_critic=1, gp_weight=0.0,
-                 r1_weight=0.0, ema_generator=None, ema_decay=0.0):
+                 r1_weight=0.0, ema_generator=None, ema_decay=0.0, augment=()):
         if update not in UPDATES:
             raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
         if n_critic < 1 or (n_critic > 1 and update != "alternating"):
@@ -85,6 +89,8 @@ class GanStep:
         self.r1_weight = r1_weight
         self.ema_generator = ema_generator
         self.ema_decay = ema_decay
+        self.augment = tuple(augment)
+        self.pixel_range = models.generator_output_range(generator)
         self.conditional = bool(models.generator_num_classes(generator))
         self.strategy = tf.distribute.get_strategy()
         # An unbuilt LossScaleOptimizer returns a constant from scale_loss that the trace
@@ -126,14 +132,26 @@ class GanStep:
             penalty += self.r1_weight * losses.r1_penalty(self._critic(labels), real_images)
         return self._average(penalty)
 
-    def _discriminate(self, real_images, fake_images, labels, alpha):
+    def _augmented(self, images, parameters):
+        """`images` as D sees them: through the augmentation with `parameters` (from
+        `_augmentation`; None: as they are)."""
+        if parameters is None:
+            return images
+        return augment.apply(images, self.augment, parameters, self.pixel_range)
+
+    def _discriminate(self, real_images, fake_images, labels, alpha, augmentations):
         """D on both batches (separately: PITFALLS 1), both with `labels` when conditional,
         and the losses of its logits.
+
+        `augmentations`: the augmentation parameters of the real and of the generated
+        batch (see `_augmented`).
 
         Returns:
           (real_logits, fake_logits, d_loss, g_loss, d_penalty), the last three means
           over the global batch; the penalties do not reach G.
         """
+        real_images = self._augmented(real_images, augmentations[0])
+        fake_images = self._augmented(fake_images, augmentations[1])
         critic = self._critic(labels)
         real_logits = critic(real_images, training=True)
         fake_logits = critic(fake_images, training=True)
@@ -141,30 +159,32 @@ class GanStep:
         d_penalty = self._d_penalty(real_images, tf.stop_gradient(fake_images), labels, alpha)
         return real_logits, fake_logits, d_loss, g_loss, d_penalty
 
-    def _d_gradients(self, real_images, labels, z, alpha):
+    def _d_gradients(self, real_images, labels, z, alpha, augmentations):
         fake_images = self._generate(z, labels)
         with tf.GradientTape() as tape:
             real_logits, fake_logits, d_loss, _, d_penalty = self._discriminate(
-                real_images, fake_images, labels, alpha)
+                real_images, fake_images, labels, alpha, augmentations)
             scaled_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
         gradients = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         return (gradients, d_loss, d_penalty, *self._d_probabilities(real_logits, fake_logits),
                 tf.stop_gradient(real_logits))
 
-    def _g_gradients(self, real_logits, labels, z):
-        """G's gradients through the just-updated D. `real_logits` are from the D step:
-        the BCE losses ignore them and a loss that uses them gets them without paying
-        for another pass over the real images."""
+    def _g_gradients(self, real_logits, labels, z, augmentation):
+        """G's gradients through the just-updated D (and the augmentation with parameters
+        `augmentation`). `real_logits` are from the D step: the BCE losses ignore them and
+        a loss that uses them gets them without paying for another pass over the real
+        images."""
         with tf.GradientTape() as tape:
-            fake_logits = self._critic(labels)(self._generate(z, labels), training=True)
+            fake_images = self._augmented(self._generate(z, labels), augmentation)
+            fake_logits = self._critic(labels)(fake_images, training=True)
             g_loss = self._average(self.loss_fn(real_logits, fake_logits)[1])
             scaled_loss = self.generator_optimizer.scale_loss(g_loss)
         return tape.gradient(scaled_loss, self.generator.trainable_variables), g_loss
 
-    def _both_gradients(self, real_images, labels, z, alpha):
+    def _both_gradients(self, real_images, labels, z, alpha, augmentations):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             real_logits, fake_logits, d_loss, g_loss, d_penalty = self._discriminate(
-                real_images, self._generate(z, labels), labels, alpha)
+                real_images, self._generate(z, labels), labels, alpha, augmentations)
             scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
             scaled_g_loss = self.generator_optimizer.scale_loss(g_loss)
         d_gradients = d_tape.gradient(scaled_d_loss, self.discriminator.trainable_variables)
@@ -182,6 +202,16 @@ class GanStep:
             return None
         return self.noise.uniform([tf.shape(real_images)[0], 1, 1, 1])
 
+    def _augmentation(self, real_images):
+        """Fresh parameters of the augmentation for one batch (None without one). Drawn
+        here, outside the XLA-compiled gradients, whose random numbers differ from
+        eager ones (tensorflow#121243), and only with an augmentation, so runs without
+        it keep their noise stream."""
+        if not self.augment:
+            return None
+        return augment.draw(self.augment, self.noise, tf.shape(real_images)[0],
+                            real_images.shape[1])
+
     def _apply(self, optimizer, gradients, model):
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
             gradients = _non_finite_if_any_replica_is(gradients)
@@ -197,10 +227,12 @@ class GanStep:
         for batch in real_batches:
             real_images, labels = self._images_and_labels(batch)
             d_grads, *metrics, real_logits = self._d_gradients(
-                real_images, labels, self._noise(real_images), self._alpha(real_images))
+                real_images, labels, self._noise(real_images), self._alpha(real_images),
+                (self._augmentation(real_images), self._augmentation(real_images)))
             self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
             d_metrics.append(metrics)
-        g_grads, g_loss = self._g_gradients(real_logits, labels, self._noise(real_images))
+        g_grads, g_loss = self._g_gradients(real_logits, labels, self._noise(real_images),
+                                            self._augmentation(real_images))
         self._apply(self.generator_optimizer, g_grads, self.generator)
         d_loss, d_penalty, d_real, d_fake = tf.unstack(tf.reduce_mean(d_metrics, axis=0))
         return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])
@@ -208,7 +240,8 @@ class GanStep:
     def _simultaneous_step(self, batch):
         real_images, labels = self._images_and_labels(batch)
         d_grads, g_grads, d_loss, g_loss, d_penalty, d_real, d_fake = self._both_gradients(
-            real_images, labels, self._noise(real_images), self._alpha(real_images))
+            real_images, labels, self._noise(real_images), self._alpha(real_images),
+            (self._augmentation(real_images), self._augmentation(real_images)))
         self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
         self._apply(self.generator_optimizer, g_grads, self.generator)
         return tf.stack([d_loss, g_loss, d_real, d_fake, d_penalty])

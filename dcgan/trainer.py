@@ -179,7 +179,7 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=Tru
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
             config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
             n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
-            ema_generator=ema_generator, ema_decay=config.ema_decay)
+            ema_generator=ema_generator, ema_decay=config.ema_decay, augment=config.augment)
     checkpointed = dict(
         generator=generator, discriminator=discriminator,
         layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),
