@@ -153,6 +153,11 @@ class TrainConfig:
         examples // (n_critic * global_batch_size) steps.
       gp_weight: weight of the WGAN-GP gradient penalty in D's loss (0: none).
       r1_weight: weight (the paper's gamma) of the R1 penalty on real images (0: none).
+      r2_weight: weight of the R2 penalty on generated images (0: none); R3GAN (Huang et
+        al. 2025) pairs it with R1 of the same weight and the `relativistic` loss.
+      penalty_every: compute D's penalties in every this many D updates only (n_critic
+        per step), with their weights multiplied by it: lazy regularisation (Karras et
+        al. 2020, who use 16). 1: in every update.
       ema_decay: keep an exponential moving average of G's weights with this decay (after
         a ramp-up, see `dcgan.train_step.ema_decay_after`), and sample, export and
         evaluate with it (0: none). Its half-life is log(0.5) / log(ema_decay) G updates:
@@ -193,6 +198,8 @@ class TrainConfig:
     n_critic: int = 1
     gp_weight: float = 0.0
     r1_weight: float = 0.0
+    r2_weight: float = 0.0
+    penalty_every: int = 1
     ema_decay: float = 0.0
     augment: tuple[str, ...] = ()
     lr_schedule: str = "constant"
@@ -211,8 +218,8 @@ class TrainConfig:
     num_fixed_samples: int = 64
 
     def __post_init__(self):
-        for name in ("epochs", "n_critic", "steps_per_call", "checkpoint_every_steps",
-                     "max_checkpoints"):
+        for name in ("epochs", "n_critic", "penalty_every", "steps_per_call",
+                     "checkpoint_every_steps", "max_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -224,7 +231,7 @@ class TrainConfig:
         if self.n_critic > 1 and self.update != "alternating":
             raise ConfigError(f"n_critic={self.n_critic} needs the alternating update, "
                               f"got {self.update!r}")
-        for name in ("gp_weight", "r1_weight"):
+        for name in ("gp_weight", "r1_weight", "r2_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.loss == "wasserstein" and not (self.gp_weight or self.r1_weight):

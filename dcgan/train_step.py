@@ -55,6 +55,9 @@ class GanStep:
         the alternating update.
       gp_weight: weight of `losses.gradient_penalty` in D's loss (0: not computed).
       r1_weight: weight of `losses.r1_penalty` in D's loss (0: not computed).
+      r2_weight: weight of `losses.r2_penalty` in D's loss (0: not computed).
+      penalty_every: compute the penalties in every this many D updates only, with
+        their weights times as many (lazy regularisation; 1: in every update).
       ema_generator: None, or a model built like `generator` whose weights become an
         exponential moving average of G's, updated after every G update.
       ema_decay: the average's decay once ramped up (see `ema_decay_after`), in (0, 1),
@@ -68,12 +71,15 @@ class GanStep:
     def __init__(self, generator, discriminator, generator_optimizer,
                  discriminator_optimizer, loss_fn, noise, global_batch_size, noise_dim,
                  update="alternating", jit_compile=False, n_critic=1, gp_weight=0.0,
-                 r1_weight=0.0, ema_generator=None, ema_decay=0.0, augment=()):
+                 r1_weight=0.0, ema_generator=None, ema_decay=0.0, augment=(), r2_weight=0.0,
+                 penalty_every=1):
         if update not in UPDATES:
             raise ValueError(f"update must be one of {UPDATES}, got {update!r}")
         if n_critic < 1 or (n_critic > 1 and update != "alternating"):
             raise ValueError(f"n_critic must be 1, or more with the alternating update; got "
                              f"{n_critic} with {update!r}")
+        if penalty_every < 1:
+            raise ValueError(f"penalty_every must be positive, got {penalty_every}")
         if ema_generator is not None and not 0 < ema_decay < 1:
             raise ValueError(f"ema_decay must be in (0, 1), got {ema_decay}")
         self.generator = generator
@@ -87,6 +93,8 @@ class GanStep:
         self.n_critic = n_critic
         self.gp_weight = gp_weight
         self.r1_weight = r1_weight
+        self.r2_weight = r2_weight
+        self.penalty_every = penalty_every
         self.ema_generator = ema_generator
         self.ema_decay = ema_decay
         self.augment = tuple(augment)
@@ -123,14 +131,31 @@ class GanStep:
         return critic
 
     def _d_penalty(self, real_images, fake_images, labels, alpha):
-        """D's weighted penalties, averaged over the global batch (0 without any)."""
-        penalty = tf.zeros([tf.shape(real_images)[0]])
-        if self.gp_weight:
-            penalty += self.gp_weight * losses.gradient_penalty(
-                self._critic(labels), real_images, fake_images, alpha)
-        if self.r1_weight:
-            penalty += self.r1_weight * losses.r1_penalty(self._critic(labels), real_images)
-        return self._average(penalty)
+        """D's weighted penalties, averaged over the global batch (0 without any).
+
+        With `penalty_every` = k > 1 they are lazy (StyleGAN2's lazy regularisation,
+        Karras et al. 2020, section 4.1): computed only in D's updates whose count so far
+        is a multiple of k (the first one included), with k times their weights, so
+        that they weigh as much per update on average; 0 in the others, which skip
+        their double backpropagation.
+        """
+        def weighted(scale):
+            penalty = tf.zeros([tf.shape(real_images)[0]])
+            critic = self._critic(labels)
+            if self.gp_weight:
+                penalty += self.gp_weight * losses.gradient_penalty(
+                    critic, real_images, fake_images, alpha)
+            if self.r1_weight:
+                penalty += self.r1_weight * losses.r1_penalty(critic, real_images)
+            if self.r2_weight:
+                penalty += self.r2_weight * losses.r2_penalty(critic, fake_images)
+            return self._average(scale * penalty)
+
+        penalized = self.gp_weight or self.r1_weight or self.r2_weight
+        if not penalized or self.penalty_every == 1:
+            return weighted(1.0)
+        due = self.discriminator_optimizer.iterations % self.penalty_every == 0
+        return tf.cond(due, lambda: weighted(float(self.penalty_every)), lambda: tf.zeros([]))
 
     def _augmented(self, images, parameters):
         """`images` as D sees them: through the augmentation with `parameters` (from

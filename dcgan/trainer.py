@@ -179,7 +179,8 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=Tru
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
             config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
             n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
-            ema_generator=ema_generator, ema_decay=config.ema_decay, augment=config.augment)
+            ema_generator=ema_generator, ema_decay=config.ema_decay, augment=config.augment,
+            r2_weight=config.r2_weight, penalty_every=config.penalty_every)
     checkpointed = dict(
         generator=generator, discriminator=discriminator,
         layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),
@@ -268,12 +269,12 @@ def _check_config(config: TrainConfig, strategy, steps_per_epoch: int):
         # wait for each other's all-reduces forever.
         raise ConfigError("max_train_minutes needs a single worker.")
     losses.get_loss(config.loss)
-    if (config.gp_weight or config.r1_weight) and models.discriminator_mixes_examples(
-            config.model):
+    penalized = config.gp_weight or config.r1_weight or config.r2_weight
+    if penalized and models.discriminator_mixes_examples(config.model):
         raise ConfigError(
             f"The {config.model.architecture} discriminator has batch norm, so the gradient "
             "penalties, which take each image's own gradient, cannot apply to it: use one "
-            "without (fast_sn, tutorial_critic).")
+            "without (fast_nf, fast_sn, tutorial_critic).")
 
 
 class _Artifacts:

@@ -44,6 +44,10 @@ def test_non_saturating_matches_hand_computed_values():
     (losses.hinge, [0.0 + 0.0, 2.0 + 1.5, 1.0 + 1.0], [3.0, -0.5, 0.0]),
     # f - r and -f
     (losses.wasserstein, [-5.0, 1.5, 0.0], [3.0, -0.5, 0.0]),
+    # log(1 + e^(f - r)) and log(1 + e^(r - f)), pair by pair: f - r = [-5, 1.5, 0]
+    (losses.relativistic, [math.log(1 + math.exp(-5)), math.log(1 + math.exp(1.5)),
+                           math.log(2)],
+     [math.log(1 + math.exp(5)), math.log(1 + math.exp(-1.5)), math.log(2)]),
 ])
 def test_score_losses_match_hand_computed_values(loss_fn, expected_d_loss, expected_g_loss):
     d_loss, g_loss = loss_fn(REAL_LOGITS, FAKE_LOGITS)
@@ -133,6 +137,14 @@ def test_r1_penalty_is_half_the_squared_gradient_norm_at_real_images():
                                0.5 * np.sum(real.reshape(3, -1) ** 2, axis=1), rtol=1e-5)
     np.testing.assert_allclose(losses.r1_penalty(_linear_critic(_weight_of_norm(3.0)), real),
                                0.5 * 3.0 ** 2, rtol=1e-5)
+
+
+def test_r2_penalty_is_half_the_squared_gradient_norm_at_generated_images():
+    fake = _image_batch(3, 1)
+    np.testing.assert_allclose(losses.r2_penalty(_quadratic_critic, fake),
+                               0.5 * np.sum(fake.reshape(3, -1) ** 2, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(losses.r2_penalty(_linear_critic(_weight_of_norm(2.0)), fake),
+                               0.5 * 2.0 ** 2, rtol=1e-5)
 
 
 def test_gradient_penalty_has_finite_gradients_at_a_zero_input_gradient():
