@@ -210,14 +210,8 @@ def r2_penalty(discriminator, fake_images):
     """The R2 penalty on generated images (Mescheder et al. 2018; with R1 in R3GAN,
     Huang et al. 2025).
 
-    penalty = ||grad D(G(z))||_2^2 / 2, in float32, the gradient with respect to the
-    images only: the step passes them with G's gradient stopped.
-
-    Args:
-      discriminator: as in `gradient_penalty`.
-      fake_images: [batch, 28, 28, 1] (any image shape), any float dtype.
-
-    Returns:
-      float32 [batch], each in [0, inf).
+    penalty = ||grad D(G(z))||_2^2 / 2: `r1_penalty` (same arguments, dtypes and range)
+    at `fake_images` instead of real ones. The gradient is with respect to the images
+    only; the step passes them with G's gradient stopped.
     """
     return 0.5 * _input_gradient_squared_norms(discriminator, fake_images)

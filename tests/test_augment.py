@@ -135,19 +135,27 @@ def test_unknown_or_repeated_policies_are_refused():
             dataclasses.replace(PRESETS["fast"], augment=policy)
 
 
+def _gan_step(policy, **options):
+    model = ModelConfig("fast_sn")
+    keras.utils.set_random_seed(0)
+    return GanStep(models.build_generator(model), models.build_discriminator(model),
+                   make_optimizer(OptimizerConfig(1e-3), "float32"),
+                   make_optimizer(OptimizerConfig(1e-3), "float32"), losses.non_saturating,
+                   tf.random.Generator.from_seed(0), 8, model.noise_dim, augment=policy,
+                   **options)
+
+
+def _real_batch():
+    return tf.constant(np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)), tf.float32)
+
+
 @pytest.mark.parametrize("update", ["alternating", "simultaneous"])
 def test_the_step_shows_d_every_batch_through_the_policy_with_fresh_parameters(update):
     """Run eagerly, so that Python sees every call: D's inputs are exactly the
     augmentation's outputs, for the real and the generated batch of D's update and for
     the generated batch of G's, each with parameters of its own."""
     policy = ("translation", "cutout")
-    model = ModelConfig("fast_sn")
-    keras.utils.set_random_seed(0)
-    gan_step = GanStep(models.build_generator(model), models.build_discriminator(model),
-                       make_optimizer(OptimizerConfig(1e-3), "float32"),
-                       make_optimizer(OptimizerConfig(1e-3), "float32"), losses.non_saturating,
-                       tf.random.Generator.from_seed(0), 8, model.noise_dim, update=update,
-                       augment=policy)
+    gan_step = _gan_step(policy, update=update)
     augmented, seen = [], []
     apply, critic = augment.apply, gan_step._critic
 
@@ -162,7 +170,7 @@ def test_the_step_shows_d_every_batch_through_the_policy_with_fresh_parameters(u
             return critic(labels)(images, training)
         return record_then_score
 
-    real = tf.constant(np.random.default_rng(0).uniform(-1, 1, (8, 28, 28, 1)), tf.float32)
+    real = _real_batch()
     tf.config.run_functions_eagerly(True)
     try:
         with pytest.MonkeyPatch.context() as patch:
@@ -178,6 +186,17 @@ def test_the_step_shows_d_every_batch_through_the_policy_with_fresh_parameters(u
         np.testing.assert_array_equal(images, out)
     corners = [parameters["cutout"].numpy() for _, parameters, _ in augmented]
     assert all(not np.array_equal(a, b) for a, b in zip(corners, corners[1:]))
+
+
+@pytest.mark.slow
+def test_the_augmentation_is_drawn_outside_xla():
+    """XLA's random numbers differ from eager ones: with the draws inside the compiled
+    gradients, the jit step would see other squares and shifts and other losses."""
+    policy = ("color", "translation", "cutout")
+    metrics = [_gan_step(policy, jit_compile=jit).train(iter([_real_batch()] * 2),
+                                                        tf.constant(2, tf.int32)).numpy()
+               for jit in (False, True)]
+    np.testing.assert_allclose(metrics[1], metrics[0], rtol=1e-4, atol=1e-5)
 
 
 @pytest.mark.slow

@@ -131,20 +131,14 @@ def test_gradient_penalty_is_taken_at_the_interpolates():
     np.testing.assert_allclose(penalty, expected, rtol=1e-5)
 
 
-def test_r1_penalty_is_half_the_squared_gradient_norm_at_real_images():
-    real = _image_batch(3, 0)
-    np.testing.assert_allclose(losses.r1_penalty(_quadratic_critic, real),
-                               0.5 * np.sum(real.reshape(3, -1) ** 2, axis=1), rtol=1e-5)
-    np.testing.assert_allclose(losses.r1_penalty(_linear_critic(_weight_of_norm(3.0)), real),
+@pytest.mark.parametrize("penalty, seed", [(losses.r1_penalty, 0), (losses.r2_penalty, 1)],
+                         ids=["r1_at_real", "r2_at_generated"])
+def test_r1_and_r2_penalties_are_half_the_squared_gradient_norm(penalty, seed):
+    images = _image_batch(3, seed)
+    np.testing.assert_allclose(penalty(_quadratic_critic, images),
+                               0.5 * np.sum(images.reshape(3, -1) ** 2, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(penalty(_linear_critic(_weight_of_norm(3.0)), images),
                                0.5 * 3.0 ** 2, rtol=1e-5)
-
-
-def test_r2_penalty_is_half_the_squared_gradient_norm_at_generated_images():
-    fake = _image_batch(3, 1)
-    np.testing.assert_allclose(losses.r2_penalty(_quadratic_critic, fake),
-                               0.5 * np.sum(fake.reshape(3, -1) ** 2, axis=1), rtol=1e-5)
-    np.testing.assert_allclose(losses.r2_penalty(_linear_critic(_weight_of_norm(2.0)), fake),
-                               0.5 * 2.0 ** 2, rtol=1e-5)
 
 
 def test_gradient_penalty_has_finite_gradients_at_a_zero_input_gradient():
