@@ -36,22 +36,26 @@ def _d_penalties(gan_step, strategy, num_steps):
     return metrics[:, METRIC_NAMES.index("d_penalty")]
 
 
+# One device: the penalties' double backpropagation under a tf.cond takes long to trace,
+# and the 2-replica run is the resume test's below.
+@pytest.mark.slow
 @pytest.mark.parametrize("update", ["alternating", "simultaneous"])
-def test_a_lazy_penalty_is_k_times_the_penalty_every_k_d_updates(update, two_replicas):
-    every_update = _d_penalties(_gan_step(two_replicas, update=update), two_replicas, 1)
-    lazy = _d_penalties(_gan_step(two_replicas, update=update, penalty_every=3),
-                        two_replicas, 7)
+def test_a_lazy_penalty_is_k_times_the_penalty_every_k_d_updates(update):
+    strategy = tf.distribute.get_strategy()
+    every_update = _d_penalties(_gan_step(strategy, update=update), strategy, 1)
+    lazy = _d_penalties(_gan_step(strategy, update=update, penalty_every=2), strategy, 5)
     # The first update has the same weights, images and noise in both runs.
     assert every_update[0] > 0
-    np.testing.assert_allclose(lazy[0], 3 * every_update[0], rtol=1e-6)
-    assert [bool(p) for p in lazy] == [True, False, False, True, False, False, True]
+    np.testing.assert_allclose(lazy[0], 2 * every_update[0], rtol=1e-6)
+    assert [bool(p) for p in lazy] == [True, False, True, False, True]
 
 
-def test_lazy_penalties_count_d_updates_with_n_critic(two_replicas):
-    # D updates 0-1, 2-3, 4-5, 6-7 in the 4 steps; penalised: 0 and 3, then 6.
-    lazy = _d_penalties(_gan_step(two_replicas, n_critic=2, penalty_every=3), two_replicas, 4)
-    assert [bool(p) for p in lazy] == [True, True, False, True]
-    assert lazy[0] > 0 and lazy[1] > 0
+@pytest.mark.slow
+def test_lazy_penalties_count_d_updates_with_n_critic():
+    # D updates 0-1, 2-3 and 4-5 in the 3 steps; penalised: 0 and 3.
+    strategy = tf.distribute.get_strategy()
+    lazy = _d_penalties(_gan_step(strategy, n_critic=2, penalty_every=3), strategy, 3)
+    assert [bool(p) for p in lazy] == [True, True, False]
 
 
 def test_penalty_settings_are_checked():
