@@ -53,7 +53,9 @@ def _define_override_flags():
     """One flag per entry of `overrides.OVERRIDES`, None by default (the preset's value)."""
     for name, override in overrides.OVERRIDES.items():
         help_text = overrides.help_text(name)
-        if override.allowed() is not None:
+        if override.type is tuple:
+            flags.DEFINE_list(name, None, help_text)
+        elif override.allowed() is not None:
             flags.DEFINE_enum(name, None, override.allowed(), help_text)
         elif override.type is bool:
             flags.DEFINE_bool(name, None, help_text)

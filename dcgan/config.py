@@ -8,10 +8,12 @@ import math
 import os
 
 __all__ = [
+    "AUGMENTATIONS",
     "CONDITIONINGS",
     "ConfigError",
     "DEFAULT_DATA_DIR",
     "DataConfig",
+    "LR_SCHEDULES",
     "ModelConfig",
     "OptimizerConfig",
     "PRECISIONS",
@@ -128,6 +130,9 @@ class OptimizerConfig:
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 UPDATES = ("alternating", "simultaneous")
+LR_SCHEDULES = ("constant", "linear", "cosine")
+# Differentiable augmentations of D's inputs (see `dcgan.augment`).
+AUGMENTATIONS = ("color", "translation", "cutout")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -148,10 +153,24 @@ class TrainConfig:
         examples // (n_critic * global_batch_size) steps.
       gp_weight: weight of the WGAN-GP gradient penalty in D's loss (0: none).
       r1_weight: weight (the paper's gamma) of the R1 penalty on real images (0: none).
+      r2_weight: weight of the R2 penalty on generated images (0: none); R3GAN (Huang et
+        al. 2025) pairs it with R1 of the same weight and the `relativistic` loss.
+      penalty_every: compute D's penalties in every this many D updates only (n_critic
+        per step), with their weights multiplied by it: lazy regularisation (Karras et
+        al. 2020, who use 16). 1: in every update.
       ema_decay: keep an exponential moving average of G's weights with this decay (after
         a ramp-up, see `dcgan.train_step.ema_decay_after`), and sample, export and
         evaluate with it (0: none). Its half-life is log(0.5) / log(ema_decay) G updates:
         0.997 gives 231, half an epoch of batch 128.
+      augment: names of AUGMENTATIONS, the random transformations D sees every real and
+        generated image through, in this order, in D's and G's updates (DiffAugment,
+        see `dcgan.augment`); () for none.
+      lr_schedule: one of LR_SCHEDULES, how both learning rates change over the run
+        (see `dcgan.schedules.learning_rate`): "linear" and "cosine" decay them to
+        `lr_floor` times their setting at the run's last step, epochs * steps_per_epoch
+        or `max_steps` if fewer (not `max_train_minutes`, which is unknown in steps).
+      lr_warmup_steps: steps of linear warm-up from 0 before the schedule (0: none).
+      lr_floor: the fraction of each learning rate a decay ends at, in [0, 1].
       epochs: passes over the training split.
       max_steps: stop after this many steps in all (None: run all epochs).
       max_train_minutes: stop once the steps have taken this long, over all resumes
@@ -180,7 +199,13 @@ class TrainConfig:
     n_critic: int = 1
     gp_weight: float = 0.0
     r1_weight: float = 0.0
+    r2_weight: float = 0.0
+    penalty_every: int = 1
     ema_decay: float = 0.0
+    augment: tuple[str, ...] = ()
+    lr_schedule: str = "constant"
+    lr_warmup_steps: int = 0
+    lr_floor: float = 0.0
     epochs: int = 50
     max_steps: int | None = None
     max_train_minutes: float | None = None
@@ -194,8 +219,8 @@ class TrainConfig:
     num_fixed_samples: int = 64
 
     def __post_init__(self):
-        for name in ("epochs", "n_critic", "steps_per_call", "checkpoint_every_steps",
-                     "max_checkpoints"):
+        for name in ("epochs", "n_critic", "penalty_every", "steps_per_call",
+                     "checkpoint_every_steps", "max_checkpoints"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
         if self.max_steps is not None and self.max_steps < 1:
@@ -207,7 +232,7 @@ class TrainConfig:
         if self.n_critic > 1 and self.update != "alternating":
             raise ConfigError(f"n_critic={self.n_critic} needs the alternating update, "
                               f"got {self.update!r}")
-        for name in ("gp_weight", "r1_weight"):
+        for name in ("gp_weight", "r1_weight", "r2_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
         if self.loss == "wasserstein" and not (self.gp_weight or self.r1_weight):
@@ -215,6 +240,17 @@ class TrainConfig:
             raise ConfigError("loss 'wasserstein' needs a penalty that keeps the critic "
                               "Lipschitz: set gp_weight (10 in the WGAN-GP paper), or use "
                               "the wgan_gp preset")
+        unknown = set(self.augment) - set(AUGMENTATIONS)
+        if unknown or len(set(self.augment)) < len(self.augment):
+            raise ConfigError(f"augment must name each of {AUGMENTATIONS} at most once, got "
+                              f"{tuple(self.augment)}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ConfigError(f"lr_schedule must be one of {LR_SCHEDULES}, got "
+                              f"{self.lr_schedule!r}")
+        if self.lr_warmup_steps < 0:
+            raise ConfigError(f"lr_warmup_steps must be non-negative, got {self.lr_warmup_steps}")
+        if not 0 <= self.lr_floor <= 1:
+            raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.precision not in PRECISIONS:

@@ -9,7 +9,7 @@ Every loss has the signature `(real_logits, fake_logits) -> (d_loss, g_loss)`:
 The training step receives the function and never branches on its name. A new loss is
 one function decorated with `@register_loss("name")`.
 
-Penalties (`gradient_penalty`, `r1_penalty`) take the discriminator and images instead
+Penalties (`gradient_penalty`, `r1_penalty`, `r2_penalty`) take the discriminator and images instead
 and return per-example float32 [batch]; the step adds each, times its weight, to D's loss.
 """
 
@@ -27,7 +27,9 @@ __all__ = [
     "minimax",
     "non_saturating",
     "r1_penalty",
+    "r2_penalty",
     "register_loss",
+    "relativistic",
     "wasserstein",
 ]
 
@@ -126,6 +128,23 @@ def wasserstein(real_logits, fake_logits):
     return fake_logits - real_logits, -fake_logits
 
 
+@register_loss("relativistic")
+def relativistic(real_logits, fake_logits):
+    """The relativistic pairing loss, RpGAN (Jolicoeur-Martineau 2019; the loss of R3GAN,
+    Huang et al. 2025, arXiv 2501.05441, section 2).
+
+    d_loss = softplus(D(G(z)) - D(x))
+    g_loss = softplus(D(x) - D(G(z)))
+    per pair (x, G(z)): example i of the real batch with example i of the generated one.
+    D the raw output, in (-inf, inf). Each generated image is judged against a real one
+    rather than against a fixed target, which R3GAN credits (after Sun et al. 2020) with
+    fewer dropped modes than the cross-entropy loss. R3GAN trains it with both
+    `r1_penalty` and `r2_penalty`: it shows local convergence with both, not with R1 alone.
+    """
+    real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
+    return tf.nn.softplus(fake_logits - real_logits), tf.nn.softplus(real_logits - fake_logits)
+
+
 # Penalties: pure functions of the discriminator and images, per example. The train step
 # adds `weight * penalty` to D's per-example loss before averaging over the global batch.
 
@@ -186,3 +205,14 @@ def r1_penalty(discriminator, real_images):
       float32 [batch], each in [0, inf).
     """
     return 0.5 * _input_gradient_squared_norms(discriminator, real_images)
+
+
+def r2_penalty(discriminator, fake_images):
+    """The R2 penalty on generated images (Mescheder et al. 2018; with R1 in R3GAN,
+    Huang et al. 2025).
+
+    penalty = ||grad D(G(z))||_2^2 / 2: `r1_penalty` (same arguments, dtypes and range)
+    at `fake_images` instead of real ones. The gradient is with respect to the images
+    only; the step passes them with G's gradient stopped.
+    """
+    return 0.5 * _input_gradient_squared_norms(discriminator, fake_images)

@@ -304,16 +304,35 @@ def fast_discriminator(config: ModelConfig) -> keras.Model:
 register_architecture("fast", fast_generator, fast_discriminator, TANH_RANGE)
 
 
-# The "fast" generator against a discriminator with spectral normalisation (Miyato et al.
-# 2018) in place of batch norm: each image scored on its own, so it also suits penalties
-# on per-example gradients (R1).
-def fast_sn_discriminator(config: ModelConfig) -> keras.Model:
+def _fast_per_example_discriminator(config: ModelConfig, name, spectral_norm):
+    """The "fast" discriminator without batch norm: each image scored on its own, so it
+    suits penalties on per-example gradients (R1, R2, WGAN-GP)."""
     inputs, x = _discriminator_inputs(config)
     for filters in (64, 128):  # 28x28 -> 14x14 -> 7x7
-        x = layers.SpectralNormalization(layers.Conv2D(filters, 4, strides=2, padding="same"))(x)
+        convolution = layers.Conv2D(filters, 4, strides=2, padding="same")
+        if spectral_norm:
+            convolution = layers.SpectralNormalization(convolution)
+        x = convolution(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
-    return _discriminator(config, inputs, x, "fast_sn_discriminator", spectral_norm=True)
+    return _discriminator(config, inputs, x, name, spectral_norm=spectral_norm)
+
+
+# The "fast" generator against a discriminator with spectral normalisation (Miyato et al.
+# 2018) in place of batch norm.
+def fast_sn_discriminator(config: ModelConfig) -> keras.Model:
+    return _fast_per_example_discriminator(config, "fast_sn_discriminator", spectral_norm=True)
 
 
 register_architecture("fast_sn", fast_generator, fast_sn_discriminator, TANH_RANGE)
+
+
+# The "fast" generator against a discriminator without any normalisation, as R3GAN's
+# (Huang et al. 2025), whose R1 and R2 penalties take the place of batch norm's and
+# spectral norm's stabilisation; fast_sn's cost without the power iterations.
+def fast_nf_discriminator(config: ModelConfig) -> keras.Model:
+    return _fast_per_example_discriminator(config, "fast_nf_discriminator", spectral_norm=False)
+
+
+register_architecture("fast_nf", fast_generator, fast_nf_discriminator, TANH_RANGE)
+

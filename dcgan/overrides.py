@@ -12,7 +12,8 @@ import re
 from typing import Callable
 
 from dcgan import losses, models
-from dcgan.config import CONDITIONINGS, PRECISIONS, UPDATES, ConfigError, TrainConfig
+from dcgan.config import (AUGMENTATIONS, CONDITIONINGS, LR_SCHEDULES, PRECISIONS, UPDATES,
+                          ConfigError, TrainConfig)
 
 __all__ = ["OVERRIDES", "Override", "apply", "help_text", "parse"]
 
@@ -23,8 +24,10 @@ class Override:
 
     Attributes:
       field: dotted path from TrainConfig, at most two deep (e.g. "data.global_batch_size").
-      type: int, float, str or bool: the flag's type and the field's.
-      choices: for a str field, the names allowed (a registry's keys), or None.
+      type: int, float, str or bool: the flag's type and the field's; or tuple, for a
+        field of names given as a comma-separated list (`--augment=translation,cutout`).
+      choices: for a str field, the names allowed (a registry's keys), for a tuple field
+        the names its elements may be, or None.
       lower_bound: for a number, the least value the flag accepts, or None.
     """
 
@@ -53,7 +56,13 @@ OVERRIDES = {
     "n_critic": Override("n_critic", int),
     "gp_weight": Override("gp_weight", float),
     "r1_weight": Override("r1_weight", float),
+    "r2_weight": Override("r2_weight", float),
+    "penalty_every": Override("penalty_every", int, lower_bound=1),
     "ema_decay": Override("ema_decay", float),
+    "augment": Override("augment", tuple, AUGMENTATIONS),
+    "lr_schedule": Override("lr_schedule", str, LR_SCHEDULES),
+    "lr_warmup_steps": Override("lr_warmup_steps", int, lower_bound=0),
+    "lr_floor": Override("lr_floor", float),
     "epochs": Override("epochs", int, lower_bound=1),
     "max_steps": Override("max_steps", int, lower_bound=1),
     "max_train_minutes": Override("max_train_minutes", float),
@@ -88,7 +97,7 @@ def help_text(name: str) -> str:
 
 
 def parse(name: str, text: str):
-    """The value of `--name=text` (bool: true/false/1/0).
+    """The value of `--name=text` (bool: true/false/1/0; tuple: names joined by commas).
 
     Raises:
       ConfigError: `name` is not in OVERRIDES, or `text` is not a value of its type,
@@ -100,12 +109,15 @@ def parse(name: str, text: str):
     try:
         if override.type is bool:
             value = {"true": True, "1": True, "false": False, "0": False}[text.lower()]
+        elif override.type is tuple:
+            value = tuple(part for part in text.split(",") if part)
         else:
             value = override.type(text)
     except (KeyError, ValueError):
         kind = override.type.__name__
         raise ConfigError(f"{name} must be of type {kind}, got {text!r}") from None
-    if override.allowed() is not None and value not in override.allowed():
+    names = value if override.type is tuple else (value,)
+    if override.allowed() is not None and not set(names) <= set(override.allowed()):
         raise ConfigError(f"Unknown {name} {value!r}; known: {list(override.allowed())}.")
     if override.lower_bound is not None and value < override.lower_bound:
         raise ConfigError(f"{name} must be at least {override.lower_bound}, got {value}")
@@ -124,6 +136,8 @@ def apply(config: TrainConfig, values: dict) -> TrainConfig:
     for name, value in values.items():
         if value is None:
             continue
+        if OVERRIDES[name].type is tuple:
+            value = tuple(value)  # absl's list flags give lists.
         head, _, rest = OVERRIDES[name].field.partition(".")
         if rest:
             changes.setdefault(head, {})[rest] = value

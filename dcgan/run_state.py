@@ -8,11 +8,11 @@ import pathlib
 import keras
 import tensorflow as tf
 
-from dcgan import models, runs
+from dcgan import data, models, runs
 from dcgan.config import TrainConfig
 from dcgan.train_step import GanStep
 
-__all__ = ["RunState", "build_run_state", "grid_noise_count"]
+__all__ = ["RunState", "build_run_state", "grid_noise_count", "planned_steps"]
 
 
 @dataclasses.dataclass
@@ -62,6 +62,17 @@ def _layer_rng_states(model):
             if hasattr(layer, "seed_generator")]
 
 
+def planned_steps(config: TrainConfig) -> tuple[int, int]:
+    """(steps per epoch, steps of the whole run), before any `max_train_minutes` stop."""
+    # A step is one G update and reads n_critic batches.
+    steps_per_epoch = data.num_examples(config.data) // (
+        config.n_critic * config.data.global_batch_size)
+    total_steps = config.epochs * steps_per_epoch
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    return steps_per_epoch, total_steps
+
+
 def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=True,
                     scratch_dir=None) -> RunState:
     """Builds G, D, optimizers, RNG and the checkpoint, restoring the latest one if any.
@@ -89,7 +100,7 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=Tru
         step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
         epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
         gan_step = GanStep.from_config(config, generator, discriminator, noise, policy_name,
-                                       ema_generator)
+                                       ema_generator, total_steps=planned_steps(config)[1])
     checkpointed = dict(
         generator=generator, discriminator=discriminator,
         layer_rng_states=_layer_rng_states(generator) + _layer_rng_states(discriminator),

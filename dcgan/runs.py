@@ -34,7 +34,8 @@ __all__ = [
 # directory. They decide what the checkpoint holds (architecture, noise_dim, the classes
 # and how D sees them, the fixed noise's shape, the precision policy: mixed_float16 adds
 # loss-scale variables) or what a step means (loss, update, batch size, split, seeds and
-# shuffle buffer: the data order).
+# shuffle buffer: the data order). A constant learning rate is a variable of the
+# optimizer's checkpoint and a schedule is not, so the schedule and its warm-up stay too.
 # Everything else may change on resume: epochs and max_steps (that is how a run is
 # extended), learning rates (how it is rescued after a non-finite loss), steps_per_call,
 # checkpointing, jit_compile, sync batch norm and the number of replicas.
@@ -49,6 +50,8 @@ RESUME_FIELDS = (
     "config.update",
     "config.n_critic",
     "config.ema_decay",
+    "config.lr_schedule",
+    "config.lr_warmup_steps",
     "config.data.global_batch_size",
     "config.data.split",
     "config.data.pixel_range",

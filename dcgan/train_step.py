@@ -8,7 +8,7 @@ and returns their metrics by name.
 import keras
 import tensorflow as tf
 
-from dcgan import losses, models
+from dcgan import augment, losses, models, schedules
 from dcgan.config import TrainConfig
 
 __all__ = ["METRIC_NAMES", "GanStep", "ema_decay_after", "make_optimizer"]
@@ -59,16 +59,24 @@ class GanStep:
         the alternating update.
       gp_weight: weight of `losses.gradient_penalty` in D's loss (0: not computed).
       r1_weight: weight of `losses.r1_penalty` in D's loss (0: not computed).
+      r2_weight: weight of `losses.r2_penalty` in D's loss (0: not computed).
+      penalty_every: compute the penalties in every this many D updates only, with
+        their weights times as many (lazy regularisation; 1: in every update).
       ema_generator: None, or a model built like `generator` whose weights become an
         exponential moving average of G's, updated after every G update.
       ema_decay: the average's decay once ramped up (see `ema_decay_after`), in (0, 1),
         when `ema_generator` is given.
+      augment: names of `dcgan.config.AUGMENTATIONS`: D sees real and generated images
+        through these random transformations (`dcgan.augment`) in D's updates and in
+        G's, with fresh parameters from `noise` for every batch; the penalties are taken
+        at the images D sees. () for none.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer,
                  discriminator_optimizer, loss_fn, noise, global_batch_size, noise_dim,
                  update="alternating", jit_compile=False, n_critic=1, gp_weight=0.0,
-                 r1_weight=0.0, ema_generator=None, ema_decay=0.0):
+                 r1_weight=0.0, ema_generator=None, ema_decay=0.0, augment=(), r2_weight=0.0,
+                 penalty_every=1):
         self.generator = generator
         self.discriminator = discriminator
         self.generator_optimizer = generator_optimizer
@@ -80,8 +88,12 @@ class GanStep:
         self.n_critic = n_critic
         self.gp_weight = gp_weight
         self.r1_weight = r1_weight
+        self.r2_weight = r2_weight
+        self.penalty_every = penalty_every
         self.ema_generator = ema_generator
         self.ema_decay = ema_decay
+        self.augment = tuple(augment)
+        self.pixel_range = models.generator_output_range(generator)
         self.conditional = bool(models.generator_num_classes(generator))
         self.strategy = tf.distribute.get_strategy()
         # An unbuilt LossScaleOptimizer returns a constant from scale_loss that the trace
@@ -97,32 +109,46 @@ class GanStep:
 
     @classmethod
     def from_config(cls, config: TrainConfig, generator, discriminator, noise,
-                    policy_name: str, ema_generator=None) -> "GanStep":
+                    policy_name: str, ema_generator=None,
+                    total_steps: int | None = None) -> "GanStep":
         """The step `config` describes, with new optimizers; call under `strategy.scope()`.
 
         Args:
-          config: a validated TrainConfig; its loss, update, n_critic, penalty weights,
-            ema_decay, jit_compile, optimizers, batch size and noise_dim are read.
+          config: a validated TrainConfig; its loss, update, n_critic, penalties,
+            augmentation, ema_decay, jit_compile, optimizers and their schedule, batch
+            size and noise_dim are read.
           generator, discriminator: built from `config.model` (`dcgan.models`).
           noise: a `tf.random.Generator`, as for the constructor.
           policy_name: the Keras dtype policy in force ("mixed_float16" adds loss scaling).
           ema_generator: a copy of `generator` exactly when `config.ema_decay` is set.
+          total_steps: the steps of the whole run, the horizon of `config.lr_schedule`
+            (see `dcgan.schedules.optimizer_learning_rates`); only a constant rate
+            without warm-up may leave it None.
 
         Raises:
-          ConfigError: `config.loss` is not registered.
-          ValueError: `ema_generator` is given without `config.ema_decay`, or missing.
+          ConfigError: `config.loss` is not registered, or the learning-rate warm-up
+            leaves no step to decay over.
+          ValueError: `ema_generator` is given without `config.ema_decay`, or missing;
+            `total_steps` is missing for a schedule.
         """
         if (ema_generator is not None) != bool(config.ema_decay):
             raise ValueError(f"ema_generator must be given exactly when ema_decay is set; "
                              f"ema_decay={config.ema_decay}")
+        scheduled = config.lr_schedule != "constant" or config.lr_warmup_steps
+        if total_steps is None and scheduled:
+            raise ValueError(f"The learning-rate schedule {config.lr_schedule!r} needs the "
+                             "run's total_steps.")
+        g_learning_rate, d_learning_rate = schedules.optimizer_learning_rates(
+            config, total_steps or 1)
         return cls(
             generator, discriminator,
-            make_optimizer(config.generator_optimizer, policy_name),
-            make_optimizer(config.discriminator_optimizer, policy_name),
+            make_optimizer(config.generator_optimizer, policy_name, g_learning_rate),
+            make_optimizer(config.discriminator_optimizer, policy_name, d_learning_rate),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
             config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
             n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
-            ema_generator=ema_generator, ema_decay=config.ema_decay)
+            ema_generator=ema_generator, ema_decay=config.ema_decay, augment=config.augment,
+            r2_weight=config.r2_weight, penalty_every=config.penalty_every)
 
     def _average(self, per_example):
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)
@@ -143,24 +169,53 @@ class GanStep:
         return critic
 
     def _d_penalty(self, real_images, fake_images, labels, alpha):
-        """D's weighted penalties, averaged over the global batch (0 without any)."""
-        penalty = tf.zeros([tf.shape(real_images)[0]])
-        if self.gp_weight:
-            penalty += self.gp_weight * losses.gradient_penalty(
-                self._critic(labels), real_images, fake_images, alpha)
-        if self.r1_weight:
-            penalty += self.r1_weight * losses.r1_penalty(self._critic(labels), real_images)
-        return self._average(penalty)
+        """D's weighted penalties, averaged over the global batch (0 without any).
 
-    def _discriminate(self, real_images, fake_images, labels, alpha):
+        With `penalty_every` = k > 1 they are lazy (StyleGAN2's lazy regularisation,
+        Karras et al. 2020, section 4.1): computed only in D's updates whose count so far
+        is a multiple of k (the first one included), with k times their weights, so
+        that they weigh as much per update on average; 0 in the others, which skip
+        their double backpropagation.
+        """
+        def weighted(scale):
+            penalty = tf.zeros([tf.shape(real_images)[0]])
+            critic = self._critic(labels)
+            if self.gp_weight:
+                penalty += self.gp_weight * losses.gradient_penalty(
+                    critic, real_images, fake_images, alpha)
+            if self.r1_weight:
+                penalty += self.r1_weight * losses.r1_penalty(critic, real_images)
+            if self.r2_weight:
+                penalty += self.r2_weight * losses.r2_penalty(critic, fake_images)
+            return self._average(scale * penalty)
+
+        penalized = self.gp_weight or self.r1_weight or self.r2_weight
+        if not penalized or self.penalty_every == 1:
+            return weighted(1.0)
+        due = self.discriminator_optimizer.iterations % self.penalty_every == 0
+        return tf.cond(due, lambda: weighted(float(self.penalty_every)), lambda: tf.zeros([]))
+
+    def _augmented(self, images, parameters):
+        """`images` as D sees them: through the augmentation with `parameters` (from
+        `_augmentation`; None: as they are)."""
+        if parameters is None:
+            return images
+        return augment.apply(images, self.augment, parameters, self.pixel_range)
+
+    def _discriminate(self, real_images, fake_images, labels, alpha, augmentations):
         """D on both batches, separately so that batch norm never normalises real and
         generated images together (carpedm20/DCGAN-tensorflow#266), both with `labels`
         when conditional, and the losses of its logits.
+
+        `augmentations`: the augmentation parameters of the real and of the generated
+        batch (see `_augmented`).
 
         Returns:
           (real_logits, fake_logits, d_loss, g_loss, d_penalty), the last three means
           over the global batch; the penalties do not reach G.
         """
+        real_images = self._augmented(real_images, augmentations[0])
+        fake_images = self._augmented(fake_images, augmentations[1])
         critic = self._critic(labels)
         real_logits = critic(real_images, training=True)
         fake_logits = critic(fake_images, training=True)
@@ -168,32 +223,34 @@ class GanStep:
         d_penalty = self._d_penalty(real_images, tf.stop_gradient(fake_images), labels, alpha)
         return real_logits, fake_logits, d_loss, g_loss, d_penalty
 
-    def _d_gradients(self, real_images, labels, z, alpha):
+    def _d_gradients(self, real_images, labels, z, alpha, augmentations):
         """-> (D's gradients, D's metrics by name (all but g_loss), real_logits)."""
         fake_images = self._generate(z, labels)
         with tf.GradientTape() as tape:
             real_logits, fake_logits, d_loss, _, d_penalty = self._discriminate(
-                real_images, fake_images, labels, alpha)
+                real_images, fake_images, labels, alpha, augmentations)
             scaled_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
         gradients = tape.gradient(scaled_loss, self.discriminator.trainable_variables)
         metrics = {"d_loss": d_loss, "d_penalty": d_penalty,
                    **self._d_probabilities(real_logits, fake_logits)}
         return gradients, metrics, tf.stop_gradient(real_logits)
 
-    def _g_gradients(self, real_logits, labels, z):
-        """G's gradients through the just-updated D. `real_logits` are from the D step:
-        the BCE losses ignore them and a loss that uses them gets them without paying
-        for another pass over the real images."""
+    def _g_gradients(self, real_logits, labels, z, augmentation):
+        """G's gradients through the just-updated D (and the augmentation with parameters
+        `augmentation`). `real_logits` are from the D step: the BCE losses ignore them and
+        a loss that uses them gets them without paying for another pass over the real
+        images."""
         with tf.GradientTape() as tape:
-            fake_logits = self._critic(labels)(self._generate(z, labels), training=True)
+            fake_images = self._augmented(self._generate(z, labels), augmentation)
+            fake_logits = self._critic(labels)(fake_images, training=True)
             g_loss = self._average(self.loss_fn(real_logits, fake_logits)[1])
             scaled_loss = self.generator_optimizer.scale_loss(g_loss)
         return tape.gradient(scaled_loss, self.generator.trainable_variables), g_loss
 
-    def _both_gradients(self, real_images, labels, z, alpha):
+    def _both_gradients(self, real_images, labels, z, alpha, augmentations):
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             real_logits, fake_logits, d_loss, g_loss, d_penalty = self._discriminate(
-                real_images, self._generate(z, labels), labels, alpha)
+                real_images, self._generate(z, labels), labels, alpha, augmentations)
             scaled_d_loss = self.discriminator_optimizer.scale_loss(d_loss + d_penalty)
             scaled_g_loss = self.generator_optimizer.scale_loss(g_loss)
         d_gradients = d_tape.gradient(scaled_d_loss, self.discriminator.trainable_variables)
@@ -211,6 +268,16 @@ class GanStep:
         if not self.gp_weight:
             return None
         return self.noise.uniform([tf.shape(real_images)[0], 1, 1, 1])
+
+    def _augmentation(self, real_images):
+        """Fresh parameters of the augmentation for one batch (None without one). Drawn
+        here, outside the XLA-compiled gradients, whose random numbers differ from
+        eager ones (tensorflow#121243), and only with an augmentation, so runs without
+        it keep their noise stream."""
+        if not self.augment:
+            return None
+        return augment.draw(self.augment, self.noise, tf.shape(real_images)[0],
+                            real_images.shape[1])
 
     def _apply(self, optimizer, gradients, model):
         if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
@@ -231,10 +298,12 @@ class GanStep:
         for batch in real_batches:
             real_images, labels = self._images_and_labels(batch)
             d_grads, metrics, real_logits = self._d_gradients(
-                real_images, labels, self._noise(real_images), self._alpha(real_images))
+                real_images, labels, self._noise(real_images), self._alpha(real_images),
+                (self._augmentation(real_images), self._augmentation(real_images)))
             self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
             d_metrics.append(metrics)
-        g_grads, g_loss = self._g_gradients(real_logits, labels, self._noise(real_images))
+        g_grads, g_loss = self._g_gradients(real_logits, labels, self._noise(real_images),
+                                            self._augmentation(real_images))
         self._apply(self.generator_optimizer, g_grads, self.generator)
         metrics = {name: tf.reduce_mean([update[name] for update in d_metrics])
                    for name in d_metrics[0]}
@@ -244,7 +313,8 @@ class GanStep:
         """Both updates from one forward pass; returns the metrics as `_alternating_step`."""
         real_images, labels = self._images_and_labels(batch)
         d_grads, g_grads, metrics = self._both_gradients(
-            real_images, labels, self._noise(real_images), self._alpha(real_images))
+            real_images, labels, self._noise(real_images), self._alpha(real_images),
+            (self._augmentation(real_images), self._augmentation(real_images)))
         self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
         self._apply(self.generator_optimizer, g_grads, self.generator)
         return _stacked(metrics)
@@ -339,10 +409,15 @@ def _non_finite_if_any_replica_is(gradients):
     return [gradients[0] + poison, *gradients[1:]]
 
 
-def make_optimizer(config, policy_name) -> keras.optimizers.Optimizer:
-    """Adam from an `OptimizerConfig`, wrapped for loss scaling under mixed_float16."""
+def make_optimizer(config, policy_name, learning_rate=None) -> keras.optimizers.Optimizer:
+    """Adam from an `OptimizerConfig`, wrapped for loss scaling under mixed_float16.
+
+    `learning_rate`: None for `config.learning_rate`, or a float or a schedule of the
+    update count in its place (see `dcgan.schedules`); under loss scaling the inner
+    optimizer's count, which skipped updates do not advance."""
     optimizer = keras.optimizers.Adam(
-        learning_rate=config.learning_rate, beta_1=config.beta_1, beta_2=config.beta_2)
+        learning_rate=config.learning_rate if learning_rate is None else learning_rate,
+        beta_1=config.beta_1, beta_2=config.beta_2)
     if policy_name == "mixed_float16":
         optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
     return optimizer

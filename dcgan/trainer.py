@@ -49,7 +49,7 @@ from dcgan.config import ConfigError, TrainConfig
 from dcgan.files import write_json
 from dcgan.loss_log import CSV_COLUMNS, LossLog
 from dcgan.preemption import TrainingInterrupted
-from dcgan.run_state import RunState, build_run_state
+from dcgan.run_state import RunState, build_run_state, planned_steps
 from dcgan.saver import NonFiniteError, Saver, raise_if_non_finite
 from dcgan.train_step import METRIC_NAMES
 
@@ -89,12 +89,12 @@ def _check_config(config: TrainConfig, strategy, steps_per_epoch: int):
         # wait for each other's all-reduces forever.
         raise ConfigError("max_train_minutes needs a single worker.")
     losses.get_loss(config.loss)
-    if (config.gp_weight or config.r1_weight) and models.discriminator_mixes_examples(
-            config.model):
+    penalized = config.gp_weight or config.r1_weight or config.r2_weight
+    if penalized and models.discriminator_mixes_examples(config.model):
         raise ConfigError(
             f"The {config.model.architecture} discriminator has batch norm, so the gradient "
             "penalties, which take each image's own gradient, cannot apply to it: use one "
-            "without (fast_sn, tutorial_critic).")
+            "without (fast_nf, fast_sn, tutorial_critic).")
 
 
 
@@ -199,14 +199,9 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
     policy_name = distribute.resolve_precision(config.precision)
-    # A step is one G update and reads n_critic batches.
-    steps_per_epoch = data.num_examples(config.data) // (
-        config.n_critic * config.data.global_batch_size)
+    steps_per_epoch, total_steps = planned_steps(config)
     _check_config(config, strategy, steps_per_epoch)
     data.verify_records(config.data)
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
 
     if config.deterministic:
         tf.config.experimental.enable_op_determinism()

@@ -1,6 +1,8 @@
-"""Shared fixtures: collective keys per test, a guard against network access and a
-mixed-precision policy switch; and the assertion on a binary's one error line."""
+"""Shared fixtures: collective keys per test, a guard against network access, a
+mixed-precision policy switch, a Ctrl-C in the middle of a run; and the assertion on a
+binary's one error line."""
 
+import signal
 import socket
 
 import keras
@@ -86,3 +88,96 @@ def assert_one_error_line(completed, binary, fragment):
     assert len(ours) == 1 and lines[-1] == ours[0], completed.stderr[-3000:]
     assert fragment in ours[0], ours[0]
     return ours[0]
+
+@pytest.fixture
+def interrupted_train(monkeypatch):
+    """`interrupted_train(config, strategy, calls)`: `trainer.train`, stopped as Ctrl-C
+    would stop it after `calls` training calls; returns the step it saved.
+
+    Unlike a shorter `max_steps`, this leaves the config, and so the length of the run
+    that learning-rate schedules decay over, as it is.
+    """
+
+    # Imported here: the CPU must be split before anything builds a TensorFlow op.
+    from dcgan import trainer
+    from dcgan.train_step import GanStep
+
+    def interrupted(config, strategy, calls):
+        original = GanStep.train
+        made = []
+
+        def train_then_interrupt(gan_step, iterator, num_steps):
+            metrics = original.__get__(gan_step, GanStep)(iterator, num_steps)
+            made.append(num_steps)
+            if len(made) == calls:
+                signal.raise_signal(signal.SIGINT)
+            return metrics
+
+        with monkeypatch.context() as patch:
+            patch.setattr(GanStep, "train", train_then_interrupt)
+            with pytest.raises(trainer.TrainingInterrupted) as stop:
+                trainer.train(config, strategy)
+        return stop.value.step
+
+    return interrupted
+
+
+@pytest.fixture
+def short_run():
+    """`short_run(run_dir, preset, **overrides)`: a TrainConfig of `preset` for a few
+    exactly repeatable float32 steps on real data: 256 images, batches of 32, 1 epoch,
+    3 steps per call."""
+    import dataclasses
+
+    from dcgan.config import PRESETS
+
+    def config(run_dir, preset="tutorial", **overrides):
+        preset = PRESETS[preset]
+        return dataclasses.replace(
+            preset, run_dir=str(run_dir),
+            data=dataclasses.replace(preset.data, split="train[:256]", global_batch_size=32,
+                                     shuffle_seed=1),
+            **{"epochs": 1, "steps_per_call": 3, "precision": "float32", "deterministic": True,
+               "num_fixed_samples": 4, **overrides})
+
+    return config
+
+
+@pytest.fixture
+def resumes_exactly(interrupted_train):
+    """`resumes_exactly(config, strategy, calls)`: trains `config` uninterrupted in
+    `config.run_dir` + "-uninterrupted", and interrupted after `calls` training calls
+    then resumed in `config.run_dir`; asserts that both wrote the same losses.csv (but
+    the timings) and hold the same G and D weights at the end. Returns the losses.csv
+    rows."""
+    import csv
+    import dataclasses
+    import pathlib
+
+    import numpy as np
+
+    from dcgan import trainer
+
+    TIMINGS = ("images_per_sec", "train_seconds")
+
+    def rows_and_weights(config, strategy):
+        state = run_state.build_run_state(config, "float32", strategy)
+        with (pathlib.Path(config.run_dir) / "losses.csv").open(newline="") as file:
+            rows = [{name: value for name, value in row.items() if name not in TIMINGS}
+                    for row in csv.DictReader(file)]
+        return rows, [w.numpy() for w in state.generator.weights + state.discriminator.weights]
+
+    def check(config, strategy, calls):
+        uninterrupted = dataclasses.replace(config, run_dir=config.run_dir + "-uninterrupted")
+        trainer.train(uninterrupted, strategy)
+        stopped_at = interrupted_train(config, strategy, calls)
+        trainer.train(config, strategy)
+        rows, weights = rows_and_weights(uninterrupted, strategy)
+        resumed_rows, resumed_weights = rows_and_weights(config, strategy)
+        assert 0 < stopped_at < int(rows[-1]["step"])
+        assert resumed_rows == rows
+        for weight, resumed_weight in zip(weights, resumed_weights, strict=True):
+            np.testing.assert_array_equal(resumed_weight, weight)
+        return rows
+
+    return check

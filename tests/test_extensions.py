@@ -176,17 +176,6 @@ def test_invalid_extension_settings_are_refused(overrides, message):
         dataclasses.replace(PRESETS["wgan_gp"], **overrides)
 
 
-# Short trainer runs on real data: 256 images, batches of 32.
-def _config(run_dir, preset="tutorial", **overrides):
-    preset = PRESETS[preset]
-    return dataclasses.replace(
-        preset, run_dir=str(run_dir),
-        data=dataclasses.replace(preset.data, split="train[:256]", global_batch_size=32,
-                                 shuffle_seed=1),
-        **{"epochs": 1, "steps_per_call": 3, "precision": "float32", "deterministic": True,
-           "num_fixed_samples": 4, **overrides})
-
-
 def _rows(run_dir):
     with (run_dir / "losses.csv").open(newline="") as file:
         return list(csv.DictReader(file))
@@ -206,9 +195,9 @@ def offset_loss():
 
 
 def test_a_loss_registered_from_test_code_trains(tmp_path, offset_loss, float32_policy_after,
-                                                two_replicas):
+                                                two_replicas, short_run):
     run_dir = tmp_path / "run"
-    config = _config(run_dir, loss=offset_loss, max_steps=3)
+    config = short_run(run_dir, loss=offset_loss, max_steps=3)
     assert trainer.train(config, two_replicas)["step"] == 3
     d_losses = [float(row["d_loss"]) for row in _rows(run_dir)]
     assert len(d_losses) == 3 and all(100 < d < 110 for d in d_losses)
@@ -233,11 +222,11 @@ def _checkpointed_generator(run_dir, key):
 ], ids=["wgan_gp", "fast", "fast_sn"])
 def test_ema_runs_resume_exactly_and_sample_from_the_average(tmp_path, preset, overrides,
                                                               steps_per_epoch, two_replicas,
-                                                              float32_policy_after):
+                                                              float32_policy_after, short_run):
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-    trainer.train(_config(uninterrupted, preset, epochs=2, **overrides), two_replicas)
-    trainer.train(_config(resumed, preset, epochs=2, max_steps=5, **overrides), two_replicas)
-    trainer.train(_config(resumed, preset, epochs=2, **overrides), two_replicas)
+    trainer.train(short_run(uninterrupted, preset, epochs=2, **overrides), two_replicas)
+    trainer.train(short_run(resumed, preset, epochs=2, max_steps=5, **overrides), two_replicas)
+    trainer.train(short_run(resumed, preset, epochs=2, **overrides), two_replicas)
 
     rows = _rows(uninterrupted)
     assert [(row["step"], row["epoch"]) for row in rows] == [

@@ -44,6 +44,10 @@ def test_non_saturating_matches_hand_computed_values():
     (losses.hinge, [0.0 + 0.0, 2.0 + 1.5, 1.0 + 1.0], [3.0, -0.5, 0.0]),
     # f - r and -f
     (losses.wasserstein, [-5.0, 1.5, 0.0], [3.0, -0.5, 0.0]),
+    # log(1 + e^(f - r)) and log(1 + e^(r - f)), pair by pair: f - r = [-5, 1.5, 0]
+    (losses.relativistic, [math.log(1 + math.exp(-5)), math.log(1 + math.exp(1.5)),
+                           math.log(2)],
+     [math.log(1 + math.exp(5)), math.log(1 + math.exp(-1.5)), math.log(2)]),
 ])
 def test_score_losses_match_hand_computed_values(loss_fn, expected_d_loss, expected_g_loss):
     d_loss, g_loss = loss_fn(REAL_LOGITS, FAKE_LOGITS)
@@ -127,11 +131,13 @@ def test_gradient_penalty_is_taken_at_the_interpolates():
     np.testing.assert_allclose(penalty, expected, rtol=1e-5)
 
 
-def test_r1_penalty_is_half_the_squared_gradient_norm_at_real_images():
-    real = _image_batch(3, 0)
-    np.testing.assert_allclose(losses.r1_penalty(_quadratic_critic, real),
-                               0.5 * np.sum(real.reshape(3, -1) ** 2, axis=1), rtol=1e-5)
-    np.testing.assert_allclose(losses.r1_penalty(_linear_critic(_weight_of_norm(3.0)), real),
+@pytest.mark.parametrize("penalty, seed", [(losses.r1_penalty, 0), (losses.r2_penalty, 1)],
+                         ids=["r1_at_real", "r2_at_generated"])
+def test_r1_and_r2_penalties_are_half_the_squared_gradient_norm(penalty, seed):
+    images = _image_batch(3, seed)
+    np.testing.assert_allclose(penalty(_quadratic_critic, images),
+                               0.5 * np.sum(images.reshape(3, -1) ** 2, axis=1), rtol=1e-5)
+    np.testing.assert_allclose(penalty(_linear_critic(_weight_of_norm(3.0)), images),
                                0.5 * 3.0 ** 2, rtol=1e-5)
 
 

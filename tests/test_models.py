@@ -13,18 +13,21 @@ FASHION128 = ModelConfig("fashion128", noise_dim=128)
 TUTORIAL_CRITIC = ModelConfig("tutorial_critic", noise_dim=100)
 FAST = ModelConfig("fast", noise_dim=100)
 FAST_SN = ModelConfig("fast_sn", noise_dim=100)
-ALL = [TUTORIAL, FASHION128, TUTORIAL_CRITIC, FAST, FAST_SN]
+FAST_NF = ModelConfig("fast_nf", noise_dim=100)
+ALL = [TUTORIAL, FASHION128, TUTORIAL_CRITIC, FAST, FAST_SN, FAST_NF]
 
 
 # G: dense 100*7*7*256 + BN 4*12544 + k3 256->128 + BN 4*128 + k4 128->64 + BN 4*64
 #    + k4 64->1 with bias. D: k4 convs 1->64 with bias, 64->128 without, BN 4*128, and
 #    dense 6272->1. The spectral-norm D has a bias instead of BN in its second layer,
-#    plus the power-iteration vectors u (64, 128, 1).
+#    plus the power-iteration vectors u (64, 128, 1); the D without normalisation has
+#    neither.
 FAST_GENERATOR_PARAMS = (100 * 12544 + 4 * 12544 + 9 * 256 * 128 + 4 * 128 + 16 * 128 * 64
                          + 4 * 64 + 16 * 64 + 1)
 FAST_DISCRIMINATOR_PARAMS = ((16 * 64 + 64) + 16 * 64 * 128 + 4 * 128 + (7 * 7 * 128 + 1))
 FAST_SN_DISCRIMINATOR_PARAMS = ((16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 * 128 + 1)
                                 + 64 + 128 + 1)
+FAST_NF_DISCRIMINATOR_PARAMS = FAST_SN_DISCRIMINATOR_PARAMS - (64 + 128 + 1)
 
 
 @pytest.mark.parametrize("config, generator_params, discriminator_params", [
@@ -33,6 +36,7 @@ FAST_SN_DISCRIMINATOR_PARAMS = ((16 * 64 + 64) + (16 * 64 * 128 + 128) + (7 * 7 
     (TUTORIAL_CRITIC, 2_330_944, 212_865 + 2 * (64 + 128)),  # + layer-norm scales, offsets
     (FAST, FAST_GENERATOR_PARAMS, FAST_DISCRIMINATOR_PARAMS),
     (FAST_SN, FAST_GENERATOR_PARAMS, FAST_SN_DISCRIMINATOR_PARAMS),
+    (FAST_NF, FAST_GENERATOR_PARAMS, FAST_NF_DISCRIMINATOR_PARAMS),
 ])
 def test_parameter_counts(config, generator_params, discriminator_params):
     assert models.build_generator(config).count_params() == generator_params
@@ -81,9 +85,10 @@ def test_discriminator_returns_unbounded_logits(config):
     np.testing.assert_allclose(discriminator(images, training=False), 7.0)
 
 
-def test_critic_scores_each_example_on_its_own_and_deterministically():
-    """What the gradient penalty assumes: no batch statistics, no dropout."""
-    critic = models.build_discriminator(TUTORIAL_CRITIC)
+@pytest.mark.parametrize("config", [TUTORIAL_CRITIC, FAST_NF])
+def test_critic_scores_each_example_on_its_own_and_deterministically(config):
+    """What the gradient penalties assume: no batch statistics, no dropout."""
+    critic = models.build_discriminator(config)
     images = np.random.default_rng(0).uniform(-1, 1, (4, 28, 28, 1)).astype(np.float32)
     scores = critic(images, training=True)
     other_batch = np.concatenate([images[:1], np.zeros_like(images[1:])])

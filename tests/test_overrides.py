@@ -30,7 +30,7 @@ def test_every_entry_names_a_field_of_its_type(name):
     field, default = _field(override.field)
     assert isinstance(default, override.type) or default is None, (field, default)
     if override.allowed() is not None:
-        assert default in override.allowed()
+        assert set(default if override.type is tuple else [default]) <= set(override.allowed())
 
 
 def test_train_py_defines_every_flag_with_the_field_documentation():
@@ -62,3 +62,7 @@ def test_overrides_apply_together_and_parse_their_types():
         overrides.parse("epochs", "0")
     with pytest.raises(ConfigError, match="Unknown update 'both'"):
         overrides.parse("update", "both")
+    assert overrides.parse("augment", "translation,cutout") == ("translation", "cutout")
+    with pytest.raises(ConfigError, match="Unknown augment"):
+        overrides.parse("augment", "translation,flip")
+    assert overrides.apply(config, {"augment": ["cutout"]}).augment == ("cutout",)

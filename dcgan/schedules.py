@@ -1,0 +1,91 @@
+"""Learning-rate schedules that know the run's length ("Budgeted Training", Li et al. 2020).
+
+A schedule is a function of an optimizer's own update count (`optimizer.iterations`),
+which the checkpoint holds, so a resumed run continues it exactly. Its horizon is the
+number of updates that optimizer makes in the whole run: the run's steps for G, and
+n_critic times as many for D, which updates n_critic times per step. Under
+mixed_float16 the LossScaleOptimizer skips updates whose gradients overflow, and a
+skipped update does not advance the count: the schedule follows applied updates.
+"""
+
+import keras
+import tensorflow as tf
+
+from dcgan.config import ConfigError, TrainConfig
+
+__all__ = ["LinearWarmUp", "learning_rate", "optimizer_learning_rates"]
+
+
+class LinearWarmUp(keras.optimizers.schedules.LearningRateSchedule):
+    """peak * n / warmup_steps for update n < warmup_steps, then `after(n - warmup_steps)`.
+
+    Args:
+      peak: the learning rate the warm-up ends at, > 0.
+      warmup_steps: updates of the warm-up, >= 1.
+      after: the schedule that follows, a function of the updates since the warm-up
+        (a Keras schedule), or a float for a constant rate.
+    """
+
+    def __init__(self, peak, warmup_steps, after):
+        self.peak = peak
+        self.warmup_steps = warmup_steps
+        self.after = after
+
+    def __call__(self, step):
+        step = tf.cast(step, tf.float32)
+        warmup_steps = tf.constant(self.warmup_steps, tf.float32)
+        after = (self.after(step - warmup_steps) if callable(self.after)
+                 else tf.constant(self.after, tf.float32))
+        return tf.where(step < warmup_steps, self.peak * step / warmup_steps,
+                        tf.cast(after, tf.float32))
+
+
+def learning_rate(peak, schedule, total_updates, warmup_updates=0, floor=0.0):
+    """An optimizer's learning rate over `total_updates` updates.
+
+    constant: peak.
+    linear:   peak * (1 - (1 - floor) * n / N)                 (PolynomialDecay, power 1)
+    cosine:   peak * (floor + (1 - floor) * (1 + cos(pi * n / N)) / 2)   (CosineDecay)
+    for update n (0-based) of the N = total_updates - warmup_updates after a linear
+    warm-up from 0 (`LinearWarmUp`); from update N on the rate stays at peak * floor.
+
+    Args:
+      peak: the rate after warm-up, > 0.
+      schedule: one of `dcgan.config.LR_SCHEDULES`.
+      total_updates: the optimizer's updates in the whole run, warm-up included.
+      warmup_updates: updates of linear warm-up (0: none).
+      floor: the rate the decay ends at, as a fraction of `peak`, in [0, 1].
+
+    Returns:
+      `peak` itself (a float) for a constant rate without warm-up, else a Keras
+      `LearningRateSchedule` of the update count, float32.
+
+    Raises:
+      ConfigError: the warm-up does not leave at least one update to decay over.
+    """
+    if schedule == "constant" and not warmup_updates:
+        return peak
+    decay_updates = total_updates - warmup_updates
+    if decay_updates < 1:
+        raise ConfigError(f"The learning-rate warm-up of {warmup_updates} updates leaves "
+                          f"none of the run's {total_updates} to decay over.")
+    decay = {
+        "constant": peak,
+        "linear": keras.optimizers.schedules.PolynomialDecay(
+            peak, decay_updates, end_learning_rate=peak * floor, power=1.0),
+        "cosine": keras.optimizers.schedules.CosineDecay(peak, decay_updates, alpha=floor),
+    }[schedule]
+    return LinearWarmUp(peak, warmup_updates, decay) if warmup_updates else decay
+
+
+def optimizer_learning_rates(config: TrainConfig, total_steps: int):
+    """(G's, D's) learning rates (see `learning_rate`) for a run of `total_steps` steps.
+
+    The config's schedule, warm-up (in steps) and floor apply to both optimizers; D's
+    horizon and warm-up are in its own updates, n_critic per step.
+    """
+    return tuple(
+        learning_rate(optimizer.learning_rate, config.lr_schedule, updates_per_step * total_steps,
+                      updates_per_step * config.lr_warmup_steps, config.lr_floor)
+        for optimizer, updates_per_step in ((config.generator_optimizer, 1),
+                                            (config.discriminator_optimizer, config.n_critic)))

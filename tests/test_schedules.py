@@ -1,0 +1,121 @@
+"""Learning-rate schedules over the run's length: their values, the rate each update
+applies (under loss scaling too), D's horizon with n_critic, and exact resume."""
+
+import dataclasses
+import math
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from dcgan import schedules, trainer
+from dcgan.config import PRESETS, ConfigError, OptimizerConfig
+from dcgan.train_step import make_optimizer
+
+PEAK = 2e-3
+
+
+def _expected(schedule, n, total, warmup=0, floor=0.0):
+    """The formula of `schedules.learning_rate`, written out for update n."""
+    if n < warmup:
+        return PEAK * n / warmup
+    progress = min(n - warmup, total - warmup) / (total - warmup)
+    shape = {"constant": 1.0, "linear": 1.0 - progress,
+             "cosine": (1.0 + math.cos(math.pi * progress)) / 2}[schedule]
+    return PEAK * (1.0 if schedule == "constant" else floor + (1.0 - floor) * shape)
+
+
+@pytest.mark.parametrize("schedule", ["linear", "cosine"])
+@pytest.mark.parametrize("warmup, floor", [(0, 0.0), (10, 0.0), (0, 0.1), (10, 0.1)])
+def test_schedule_values_at_start_middle_and_end(schedule, warmup, floor):
+    total = 110
+    rate = schedules.learning_rate(PEAK, schedule, total, warmup, floor)
+    middle = warmup + (total - warmup) // 2
+    for n in (0, warmup // 2, warmup, middle, total - 1, total, total + 50):
+        np.testing.assert_allclose(float(rate(n)), _expected(schedule, n, total, warmup, floor),
+                                   rtol=1e-5, atol=PEAK * 1e-6, err_msg=f"update {n}")
+    assert float(rate(warmup)) == pytest.approx(PEAK)
+    assert float(rate(middle)) == pytest.approx(
+        PEAK * (floor + (1 - floor) / 2), rel=1e-5)  # Both shapes are halfway at the middle.
+    assert float(rate(total)) == pytest.approx(PEAK * floor, rel=1e-6, abs=1e-12)
+
+
+def test_constant_without_warm_up_is_a_plain_float_and_with_it_a_schedule():
+    assert schedules.learning_rate(PEAK, "constant", 100) == PEAK
+    rate = schedules.learning_rate(PEAK, "constant", 100, warmup_updates=4)
+    assert [float(rate(n)) for n in (0, 2, 4, 99, 500)] == pytest.approx(
+        [0.0, PEAK / 2, PEAK, PEAK, PEAK])
+
+
+def test_a_warm_up_as_long_as_the_run_is_refused():
+    with pytest.raises(ConfigError, match="leaves none"):
+        schedules.learning_rate(PEAK, "cosine", 10, warmup_updates=10)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    ({"lr_schedule": "step"}, "lr_schedule must be one of"),
+    ({"lr_warmup_steps": -1}, "lr_warmup_steps must be non-negative"),
+    ({"lr_floor": 1.5}, r"lr_floor must be in \[0, 1\]"),
+])
+def test_invalid_schedule_settings_are_refused(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        dataclasses.replace(PRESETS["fast"], **overrides)
+
+
+def test_d_schedule_spans_its_n_critic_updates_per_step():
+    config = dataclasses.replace(PRESETS["wgan_gp"], lr_schedule="linear", lr_warmup_steps=2,
+                                 n_critic=5)
+    g_rate, d_rate = schedules.optimizer_learning_rates(config, total_steps=20)
+    peak = config.discriminator_optimizer.learning_rate
+    # G: 2 warm-up steps, then 18 of decay; D: 10 and 90 of its updates.
+    assert float(g_rate(2)) == pytest.approx(peak) and float(g_rate(20)) == 0.0
+    assert float(d_rate(5)) == pytest.approx(peak / 2)
+    assert float(d_rate(10 + 45)) == pytest.approx(peak / 2)
+    assert float(d_rate(99)) == pytest.approx(peak / 90, rel=1e-5) and float(d_rate(100)) == 0.0
+
+
+@pytest.mark.parametrize("policy_name", ["float32", "mixed_float16"])
+def test_each_update_applies_the_rate_of_its_update_count(policy_name):
+    """With a constant gradient Adam's first moves are -rate * g / |g| (up to epsilon),
+    so each weight change reads off the rate used. A loss-scaled update that overflows is
+    skipped and does not advance the schedule."""
+    total = 8
+    optimizer = make_optimizer(OptimizerConfig(PEAK), policy_name,
+                               schedules.learning_rate(PEAK, "linear", total))
+    weight = tf.Variable([0.0])
+    optimizer.build([weight])
+    gradient = tf.constant([1.0])
+    if policy_name == "mixed_float16":
+        optimizer.apply([tf.constant([float("inf")])], [weight])
+        assert weight.numpy() == 0.0 and int(optimizer.iterations.numpy()) == 0
+        gradient *= optimizer.dynamic_scale  # What scale_loss would have made of it.
+    moves = []
+    for _ in range(total):
+        before = weight.numpy()[0]
+        optimizer.apply([gradient], [weight])
+        moves.append(before - weight.numpy()[0])
+    np.testing.assert_allclose(moves, [PEAK * (1 - n / total) for n in range(total)],
+                               rtol=1e-4)
+    assert int(optimizer.iterations.numpy()) == total
+    assert float(optimizer.learning_rate) == 0.0
+
+
+@pytest.mark.slow
+def test_a_cosine_schedule_with_warm_up_and_n_critic_resumes_exactly(
+        tmp_path, short_run, resumes_exactly, two_replicas, float32_policy_after):
+    # 256 images, 2 critic batches of 32 per step: 4 steps an epoch, 8 in all.
+    config = short_run(tmp_path / "run", "tutorial", update="alternating", n_critic=2,
+                       epochs=2, steps_per_call=2, lr_schedule="cosine", lr_warmup_steps=2,
+                       lr_floor=0.05)
+    resumes_exactly(config, two_replicas, calls=3)
+    state = run_state.build_run_state(config, "float32", two_replicas)
+    g_optimizer = state.gan_step.generator_optimizer
+    d_optimizer = state.gan_step.discriminator_optimizer
+    assert (int(g_optimizer.iterations.numpy()), int(d_optimizer.iterations.numpy())) == (8, 16)
+    peak = config.generator_optimizer.learning_rate
+    assert float(g_optimizer.learning_rate) == pytest.approx(0.05 * peak)
+    assert float(d_optimizer.learning_rate) == pytest.approx(0.05 * peak)
+    g_rate = g_optimizer._learning_rate
+    assert [float(g_rate(n)) for n in (0, 1, 2, 5)] == pytest.approx(
+        [0.0, peak / 2, peak, peak * (0.05 + 0.95 / 2)])
