@@ -1,15 +1,22 @@
-"""Shared fixtures: collective keys per test, a guard against network access, a
-mixed-precision policy switch, a Ctrl-C in the middle of a run; and the assertion on a
-binary's one error line."""
+"""Shared fixtures and helpers: collective keys per test, a guard against network access,
+a mixed-precision policy switch, a Ctrl-C in the middle of a run, the builders of short
+runs and of one GanStep, and the checks of a binary's one-line messages."""
 
+import csv
+import dataclasses
+import pathlib
 import signal
 import socket
+import sys
 
 import keras
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import distribute
+from dcgan import checkpoints, distribute, models, run_state, trainer
+from dcgan.config import PRESETS, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from dcgan.train_step import GanStep
 
 # Two logical CPU devices for the whole session, so MirroredStrategy runs real replicas.
 # This must happen before TensorFlow initialises its devices, hence at import.
@@ -57,10 +64,18 @@ def policy(request):
     keras.mixed_precision.set_global_policy(previous)
 
 
+def mirrored_on_two_cpus():
+    """A MirroredStrategy over the session's two logical CPU devices, with collective
+    keys of its own (see `fresh_collective_keys`), also for module-scoped fixtures, which
+    start before a test's own fixtures."""
+    tf.distribute.MirroredStrategy._collective_key_base += 100_000
+    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+
+
 @pytest.fixture
 def two_replicas():
     """A MirroredStrategy over the session's two logical CPU devices."""
-    return tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+    return mirrored_on_two_cpus()
 
 
 @pytest.fixture
@@ -70,24 +85,123 @@ def float32_policy_after():
     keras.mixed_precision.set_global_policy("float32")
 
 
+def one_line_starting(stderr, prefix):
+    """The one line of `stderr` that starts with `prefix`, asserted to be its last
+    non-empty line (so no traceback or second message follows it)."""
+    lines = [line for line in stderr.splitlines() if line.strip()]
+    ours = [line for line in lines if line.startswith(prefix)]
+    assert len(ours) == 1, f"{len(ours)} lines start with {prefix!r}:\n{stderr[-3000:]}"
+    assert lines[-1] == ours[0], f"{prefix!r} is not the last line:\n{stderr[-3000:]}"
+    return ours[0]
+
+
 def assert_one_error_line(completed, binary, fragment):
-    """Asserts that a binary's run failed as the binaries promise: exit status exactly 1
-    and exactly one `<binary>: error:` line in stderr, its last line, holding `fragment`.
+    """Asserts that the `subprocess.CompletedProcess` `completed` of `binary` (e.g.
+    "train.py") failed as the binaries promise: exit status 1 and exactly one stderr line
+    starting with "<binary>: error:", which contains `fragment` and is stderr's last
+    non-empty line. Returns that line."""
+    assert completed.returncode == 1, (completed.returncode, completed.stderr[-3000:])
+    line = one_line_starting(completed.stderr, f"{binary}: error:")
+    assert fragment in line, line
+    return line
+
+
+# One GanStep on random images, for the tests of the step itself.
+BATCH = 8
+
+
+def make_gan_step(strategy, model=ModelConfig("tutorial"), loss="non_saturating",
+                  policy_name="float32", seed=0, noise=None, **options):
+    """The one place the tests build a GanStep: `GanStep.from_config` for G and D of
+    `model` (seeded by `seed`), Adam at 1e-3 for both (loss-scaled under
+    "mixed_float16"), global batches of BATCH and the alternating update.
 
     Args:
-      completed: the subprocess.CompletedProcess of the run (stderr captured as text).
-      binary: e.g. "train.py".
-      fragment: a part of the message.
-
-    Returns:
-      The error line.
+      loss: a name registered in `dcgan.losses.LOSSES`.
+      noise: the step's noise source; a `tf.random.Generator` seeded by `seed` if None.
+      options: TrainConfig fields (update, n_critic, gp_weight, jit_compile...);
+        `ema_decay` also builds the EMA generator, starting from G's weights.
     """
-    lines = completed.stderr.splitlines()
-    ours = [line for line in lines if line.startswith(f"{binary}: error:")]
-    assert completed.returncode == 1, (completed.returncode, completed.stderr[-3000:])
-    assert len(ours) == 1 and lines[-1] == ours[0], completed.stderr[-3000:]
-    assert fragment in ours[0], ours[0]
-    return ours[0]
+    config = TrainConfig(
+        model=model, data=DataConfig(global_batch_size=BATCH, with_labels=bool(model.num_classes)),
+        generator_optimizer=OptimizerConfig(1e-3), discriminator_optimizer=OptimizerConfig(1e-3),
+        loss=loss, **options)
+    keras.utils.set_random_seed(seed)
+    with strategy.scope():
+        generator = models.build_generator(model)
+        ema_generator = None
+        if config.ema_decay:
+            ema_generator = models.build_generator(model)
+            ema_generator.set_weights(generator.get_weights())
+        return GanStep.from_config(config, generator, models.build_discriminator(model),
+                                   noise or tf.random.Generator.from_seed(seed), policy_name,
+                                   ema_generator)
+
+
+def random_batches(strategy, num_batches=8, labelled=False):
+    """An iterator over `num_batches` global batches of BATCH uniform [-1, 1] images
+    [BATCH, 28, 28, 1] float32 (the same ones on every call), with int64 labels in
+    [0, 10) when `labelled`, distributed by `strategy`."""
+    rng = np.random.default_rng(0)
+    examples = rng.uniform(-1, 1, (num_batches * BATCH, 28, 28, 1)).astype(np.float32)
+    if labelled:
+        examples = (examples, rng.integers(0, 10, num_batches * BATCH))
+    dataset = tf.data.Dataset.from_tensor_slices(examples).batch(BATCH)
+    return iter(strategy.experimental_distribute_dataset(dataset))
+
+
+def run_steps(gan_step, iterator, num_steps):
+    """`num_steps` steps in one call; their metrics, {name: numpy [num_steps]}."""
+    metrics = gan_step.train(iterator, tf.constant(num_steps, tf.int32))
+    return {name: values.numpy() for name, values in metrics.items()}
+
+
+def tiny_config(run_dir, train_examples, batch_size, preset="tutorial", shuffle_seed=0,
+                **overrides):
+    """A short real run: `preset` on the first `train_examples` training images in global
+    batches of `batch_size`, float32, deterministic ops, in `run_dir`; `overrides`
+    replace TrainConfig fields."""
+    preset = PRESETS[preset]
+    return dataclasses.replace(
+        preset, run_dir=str(run_dir),
+        data=dataclasses.replace(preset.data, split=f"train[:{train_examples}]",
+                                 global_batch_size=batch_size, shuffle_seed=shuffle_seed),
+        **{"precision": "float32", "deterministic": True, **overrides})
+
+
+def train_for_fixture(config, strategy):
+    """`trainer.train(config, strategy)` for a fixture wider than a test, which
+    `float32_policy_after` does not cover: sets the Keras policy back to float32 after."""
+    try:
+        return trainer.train(config, strategy)
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def csv_rows(path):
+    """The rows of the CSV file `path` (losses.csv, sweep.csv...) as dicts of strings."""
+    with open(path, newline="") as file:
+        return list(csv.DictReader(file))
+
+
+def loss_rows(run_dir):
+    """The rows of the run directory's losses.csv."""
+    return csv_rows(run_dir / "losses.csv")
+
+
+def checkpoint_steps(run_dir):
+    """The steps of the checkpoints the run directory's state file lists, oldest first."""
+    return [int(prefix.rsplit("-", 1)[1]) for prefix in checkpoints.list_checkpoints(run_dir)]
+
+
+def after_prelude(prelude, script):
+    """The command that runs the Python file `script` as __main__ after the Python code
+    `prelude` (a hook, a registered loss) in the same process; append the script's
+    arguments."""
+    run_as_main = ("\nimport runpy, sys\nsys.argv = sys.argv[1:]\n"
+                   "runpy.run_path(sys.argv[0], run_name='__main__')\n")
+    return [sys.executable, "-c", prelude + run_as_main, str(script)]
+
 
 @pytest.fixture
 def interrupted_train(monkeypatch):
@@ -97,10 +211,6 @@ def interrupted_train(monkeypatch):
     Unlike a shorter `max_steps`, this leaves the config, and so the length of the run
     that learning-rate schedules decay over, as it is.
     """
-
-    # Imported here: the CPU must be split before anything builds a TensorFlow op.
-    from dcgan import trainer
-    from dcgan.train_step import GanStep
 
     def interrupted(config, strategy, calls):
         original = GanStep.train
@@ -124,21 +234,14 @@ def interrupted_train(monkeypatch):
 
 @pytest.fixture
 def short_run():
-    """`short_run(run_dir, preset, **overrides)`: a TrainConfig of `preset` for a few
-    exactly repeatable float32 steps on real data: 256 images, batches of 32, 1 epoch,
-    3 steps per call."""
-    import dataclasses
-
-    from dcgan.config import PRESETS
+    """`short_run(run_dir, preset, **overrides)`: `tiny_config` for a few exactly
+    repeatable float32 steps on real data: 256 images, batches of 32, 1 epoch, 3 steps
+    per call."""
 
     def config(run_dir, preset="tutorial", **overrides):
-        preset = PRESETS[preset]
-        return dataclasses.replace(
-            preset, run_dir=str(run_dir),
-            data=dataclasses.replace(preset.data, split="train[:256]", global_batch_size=32,
-                                     shuffle_seed=1),
-            **{"epochs": 1, "steps_per_call": 3, "precision": "float32", "deterministic": True,
-               "num_fixed_samples": 4, **overrides})
+        return tiny_config(run_dir, 256, 32, preset, shuffle_seed=1,
+                           **{"epochs": 1, "steps_per_call": 3, "num_fixed_samples": 4,
+                              **overrides})
 
     return config
 
@@ -150,21 +253,12 @@ def resumes_exactly(interrupted_train):
     then resumed in `config.run_dir`; asserts that both wrote the same losses.csv (but
     the timings) and hold the same G and D weights at the end. Returns the losses.csv
     rows."""
-    import csv
-    import dataclasses
-    import pathlib
-
-    import numpy as np
-
-    from dcgan import trainer
-
     TIMINGS = ("images_per_sec", "train_seconds")
 
     def rows_and_weights(config, strategy):
         state = run_state.build_run_state(config, "float32", strategy)
-        with (pathlib.Path(config.run_dir) / "losses.csv").open(newline="") as file:
-            rows = [{name: value for name, value in row.items() if name not in TIMINGS}
-                    for row in csv.DictReader(file)]
+        rows = [{name: value for name, value in row.items() if name not in TIMINGS}
+                for row in csv_rows(pathlib.Path(config.run_dir) / "losses.csv")]
         return rows, [w.numpy() for w in state.generator.weights + state.discriminator.weights]
 
     def check(config, strategy, calls):

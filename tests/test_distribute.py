@@ -1,3 +1,5 @@
+import functools
+
 import pytest
 import tensorflow as tf
 
@@ -19,10 +21,33 @@ def test_missing_cpuinfo_means_no_bf16(tmp_path):
     assert distribute.cpu_supports_bf16(tmp_path / "absent") is False
 
 
-def test_explicit_precision_is_kept_and_auto_follows_this_cpu():
+def test_explicit_precision_is_kept():
     assert distribute.resolve_precision("float32") == "float32"
     assert distribute.resolve_precision("mixed_float16") == "mixed_float16"
-    expected = "mixed_bfloat16" if distribute.cpu_supports_bf16() else "float32"
+
+
+@pytest.mark.parametrize("capabilities, cpu_flags, expected", [
+    ([(8, 0)], "avx2", "mixed_bfloat16"),  # A100: bf16 tensor cores.
+    ([(8, 0), (8, 6)], "avx2", "mixed_bfloat16"),
+    ([(7, 5)], "avx512_bf16", "float32"),  # T4: no bf16; the CPU's flags do not count.
+    ([(8, 0), (7, 5)], "avx2", "float32"),  # One GPU without bf16 holds the others back.
+    ([], "avx512f avx512_bf16", "mixed_bfloat16"),
+    ([], "avx2 avx512f", "float32"),
+], ids=["cc8.0", "cc8.0+8.6", "cc7.5", "cc8.0+7.5", "cpu-bf16", "cpu-no-bf16"])
+def test_auto_precision_follows_the_hardware(monkeypatch, tmp_path, capabilities, cpu_flags,
+                                             expected):
+    gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{index}", "GPU")
+            for index in range(len(capabilities))]
+    details = {gpu.name: {"compute_capability": cc} for gpu, cc in zip(gpus, capabilities)}
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda device_type=None: gpus if device_type == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "get_device_details",
+                        lambda device: details[device.name])
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {cpu_flags}\n")
+    # The real flag parser, on this cpuinfo instead of the machine's.
+    monkeypatch.setattr(distribute, "cpu_supports_bf16",
+                        functools.partial(distribute.cpu_supports_bf16, cpuinfo))
     assert distribute.resolve_precision("auto") == expected
 
 

@@ -8,13 +8,13 @@ import shutil
 import subprocess
 import sys
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import assert_one_error_line, tiny_config, train_for_fixture
 
-from dcgan import checkpoints, classifier, data, evaluator, metrics, trainer
-from dcgan.config import PRESETS, TANH_RANGE, ConfigError
+from dcgan import checkpoints, classifier, data, evaluator, metrics
+from dcgan.config import TANH_RANGE, ConfigError, DataConfig
 
 pytestmark = pytest.mark.slow
 
@@ -26,21 +26,24 @@ SMALL = evaluator.EvalConfig(num_samples=300, batch_size=100, kid_subsets=5,
 def _tiny_run(path, epochs, num_classes=0):
     """A tutorial run on 128 images in batches of 32: 4 steps an epoch, a checkpoint at
     each epoch's end."""
-    preset = PRESETS["tutorial"]
+    config = tiny_config(path, 128, 32, epochs=epochs, num_fixed_samples=4)
     config = dataclasses.replace(
-        preset, run_dir=str(path), epochs=epochs, precision="float32", num_fixed_samples=4,
-        model=dataclasses.replace(preset.model, num_classes=num_classes),
-        data=dataclasses.replace(preset.data, split="train[:128]", global_batch_size=32,
-                                 with_labels=bool(num_classes)))
-    trainer.train(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
-    keras.mixed_precision.set_global_policy("float32")
+        config, model=dataclasses.replace(config.model, num_classes=num_classes),
+        data=dataclasses.replace(config.data, with_labels=bool(num_classes)))
+    train_for_fixture(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
     return path
 
 
 @pytest.fixture(scope="module")
-def run_dir(tmp_path_factory):
-    """Checkpoints at steps 4 and 8."""
+def trained_run(tmp_path_factory):
+    """Checkpoints at steps 4 and 8; tests use a copy (`run_dir`)."""
     return _tiny_run(tmp_path_factory.mktemp("eval") / "run", epochs=2)
+
+
+@pytest.fixture
+def run_dir(trained_run, tmp_path):
+    """This test's own copy of `trained_run`, which it may score or damage."""
+    return shutil.copytree(trained_run, tmp_path / "run")
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +51,35 @@ def scorer():
     return evaluator.Evaluator(SMALL)
 
 
-def test_rows_for_every_checkpoint_then_skipped(run_dir, scorer):
+@pytest.fixture(scope="module")
+def test_split_features(scorer):
+    """Classifier features float64 [10000, 128] and labels [10000] of the test split,
+    read here (in the generators' tanh range, not the evaluator's) rather than by it."""
+    config = DataConfig(split="test", global_batch_size=500, shuffle_seed=None,
+                        drop_remainder=False, pixel_range=TANH_RANGE, with_labels=True)
+    batches = data.load_split(config)
+    features, _ = classifier.embed(scorer.classifier, batches.map(lambda x, y: x), TANH_RANGE)
+    labels = np.concatenate([y for _, y in batches.as_numpy_iterator()])
+    assert features.shape == (10_000, classifier.FEATURE_DIM)
+    return features, labels
+
+
+def test_rows_for_every_checkpoint_then_skipped(run_dir, scorer, test_split_features):
     rows, evaluated = evaluator.evaluate_run(run_dir, scorer, on_row=lambda row: None)
     assert evaluated == 2 and [row["step"] for row in rows] == [4, 8]
     for row in rows:
         assert row["num_samples"] == 300
         assert row["fid"] > 0 and row["is_mean"] >= 1 and 0 <= row["precision"] <= 1
+    # The last row against the test split embedded here (metrics.fid and
+    # metrics.inception_score are checked against scipy and closed forms elsewhere).
+    samples, _ = scorer.samples(checkpoints.restore_generator(run_dir))
+    features, probabilities = classifier.embed(scorer.classifier, samples, TANH_RANGE)
+    real_features, _ = test_split_features
+    assert rows[-1]["fid"] == pytest.approx(metrics.fid(real_features, features).value,
+                                            rel=1e-6)
+    assert rows[-1]["is_mean"] == pytest.approx(
+        metrics.inception_score(probabilities, SMALL.is_splits, seed=SMALL.seed).mean,
+        rel=1e-6)
     csv_lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(csv_lines) == 3 and csv_lines[0].startswith("step,checkpoint,num_samples,fid")
     assert json.loads((run_dir / "metrics.json").read_text())["rows"] == rows
@@ -84,55 +110,46 @@ def _eval(*args):
                           text=True, timeout=300, cwd=REPO)
 
 
-def _assert_one_error_line(result, message):
-    assert result.returncode != 0
-    errors = [line for line in result.stderr.splitlines() if line.startswith("eval.py: error:")]
-    assert len(errors) == 1 and message in errors[0], result.stderr[-2000:]
-
-
 def test_missing_run_dir(tmp_path):
-    _assert_one_error_line(_eval(f"--run_dir={tmp_path / 'absent'}"), "does not exist")
+    assert_one_error_line(_eval(f"--run_dir={tmp_path / 'absent'}"), "eval.py",
+                          "does not exist")
 
 
 def test_run_dir_without_checkpoints(tmp_path):
-    _assert_one_error_line(_eval(f"--run_dir={tmp_path}", "--num_samples=300"),
-                           "no checkpoint")
+    assert_one_error_line(_eval(f"--run_dir={tmp_path}", "--num_samples=300"), "eval.py",
+                          "no checkpoint")
     assert not (tmp_path / "metrics.json").exists()
 
 
+@pytest.mark.xfail(strict=True, reason=(
+    "TensorFlow's 'Value in checkpoint could not be found' warnings for the partly "
+    "restored checkpoint follow the error line when eval.py exits; eval.py must silence "
+    "them (expect_partial) for the error line to be the last"))
 def test_checkpoint_of_another_architecture(run_dir, tmp_path):
     other = tmp_path / "other"
     shutil.copytree(run_dir, other)
-    (other / "metrics.json").unlink(missing_ok=True)  # Scored by an earlier test.
     config = json.loads((other / "config.json").read_text())
     config["config"]["model"] = {"architecture": "fashion128", "noise_dim": 128,
                                  "synchronized_batch_norm": False}
     (other / "config.json").write_text(json.dumps(config))
-    _assert_one_error_line(_eval(f"--run_dir={other}", "--num_samples=300"),
-                           "does not hold a fashion128 generator")
+    assert_one_error_line(_eval(f"--run_dir={other}", "--num_samples=300"), "eval.py",
+                          "does not hold a fashion128 generator")
     assert not (other / "metrics.json").exists()
 
 
 def test_truncated_checkpoint(run_dir, tmp_path):
     cut = tmp_path / "cut"
     shutil.copytree(run_dir, cut)
-    (cut / "metrics.json").unlink(missing_ok=True)
     [data_file] = cut.glob("checkpoints/ckpt-4.data-*")
     data_file.write_bytes(data_file.read_bytes()[:1000])
-    _assert_one_error_line(_eval(f"--run_dir={cut}", "--num_samples=300"),
-                           "ckpt-4 could not be read, its files look truncated")
+    assert_one_error_line(_eval(f"--run_dir={cut}", "--num_samples=300"), "eval.py",
+                          "ckpt-4 could not be read, its files look truncated")
 
 
 def test_num_samples_too_small(run_dir):
-    metrics_json = run_dir / "metrics.json"
-
-    def contents():
-        return metrics_json.read_bytes() if metrics_json.exists() else None
-
-    before = contents()
-    _assert_one_error_line(_eval(f"--run_dir={run_dir}", "--num_samples=50"),
-                           "num_samples must exceed")
-    assert contents() == before
+    assert_one_error_line(_eval(f"--run_dir={run_dir}", "--num_samples=50"), "eval.py",
+                          "num_samples must exceed")
+    assert not (run_dir / "metrics.json").exists()
 
 
 def test_exported_generator(run_dir, tmp_path):
@@ -146,12 +163,17 @@ def test_exported_generator(run_dir, tmp_path):
 
 
 @pytest.fixture(scope="module")
-def conditional_run_dir(tmp_path_factory):
-    """A conditional run with a checkpoint at step 4."""
+def conditional_run(tmp_path_factory):
+    """A conditional run with a checkpoint at step 4; tests use a copy."""
     return _tiny_run(tmp_path_factory.mktemp("eval") / "conditional", epochs=1, num_classes=10)
 
 
-def test_conditional_run_is_scored_per_class(conditional_run_dir):
+@pytest.fixture
+def conditional_run_dir(conditional_run, tmp_path):
+    return shutil.copytree(conditional_run, tmp_path / "conditional")
+
+
+def test_conditional_run_is_scored_per_class(conditional_run_dir, test_split_features):
     result = _eval(f"--run_dir={conditional_run_dir}", "--num_samples=1300")
     assert result.returncode == 0, result.stderr[-2000:]
     assert "intra-FID" in result.stdout and "Ankle boot" in result.stdout
@@ -175,11 +197,13 @@ def test_conditional_run_is_scored_per_class(conditional_run_dir):
         assert row[evaluator.class_column("accuracy", name)] == pytest.approx(share)
     assert row["class_accuracy"] == pytest.approx(
         np.mean([row[evaluator.class_column("accuracy", n)] for n in data.CLASS_NAMES]))
-    # The FID of the sneakers alone (metrics.fid is checked against scipy elsewhere).
+    # The FID of the sneakers alone, against the sneakers of the test split as embedded
+    # here (metrics.fid is checked against scipy elsewhere).
     sneaker = data.CLASS_NAMES.index("Sneaker")
-    expected_fid = metrics.fid(scorer.real_features[scorer.real_labels == sneaker],
+    real_features, real_labels = test_split_features
+    expected_fid = metrics.fid(real_features[real_labels == sneaker],
                                features[labels == sneaker]).value
-    assert row["fid_sneaker"] == pytest.approx(expected_fid, rel=1e-9)
+    assert row["fid_sneaker"] == pytest.approx(expected_fid, rel=1e-6)
     assert row["intra_fid"] == pytest.approx(
         np.mean([row[evaluator.class_column("fid", n)] for n in data.CLASS_NAMES]))
 
@@ -187,4 +211,5 @@ def test_conditional_run_is_scored_per_class(conditional_run_dir):
 def test_too_few_samples_per_class_is_refused(conditional_run_dir):
     result = _eval(f"--generator={conditional_run_dir / 'generator.keras'}",
                    "--num_samples=1000")
-    _assert_one_error_line(result, "num_samples must be at least 1290 for a conditional")
+    assert_one_error_line(result, "eval.py",
+                          "num_samples must be at least 1290 for a conditional")

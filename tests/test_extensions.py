@@ -1,54 +1,23 @@
 """Issue 6 extensions on 2 logical CPU replicas: every loss, WGAN-GP with several critic
 updates per step, the EMA generator, and a loss registered from outside the library."""
 
-import csv
 import dataclasses
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import loss_rows, make_gan_step, random_batches, run_steps
 
 from dcgan import checkpoints, losses, models, trainer
-from dcgan.config import (PRESETS, ConfigError, DataConfig, ModelConfig, OptimizerConfig,
-                          TrainConfig)
-from dcgan.train_step import METRIC_NAMES, GanStep, ema_decay_after
-
-BATCH = 8
+from dcgan.config import PRESETS, ConfigError, ModelConfig
+from dcgan.train_step import METRIC_NAMES, ema_decay_after
 
 
 def _gan_step(strategy, loss="non_saturating", architecture="tutorial",
-              policy_name="float32", num_classes=0, conditioning="projection", **options):
-    keras.utils.set_random_seed(0)
+              num_classes=0, conditioning="projection", **options):
     model = ModelConfig(architecture, num_classes=num_classes, conditioning=conditioning)
-    config = TrainConfig(model=model,
-                         data=DataConfig(global_batch_size=BATCH, with_labels=bool(num_classes)),
-                         generator_optimizer=OptimizerConfig(1e-3),
-                         discriminator_optimizer=OptimizerConfig(1e-3), loss=loss, **options)
-    with strategy.scope():
-        generator = models.build_generator(model)
-        ema_generator = None
-        if config.ema_decay:
-            ema_generator = models.build_generator(model)
-            ema_generator.set_weights(generator.get_weights())
-        return GanStep.from_config(config, generator, models.build_discriminator(model),
-                                   tf.random.Generator.from_seed(0), policy_name, ema_generator)
-
-
-def _iterator(strategy, num_batches, labelled=False):
-    """Batches of random images, with int64 labels in [0, 10) when `labelled`."""
-    rng = np.random.default_rng(0)
-    examples = rng.uniform(-1, 1, (num_batches * BATCH, 28, 28, 1)).astype(np.float32)
-    if labelled:
-        examples = (examples, rng.integers(0, 10, num_batches * BATCH))
-    dataset = tf.data.Dataset.from_tensor_slices(examples).batch(BATCH)
-    return iter(strategy.experimental_distribute_dataset(dataset))
-
-
-def _run(gan_step, iterator, num_steps):
-    """{name: numpy [num_steps]} of one call."""
-    metrics = gan_step.train(iterator, tf.constant(num_steps, tf.int32))
-    return {name: values.numpy() for name, values in metrics.items()}
+    return make_gan_step(strategy, model, loss, **options)
 
 
 def _values(variables):
@@ -65,7 +34,7 @@ def test_every_loss_trains_on_two_replicas(name, two_replicas):
     kernels = [w for w in gan_step.generator.trainable_weights
                + gan_step.discriminator.trainable_weights if w.name == "kernel"]
     before = _values(kernels)
-    metrics = _run(gan_step, _iterator(strategy, 2), 2)
+    metrics = run_steps(gan_step, random_batches(strategy, 2), 2)
     assert all(values.shape == (2,) and np.all(np.isfinite(values))
                for values in metrics.values())
     assert len(kernels) == 7
@@ -76,14 +45,14 @@ def test_wgan_gp_reads_a_new_batch_for_each_critic_update(two_replicas):
     strategy = two_replicas
     gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
                          n_critic=3, gp_weight=10.0)
-    iterator = _iterator(strategy, 6)
-    metrics = _run(gan_step, iterator, 2)
+    iterator = random_batches(strategy, 6)
+    metrics = run_steps(gan_step, iterator, 2)
     assert gan_step.discriminator_optimizer.iterations.numpy() == 6
     assert gan_step.generator_optimizer.iterations.numpy() == 2
     assert np.all(np.isfinite(list(metrics.values())))
     assert np.all(metrics["d_penalty"] > 0)
     with pytest.raises(tf.errors.OutOfRangeError):  # 2 steps x 3 critic updates used all 6.
-        _run(gan_step, iterator, 1)
+        run_steps(gan_step, iterator, 1)
 
 
 @pytest.mark.slow
@@ -96,7 +65,7 @@ def test_wgan_gp_trains_under_float16_loss_scaling(policy, two_replicas):
     gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
                          policy_name=policy, n_critic=2, gp_weight=10.0)
     assert gan_step.discriminator.get_layer(index=1).compute_dtype == "float16"
-    metrics = _run(gan_step, _iterator(strategy, 6), 3)
+    metrics = run_steps(gan_step, random_batches(strategy, 6), 3)
     assert all(np.isfinite(values[-1]) for values in metrics.values())
     for model in (gan_step.generator, gan_step.discriminator):
         assert all(np.all(np.isfinite(w)) for w in _values(model.weights))
@@ -113,7 +82,7 @@ def test_conditional_wgan_gp_with_r1_on_two_replicas(conditioning, two_replicas)
     embeddings = [model.get_layer("class_embedding").kernel
                   for model in (gan_step.generator, gan_step.discriminator)]
     before = _values(embeddings)
-    metrics = _run(gan_step, _iterator(strategy, 4, labelled=True), 2)
+    metrics = run_steps(gan_step, random_batches(strategy, 4, labelled=True), 2)
     assert np.all(np.isfinite(list(metrics.values()))) and np.all(metrics["d_penalty"] > 0)
     assert gan_step.discriminator_optimizer.iterations.numpy() == 4
     assert all(not np.array_equal(a, b) for a, b in zip(before, _values(embeddings)))
@@ -123,7 +92,7 @@ def test_penalties_apply_to_the_simultaneous_update_too(two_replicas):
     strategy = two_replicas
     gan_step = _gan_step(strategy, "hinge", update="simultaneous", gp_weight=1.0,
                          r1_weight=1.0)
-    metrics = _run(gan_step, _iterator(strategy, 2), 2)
+    metrics = run_steps(gan_step, random_batches(strategy, 2), 2)
     assert np.all(np.isfinite(list(metrics.values())))
     assert np.all(metrics["d_penalty"] > 0)
 
@@ -144,10 +113,10 @@ def test_ema_decay_ramps_up_to_its_setting(num_updates, expected):
 def test_ema_follows_its_update_formula_on_every_replica(decay, steps_before, two_replicas):
     strategy = two_replicas
     gan_step = _gan_step(strategy, ema_decay=decay)
-    iterator = _iterator(strategy, steps_before + 1)
-    _run(gan_step, iterator, steps_before)
+    iterator = random_batches(strategy, steps_before + 1)
+    run_steps(gan_step, iterator, steps_before)
     average_before = _values(gan_step.ema_generator.weights)
-    _run(gan_step, iterator, 1)
+    run_steps(gan_step, iterator, 1)
     weights_after = _values(gan_step.generator.weights)
     # Every weight, the batch-norm moving statistics included.
     assert len(weights_after) > len(gan_step.generator.trainable_weights)
@@ -176,9 +145,6 @@ def test_invalid_extension_settings_are_refused(overrides, message):
         dataclasses.replace(PRESETS["wgan_gp"], **overrides)
 
 
-def _rows(run_dir):
-    with (run_dir / "losses.csv").open(newline="") as file:
-        return list(csv.DictReader(file))
 
 
 @pytest.fixture
@@ -199,7 +165,7 @@ def test_a_loss_registered_from_test_code_trains(tmp_path, offset_loss, float32_
     run_dir = tmp_path / "run"
     config = short_run(run_dir, loss=offset_loss, max_steps=3)
     assert trainer.train(config, two_replicas)["step"] == 3
-    d_losses = [float(row["d_loss"]) for row in _rows(run_dir)]
+    d_losses = [float(row["d_loss"]) for row in loss_rows(run_dir)]
     assert len(d_losses) == 3 and all(100 < d < 110 for d in d_losses)
 
 
@@ -228,14 +194,14 @@ def test_ema_runs_resume_exactly_and_sample_from_the_average(tmp_path, preset, o
     trainer.train(short_run(resumed, preset, epochs=2, max_steps=5, **overrides), two_replicas)
     trainer.train(short_run(resumed, preset, epochs=2, **overrides), two_replicas)
 
-    rows = _rows(uninterrupted)
+    rows = loss_rows(uninterrupted)
     assert [(row["step"], row["epoch"]) for row in rows] == [
         (str(step), str(1 + (step - 1) // steps_per_epoch))
         for step in range(1, 2 * steps_per_epoch + 1)]
     penalized = preset == "wgan_gp"
     assert all((float(row["d_penalty"]) > 0) == penalized for row in rows)
     columns = ("step", "epoch") + METRIC_NAMES
-    assert ([[row[c] for c in columns] for row in _rows(resumed)]
+    assert ([[row[c] for c in columns] for row in loss_rows(resumed)]
             == [[row[c] for c in columns] for row in rows])
 
     restored = checkpoints.restore_generator(uninterrupted)

@@ -5,8 +5,6 @@ Each worker is a real process (a TensorFlow start costs ~5-10 s), started with t
 TF_CONFIG that `dcgan.local_cluster` gives it, bounded in time and killed in a `finally`.
 """
 
-import csv
-import dataclasses
 import json
 import os
 import pathlib
@@ -20,9 +18,11 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import (after_prelude, loss_rows, mirrored_on_two_cpus, tiny_config,
+                      train_for_fixture)
 
 from dcgan import artifacts, distribute, local_cluster, trainer
-from dcgan.config import DEFAULT_DATA_DIR, PRESETS, ConfigError
+from dcgan.config import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
@@ -36,7 +36,7 @@ FLAGS = ("--preset=tutorial", "--train_examples=1024", "--batch_size=64", "--pre
 # checkpoints, to compare them. (Without synchronised batch norm each replica keeps its own
 # moving statistics.)
 SAVE_WEIGHTS = """
-import json, os, runpy, sys
+import json, os
 import numpy as np
 from dcgan import saver
 _save = saver.Saver.save
@@ -47,16 +47,9 @@ def save(self, step):
     np.savez(os.path.join(os.environ["WEIGHTS_DIR"], f"worker{index}-step{step}.npz"),
              *[weight.numpy() for model in models for weight in model.trainable_weights])
 saver.Saver.save = save
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
 """
 
 pytestmark = pytest.mark.usefixtures("float32_policy_after")
-
-
-def _rows(run_dir):
-    with (run_dir / "losses.csv").open(newline="") as file:
-        return list(csv.DictReader(file))
 
 
 def _logged_steps(run_dir):
@@ -80,7 +73,7 @@ def _run_workers(tmp_path, run_dir, name, signal_worker=None):
     directory = tmp_path / name
     (directory / "tmp").mkdir(parents=True)
     (directory / "weights").mkdir()
-    command = [sys.executable, "-c", SAVE_WEIGHTS, TRAIN_PY, f"--run_dir={run_dir}",
+    command = [*after_prelude(SAVE_WEIGHTS, TRAIN_PY), f"--run_dir={run_dir}",
                "--strategy=multi_worker", *FLAGS]
     env = {**os.environ, "PYTHONPATH": str(REPO), "TMPDIR": str(directory / "tmp"),
            "WEIGHTS_DIR": str(directory / "weights")}
@@ -116,17 +109,11 @@ def _assert_same_weights(tmp_path, name, step):
 @pytest.fixture(scope="module")
 def one_process_run(tmp_path_factory):
     """The rows of losses.csv of FLAGS in one process with two logical CPU replicas."""
-    preset = PRESETS["tutorial"]
     run_dir = tmp_path_factory.mktemp("one_process") / "run"
-    config = dataclasses.replace(
-        preset, run_dir=str(run_dir),
-        data=dataclasses.replace(preset.data, data_dir=DEFAULT_DATA_DIR,
-                                 split="train[:1024]", global_batch_size=64, shuffle_seed=0),
-        precision="float32", deterministic=True, seed=0, max_steps=20, steps_per_call=2,
-        checkpoint_every_steps=1000)
-    tf.distribute.MirroredStrategy._collective_key_base += 100_000  # A module fixture.
-    trainer.train(config, tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    return _rows(run_dir)
+    config = tiny_config(run_dir, 1024, 64, max_steps=20, steps_per_call=2,
+                         checkpoint_every_steps=1000)
+    train_for_fixture(config, mirrored_on_two_cpus())
+    return loss_rows(run_dir)
 
 
 def _assert_like_one_process(rows, one_process_run):
@@ -157,7 +144,7 @@ def test_two_workers_stop_together_resume_and_train_as_one_process(tmp_path, one
     assert any(line.startswith(f"train.py: Stopped with the other workers, one of which "
                                f"received a stop signal, at step {step} (saved in {prefix})")
                for line in chief_lines)
-    assert [int(row["step"]) for row in _rows(run_dir)] == list(range(1, step + 1))
+    assert [int(row["step"]) for row in loss_rows(run_dir)] == list(range(1, step + 1))
     assert not list((tmp_path / "stopped" / "tmp").iterdir())
     _assert_same_weights(tmp_path, "stopped", step)
 
@@ -181,7 +168,7 @@ def test_two_workers_stop_together_resume_and_train_as_one_process(tmp_path, one
     assert (record["workers"], record["replicas"]) == (2, 2)
 
     _assert_same_weights(tmp_path, "resumed", 20)
-    _assert_like_one_process(_rows(run_dir), one_process_run)
+    _assert_like_one_process(loss_rows(run_dir), one_process_run)
 
 
 # Quick, in-process checks of the pieces.

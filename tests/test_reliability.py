@@ -4,7 +4,6 @@ The subprocess tests run train.py as a user does; each TensorFlow start costs ~5
 they are few and marked slow. The rest call the library in-process.
 """
 
-import csv
 import dataclasses
 import hashlib
 import json
@@ -21,6 +20,9 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import (after_prelude, assert_one_error_line, checkpoint_steps, csv_rows, loss_rows,
+                      mirrored_on_two_cpus, one_line_starting, tiny_config,
+                      train_for_fixture)
 
 from dcgan import checkpoints, data, files, loss_log, losses, models, preemption, runs, trainer
 from dcgan.config import (DEFAULT_DATA_DIR, PRESETS, ConfigError, DataConfig, ModelConfig,
@@ -32,12 +34,6 @@ TRAIN_PY = str(REPO / "train.py")
 # images in batches of 64: 8 steps an epoch, ~0.25 s a step on 2 busy cores.
 TINY = ("--preset=tutorial", "--train_examples=512", "--batch_size=64", "--precision=float32",
         "--deterministic", "--cpu_devices=2")
-# Runs train.py under code a test prepends (a kill point, a registered loss).
-RUN_TRAIN_PY = """
-import runpy, sys
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 
 
 pytestmark = pytest.mark.usefixtures("float32_policy_after")
@@ -45,60 +41,35 @@ pytestmark = pytest.mark.usefixtures("float32_policy_after")
 
 def _tiny_config(run_dir, train_examples=512, **overrides):
     """The TrainConfig that train.py builds from TINY (and --train_examples)."""
-    preset = PRESETS["tutorial"]
-    return dataclasses.replace(
-        preset, run_dir=str(run_dir),
-        data=dataclasses.replace(preset.data, data_dir=DEFAULT_DATA_DIR,
-                                 split=f"train[:{train_examples}]", global_batch_size=64,
-                                 shuffle_seed=0),
-        precision="float32", deterministic=True, seed=0, **overrides)
+    return tiny_config(run_dir, train_examples, 64, **overrides)
 
 
 def _start(args, log_path, prelude=None):
-    """train.py as a subprocess (under `prelude`, Python code run first), output to a file
-    (a pipe nobody reads would fill up and stall it)."""
-    command = [sys.executable, TRAIN_PY, *args]
-    if prelude:
-        command = [sys.executable, "-c", prelude + RUN_TRAIN_PY, TRAIN_PY, *args]
-    with open(log_path, "w") as log:
-        return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=subprocess.STDOUT,
+    """train.py as a subprocess (under `prelude`, Python code run first), its stdout to
+    `log_path` and its stderr to `log_path` + ".stderr" (a pipe nobody reads would fill
+    up and stall it)."""
+    command = ([*after_prelude(prelude, TRAIN_PY), *args] if prelude
+               else [sys.executable, TRAIN_PY, *args])
+    with open(log_path, "w") as log, open(f"{log_path}.stderr", "w") as errors:
+        return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=errors,
                                 env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
+def _completed(process, log_path):
+    return subprocess.CompletedProcess(process.args, process.returncode,
+                                       pathlib.Path(log_path).read_text(),
+                                       pathlib.Path(f"{log_path}.stderr").read_text())
+
+
 def _run(args, tmp_path, prelude=None, timeout=300):
-    """Runs train.py to its end; returns (exit status, output lines)."""
+    """Runs train.py to its end; returns its `subprocess.CompletedProcess`."""
     log_path = tmp_path / f"train-{time.monotonic_ns()}.log"
     process = _start(args, log_path, prelude)
     try:
         process.wait(timeout=timeout)
     finally:
         process.kill()
-    return process.returncode, log_path.read_text().splitlines()
-
-
-def _error_line(lines):
-    """The one `train.py:` line, which must be the last line of the output."""
-    ours = [line for line in lines if line.startswith("train.py:")]
-    assert len(ours) == 1 and lines[-1] == ours[0], lines[-30:]
-    return ours[0]
-
-
-def _complete_rows(run_dir):
-    """Data rows of losses.csv that end in a newline (written whole)."""
-    try:
-        text = (run_dir / "losses.csv").read_text()
-    except FileNotFoundError:
-        return 0
-    return max(text.count("\n") - 1, 0)
-
-
-def _csv_rows(run_dir):
-    with (run_dir / "losses.csv").open(newline="") as file:
-        return list(csv.DictReader(file))
-
-
-def _checkpoint_steps(run_dir):
-    return [int(prefix.rsplit("-", 1)[1]) for prefix in checkpoints.list_checkpoints(run_dir)]
+    return _completed(process, log_path)
 
 
 def _partials(run_dir, names=""):
@@ -109,34 +80,14 @@ def _partials(run_dir, names=""):
 
 
 def _staging_dirs(run_dir):
-    directory = run_dir / "checkpoints"
-    return {(path.name, path.stat().st_ino) for path in directory.glob("*_temp")} \
-        if directory.is_dir() else set()
+    """Names of the directories TensorFlow writes a checkpoint's shards into first."""
+    return sorted(path.name for path in (run_dir / "checkpoints").glob("*_temp"))
 
 
 def _snapshot(run_dir):
     """sha256 of every file under run_dir but the lock file (which holds the last pid)."""
     return {str(path.relative_to(run_dir)): hashlib.sha256(path.read_bytes()).hexdigest()
             for path in sorted(run_dir.rglob("*")) if path.is_file() and path.name != ".lock"}
-
-
-def _kill_when(args, tmp_path, kill_point, timeout=240):
-    """Starts train.py and SIGKILLs it as soon as `kill_point()` holds (polled every 2 ms)."""
-    log_path = tmp_path / f"killed-{time.monotonic_ns()}.log"
-    process = _start(args, log_path)
-    try:
-        deadline = time.monotonic() + timeout
-        while not kill_point():
-            if process.poll() is not None:
-                pytest.fail(f"train.py ended ({process.returncode}) before the kill point:\n"
-                            + "\n".join(log_path.read_text().splitlines()[-20:]))
-            if time.monotonic() > deadline:
-                pytest.fail("The kill point was not reached in time.")
-            time.sleep(0.002)
-    finally:
-        process.kill()
-        process.wait()
-    assert process.returncode == -signal.SIGKILL
 
 
 def _tensorboard_view(run_dir, tag):
@@ -167,6 +118,28 @@ def replace(source, target, *args, **kwargs):
     return _replace(source, target, *args, **kwargs)
 os.replace = replace
 """
+# Kills at the checkpoint of step `step`: before CheckpointManager.save starts it, or in
+# the middle of it. TensorFlow writes a checkpoint's shards into ckpt-N_temp/ from C++,
+# then merges them into ckpt-N.index and ckpt-N.data-* (and removes the directory) in
+# one more op, which a single-process save calls from Python: killing before that call
+# leaves complete shards in ckpt-N_temp/ and no ckpt-N, the state that polling for the
+# directory caught only when the 2 ms poll came at the right moment.
+KILL_AT_CHECKPOINT = """
+import os, signal
+import tensorflow as tf
+from tensorflow.python.ops import gen_io_ops
+_save, _merge = tf.train.CheckpointManager.save, gen_io_ops.merge_v2_checkpoints
+def save(self, checkpoint_number=None, *args, **kwargs):
+    if {before_save} and checkpoint_number == {step}:
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _save(self, checkpoint_number, *args, **kwargs)
+def merge_v2_checkpoints(checkpoint_prefixes, destination_prefix, *args, **kwargs):
+    if not {before_save} and destination_prefix.numpy().decode().endswith("ckpt-{step}"):
+        os.kill(os.getpid(), signal.SIGKILL)
+    return _merge(checkpoint_prefixes, destination_prefix, *args, **kwargs)
+tf.train.CheckpointManager.save = save
+gen_io_ops.merge_v2_checkpoints = merge_v2_checkpoints
+"""
 
 
 @pytest.mark.slow
@@ -182,41 +155,45 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
                                checkpoint_every_steps=4), two_replicas)
 
     # 1. Between two checkpoints, with rows beyond the last one in losses.csv.
-    _kill_when(args, tmp_path, lambda: _complete_rows(run_dir) >= 5)
-    assert _complete_rows(run_dir) > _checkpoint_steps(run_dir)[-1]
+    result = _run(args, tmp_path, prelude=KILL_AT_CHECKPOINT.format(before_save=True, step=8))
+    assert result.returncode == -signal.SIGKILL
+    assert checkpoint_steps(run_dir) == [4]
+    assert [int(row["step"]) for row in loss_rows(run_dir)] == list(range(1, 9))
     # One write() is rarely cut by a kill, but a full disk or a power cut can leave half a
     # row; this one would parse as step 1.
     with (run_dir / "losses.csv").open("a") as file:
         file.write("1,1,1.2")
 
-    # 2. During a checkpoint save: TensorFlow writes it in ckpt-N_temp/ first.
-    before = _staging_dirs(run_dir)
-    _kill_when(args, tmp_path, lambda: bool(_staging_dirs(run_dir) - before))
-    killed_in_save = bool(_staging_dirs(run_dir))
+    # 2. During a checkpoint save, its shards written in ckpt-8_temp/, not yet merged.
+    result = _run(args, tmp_path, prelude=KILL_AT_CHECKPOINT.format(before_save=False, step=8))
+    assert result.returncode == -signal.SIGKILL
+    assert _staging_dirs(run_dir) == ["ckpt-8_temp"]
+    assert list((run_dir / "checkpoints" / "ckpt-8_temp").iterdir())
+    assert checkpoint_steps(run_dir) == [4]
+    assert not list((run_dir / "checkpoints").glob("ckpt-8.*"))
 
     # 3. While a picture or a model is written (its temporary file exists).
     pictures_and_models = ("epoch_", "progress", "loss_curves", "generator", "discriminator")
-    status, _ = _run(args, tmp_path, prelude=KILL_BEFORE_RENAME.format(
+    result = _run(args, tmp_path, prelude=KILL_BEFORE_RENAME.format(
         prefixes=pictures_and_models))
-    assert status == -signal.SIGKILL
+    assert result.returncode == -signal.SIGKILL
     assert _partials(run_dir, pictures_and_models)
 
     # 4. After the last epoch's checkpoint, before its grid, GIF frame and exports.
-    status, _ = _run(args, tmp_path, prelude=KILL_BEFORE_RENAME.format(
+    result = _run(args, tmp_path, prelude=KILL_BEFORE_RENAME.format(
         prefixes=("epoch_0003",)))
-    assert status == -signal.SIGKILL
-    assert _checkpoint_steps(run_dir)[-1] == 24
+    assert result.returncode == -signal.SIGKILL
+    assert checkpoint_steps(run_dir)[-1] == 24
     assert not (run_dir / "samples" / "epoch_0003.png").exists()
 
-    status, lines = _run(args, tmp_path)
-    assert status == 0, lines[-20:]
-    assert killed_in_save  # The kill landed in the middle of a save.
+    result = _run(args, tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
 
     columns = ("step", "epoch") + trainer.METRIC_NAMES
-    rows = _csv_rows(run_dir)
+    rows = loss_rows(run_dir)
     assert [int(row["step"]) for row in rows] == list(range(1, 25))
     assert ([[row[name] for name in columns] for row in rows]
-            == [[row[name] for name in columns] for row in _csv_rows(reference_dir)])
+            == [[row[name] for name in columns] for row in loss_rows(reference_dir)])
     resumed = checkpoints.restore_generator(run_dir).weights
     uninterrupted = checkpoints.restore_generator(reference_dir).weights
     for a, b in zip(resumed, uninterrupted):
@@ -241,34 +218,63 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
     assert view == {int(row["step"]): np.float32(row["d_loss"]) for row in rows}
 
 
-@pytest.mark.slow
-def test_sigterm_checkpoints_the_step_reached_and_names_the_resume_command(tmp_path):
-    run_dir = tmp_path / "run"
-    # Epochs of 16 steps and checkpoints every 1000: only a stop saves mid-epoch.
-    args = [f"--run_dir={run_dir}", *TINY, "--train_examples=1024", "--steps_per_call=3",
-            "--checkpoint_every_steps=1000", "--max_steps=12"]
-    log_path = tmp_path / "terminated.log"
-    process = _start([*args, "--new_run"], log_path)
-    try:
-        deadline = time.monotonic() + 240
-        while _complete_rows(run_dir) < 3 and process.poll() is None:
-            assert time.monotonic() < deadline
-            time.sleep(0.01)
-        process.send_signal(signal.SIGTERM)
-        process.wait(timeout=120)
-    finally:
-        process.kill()
-    lines = log_path.read_text().splitlines()
-    assert process.returncode == 128 + signal.SIGTERM, lines[-20:]
+# `count` signals `name` to train.py while its third tf.function call is under way (from
+# inside the process, so the moment does not depend on the machine's load): the loop sees
+# them only at the next call boundary, as it would a signal sent by a scheduler.
+SIGNAL_IN_THIRD_CALL = """
+import os, signal
+from dcgan import preemption
+_run, calls = preemption.LocalStop.run, []
+def run(self, train_call):
+    calls.append(train_call)
+    if len(calls) != 3:
+        return _run(self, train_call)
+    def signalled_call():
+        for _ in range({count}):
+            os.kill(os.getpid(), signal.{name})
+        return train_call()
+    return _run(self, signalled_call)
+preemption.LocalStop.run = run
+"""
+# Epochs of 16 steps, calls of 3 and checkpoints every 6: the third call trains steps 7-9,
+# after the checkpoint of step 6.
+SIGNALLED = ("--train_examples=1024", "--steps_per_call=3", "--checkpoint_every_steps=6",
+             "--max_steps=12")
+STOP_SIGNALS = pytest.mark.parametrize("name, exit_status", [("SIGTERM", 143),
+                                                            ("SIGINT", 130)])
 
-    step = _checkpoint_steps(run_dir)[-1]
-    assert 3 <= step < 12 and step % 3 == 0  # A call boundary, not a periodic checkpoint.
-    assert [int(row["step"]) for row in _csv_rows(run_dir)] == list(range(1, step + 1))
-    line = _error_line(lines)
-    assert line.startswith(f"train.py: Stopped by SIGTERM at step {step} (saved in ")
+
+@pytest.mark.slow
+@STOP_SIGNALS
+def test_a_stop_signal_checkpoints_the_call_reached_and_names_the_resume_command(
+        tmp_path, name, exit_status):
+    run_dir = tmp_path / "run"
+    args = [f"--run_dir={run_dir}", *TINY, *SIGNALLED]
+    result = _run([*args, "--new_run"], tmp_path,
+                  prelude=SIGNAL_IN_THIRD_CALL.format(count=1, name=name))
+    assert result.returncode == exit_status, result.stderr[-2000:]
+    assert checkpoint_steps(run_dir) == [6, 9]  # The call under way finished and was saved.
+    assert [int(row["step"]) for row in loss_rows(run_dir)] == list(range(1, 10))
+    line = one_line_starting(result.stderr, "train.py:")
+    assert line.startswith(f"train.py: Stopped by {name} at step 9 (saved in "
+                           f"{run_dir}/checkpoints/ckpt-9). Resume with: ")
     command = shlex.split(line.split("Resume with: ", 1)[1])
     # The same command without --new_run (the kill test shows that it resumes).
     assert command == ["python", TRAIN_PY, *args]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["SIGTERM", "SIGINT"])
+def test_a_second_stop_signal_ends_the_process_at_once(tmp_path, name):
+    run_dir = tmp_path / "run"
+    result = _run([f"--run_dir={run_dir}", *TINY, *SIGNALLED], tmp_path,
+                  prelude=SIGNAL_IN_THIRD_CALL.format(count=2, name=name))
+    # Ended by the signal itself (a shell reports 128 + its number), not by the loop.
+    assert result.returncode == -signal.Signals[name], result.stderr[-2000:]
+    assert "Stopped by" not in result.stderr
+    # The third call never ran: what the run directory holds is the checkpoint before it.
+    assert checkpoint_steps(run_dir) == [6]
+    assert [int(row["step"]) for row in loss_rows(run_dir)] == list(range(1, 7))
 
 
 @pytest.mark.slow
@@ -300,8 +306,8 @@ def test_sigint_checkpoints_the_step_reached_and_restores_the_handlers(tmp_path,
     assert caught == []  # The trainer handled it.
     assert (stop.value.signal_number, stop.value.step) == (signal.SIGINT, 6)
     assert stop.value.checkpoint.endswith("ckpt-6")
-    assert _checkpoint_steps(run_dir) == [6]
-    assert len(_csv_rows(run_dir)) == 6
+    assert checkpoint_steps(run_dir) == [6]
+    assert len(loss_rows(run_dir)) == 6
 
 
 def test_stop_signals_hand_a_second_signal_to_the_previous_handler():
@@ -342,14 +348,11 @@ def _assert_finite(weights):
 def test_a_nan_loss_stops_train_py_with_the_last_finite_state_saved(tmp_path):
     run_dir = tmp_path / "run"
     # Epochs of 4 steps: checkpoint and export at step 4, then a call of steps 5-7.
-    status, lines = _run([f"--run_dir={run_dir}", *TINY, "--train_examples=256",
-                          "--steps_per_call=3", "--loss=nan_from_step_6"], tmp_path,
-                         prelude=NAN_LOSS)
-    assert status == 1
-    line = _error_line(lines)
-    assert line.startswith("train.py: error: Non-finite loss at step 6 (d_loss=nan")
-    assert "ckpt-4" in line
-    assert _checkpoint_steps(run_dir) == [4]
+    result = _run([f"--run_dir={run_dir}", *TINY, "--train_examples=256", "--steps_per_call=3",
+                   "--loss=nan_from_step_6"], tmp_path, prelude=NAN_LOSS)
+    line = assert_one_error_line(result, "train.py", "Non-finite loss at step 6 (d_loss=nan")
+    assert line.startswith("train.py: error: Non-finite loss") and "ckpt-4" in line
+    assert checkpoint_steps(run_dir) == [4]
     generator = keras.models.load_model(run_dir / "generator.keras")
     _assert_finite(generator.weights)
     _assert_finite(keras.models.load_model(run_dir / "discriminator.keras").weights)
@@ -382,9 +385,9 @@ def test_non_finite_weights_behind_finite_losses_are_never_saved(tmp_path, monke
                        "step 8") as error:
         trainer.train(config, two_replicas)
     assert error.value.step == 8
-    rows = _csv_rows(run_dir)
+    rows = loss_rows(run_dir)
     assert len(rows) == 8 and all(np.isfinite(float(row["d_loss"])) for row in rows)
-    assert _checkpoint_steps(run_dir) == [4]  # Not 8, the epoch end it was due at.
+    assert checkpoint_steps(run_dir) == [4]  # Not 8, the epoch end it was due at.
     saved_d = models.build_discriminator(config.model)
     tf.train.Checkpoint(discriminator=saved_d).restore(
         checkpoints.list_checkpoints(run_dir)[-1]).expect_partial()
@@ -404,9 +407,8 @@ def _prepared_dataset():
 def finished_run(tmp_path_factory):
     """A real two-step run of the TINY command with checkpoints at steps 1 and 2."""
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    trainer.train(_tiny_config(run_dir, max_steps=2, checkpoint_every_steps=1),
-                  tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]))
-    keras.mixed_precision.set_global_policy("float32")
+    train_for_fixture(_tiny_config(run_dir, max_steps=2, checkpoint_every_steps=1),
+                      mirrored_on_two_cpus())
     return run_dir
 
 
@@ -455,10 +457,8 @@ def test_train_py_refuses_bad_input_with_one_line_and_changes_nothing(
         name, tmp_path, finished_run, truncated_data_dir):
     run_dir, flags, message = _bad_input(name, tmp_path, finished_run, truncated_data_dir)
     before = _snapshot(run_dir) if run_dir.is_dir() else None
-    status, lines = _run([f"--run_dir={run_dir}", *TINY, *flags], tmp_path)
-    assert status == 1
-    line = _error_line(lines)
-    assert line.startswith("train.py: error: ") and message in line, line
+    line = assert_one_error_line(_run([f"--run_dir={run_dir}", *TINY, *flags], tmp_path),
+                                 "train.py", message)
     if before is None:
         assert not run_dir.exists()
     else:
@@ -483,10 +483,10 @@ def test_following_the_corrupt_checkpoint_advice_resumes_from_the_previous_one(
         path.rename(aside / path.name)
     trainer.train(config, two_replicas)
     assert "['ckpt-2'] are listed" in capsys.readouterr().out
-    assert _checkpoint_steps(run_dir) == [1, 2]  # Step 2 trained again from ckpt-1.
+    assert checkpoint_steps(run_dir) == [1, 2]  # Step 2 trained again from ckpt-1.
     columns = ("step", "epoch") + trainer.METRIC_NAMES
-    assert ([[row[name] for name in columns] for row in _csv_rows(run_dir)]
-            == [[row[name] for name in columns] for row in _csv_rows(finished_run)])
+    assert ([[row[name] for name in columns] for row in loss_rows(run_dir)]
+            == [[row[name] for name in columns] for row in loss_rows(finished_run)])
 
 
 @pytest.mark.slow
@@ -510,7 +510,7 @@ def test_new_run_moves_the_old_run_aside(tmp_path, finished_run, two_replicas):
     trainer.train(config, two_replicas, new_run=True)
     [old] = tmp_path.glob("run.old-*")
     assert _snapshot(old) == before
-    assert _checkpoint_steps(run_dir) == [1]
+    assert checkpoint_steps(run_dir) == [1]
     assert json.loads((run_dir / "config.json").read_text())["config"]["loss"] == "minimax"
 
 
@@ -601,7 +601,7 @@ def test_loss_log_keeps_one_row_per_step_up_to_the_restored_step(tmp_path, capsy
             _row(5), _row(6), _row(5)[:-3]]
     _write_csv(path, rows)
     loss_log.LossLog(path, restored_step=5)
-    kept = list(csv.DictReader(path.open(newline="")))
+    kept = csv_rows(path)
     assert [int(row["step"]) for row in kept] == [1, 2, 3, 4, 5]
     assert kept[1]["d_loss"] == "0.25"  # The newer of two rows for one step.
     assert kept[4][trainer.CSV_COLUMNS[-1]] == "100.0"  # Not the cut row's "10".
@@ -609,7 +609,7 @@ def test_loss_log_keeps_one_row_per_step_up_to_the_restored_step(tmp_path, capsy
 
     _write_csv(path, [_row(1), _row(3), "4"])  # "4" could be any cut row: dropped.
     loss_log.LossLog(path, restored_step=4)
-    assert [int(row["step"]) for row in csv.DictReader(path.open(newline=""))] == [1, 3]
+    assert [int(row["step"]) for row in csv_rows(path)] == [1, 3]
     assert "lacks 2 of the steps 1 to 4" in capsys.readouterr().out
 
 

@@ -1,12 +1,12 @@
 """sweep.py end to end on a tiny budget: rows, plot, and a stopped sweep that continues."""
 
-import csv
 import pathlib
+import signal
 import subprocess
-import sys
 
 import pytest
 import tensorflow as tf
+from conftest import after_prelude, checkpoint_steps, csv_rows, loss_rows
 
 from dcgan import sweeps
 from dcgan.config import ConfigError
@@ -14,37 +14,65 @@ from dcgan.config import ConfigError
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _sweep(out_dir, minutes):
+def _sweep(out_dir, minutes, prelude=""):
+    """Runs sweep.py, after the Python code `prelude` in the same process."""
     return subprocess.run(
-        [sys.executable, str(ROOT / "sweep.py"), "--configs=fast:batch_size=32",
+        [*after_prelude(prelude, ROOT / "sweep.py"), "--configs=fast:batch_size=32",
          "--seeds=3", f"--minutes={minutes}", "--num_samples=200", f"--out_dir={out_dir}"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
 
 
-def _rows(out_dir):
-    with (out_dir / "sweep.csv").open(newline="") as file:
-        return list(csv.DictReader(file))
+# kill -9 when the run is about to save its first checkpoint in this process: in a sweep
+# that continues, after the steps of the segment's calls are in losses.csv and before
+# they are in a checkpoint or scored.
+KILL_BEFORE_FIRST_SAVE = """
+import os, signal
+import tensorflow as tf
+def save(self, *args, **kwargs):
+    os.kill(os.getpid(), signal.SIGKILL)
+tf.train.CheckpointManager.save = save
+"""
 
 
 @pytest.mark.slow
-def test_sweep_scores_each_budget_and_continues_after_a_stop(tmp_path):
+def test_sweep_scores_each_budget_and_continues_after_a_kill_mid_segment(tmp_path):
     first = _sweep(tmp_path, "0.01")
     assert first.returncode == 0, first.stderr[-2000:]
-    [row] = _rows(tmp_path)
+    [row] = csv_rows(tmp_path / "sweep.csv")
     assert (row["config"], row["seed"], row["budget_minutes"]) == ("fast:batch_size=32", "3",
                                                                    "0.01")
     assert float(row["minutes"]) >= 0.01 and float(row["fid"]) > 0
+    run_dir = tmp_path / "fast_batch_size=32" / "seed_3"
+    first_segment = int(row["step"])
+    assert checkpoint_steps(run_dir) == [first_segment]
 
-    # The same sweep with a longer budget list: the scored row is kept, the run resumes.
+    # A longer budget list, killed in the new segment: its steps are logged, not saved.
     # (The first call's tracing counts as training time: budget past it.)
-    longer = f"{float(row['minutes']) + 0.01:.4f}"
-    second = _sweep(tmp_path, f"0.01,{longer}")
+    budgets = f"0.01,{float(row['minutes']) + 0.01:.4f}"
+    killed = _sweep(tmp_path, budgets, prelude=KILL_BEFORE_FIRST_SAVE)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr[-2000:]
+    assert checkpoint_steps(run_dir) == [first_segment]
+    before = loss_rows(run_dir)
+    assert len(before) > first_segment
+    assert [int(r["step"]) for r in before] == list(range(1, len(before) + 1))
+
+    # The same again: the scored row is kept, the segment restarts from the first
+    # segment's checkpoint, and losses.csv goes on from its step.
+    second = _sweep(tmp_path, budgets)
     assert second.returncode == 0, second.stderr[-2000:]
-    rows = _rows(tmp_path)
-    assert rows[0] == row
-    assert float(rows[1]["budget_minutes"]) == float(longer)
-    assert float(rows[1]["minutes"]) >= float(longer) and int(rows[1]["step"]) > int(row["step"])
     assert "training to 0.01" not in second.stdout
+    rows = csv_rows(tmp_path / "sweep.csv")
+    assert rows[0] == row
+    assert float(rows[1]["budget_minutes"]) == float(budgets.split(",")[1])
+    assert float(rows[1]["minutes"]) >= float(rows[1]["budget_minutes"])
+    assert int(rows[1]["step"]) > first_segment
+    after = loss_rows(run_dir)
+    assert [int(r["step"]) for r in after] == list(range(1, int(rows[1]["step"]) + 1))
+    # Not retrained from scratch: the first segment's rows, their clock included, are
+    # the ones written before the kill, and the clock goes on from there.
+    assert after[:first_segment] == before[:first_segment]
+    assert (float(after[first_segment]["train_seconds"])
+            > float(before[first_segment - 1]["train_seconds"]))
     plot = tf.io.decode_png(tf.io.read_file(str(tmp_path / "fid_vs_minutes.png")))
     assert plot.shape[0] > 100
 
