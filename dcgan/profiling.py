@@ -78,9 +78,9 @@ def step_passes(update, n_critic=1, gp_weight=0.0, r1_weight=0.0) -> tuple[float
 
     Convention: a backward pass that yields the weights' gradients (and, for the layers
     below, the inputs') costs 2 forward passes; one that yields only the inputs'
-    gradients (D's, on the way to G's weights, whose own weight gradients the graph
-    prunes) costs 1. The first layer's input gradient, which nothing needs, is counted
-    too (at most 6% of a network). Per batch of B images:
+    gradients costs 1 (D's, when G's gradient flows through it: the graph prunes D's
+    unused weight gradients). The first layer's input gradient, which nothing needs, is
+    counted too (at most 6% of a network). In passes over one batch:
 
       simultaneous: G forward 1 + backward 2; D on real images forward 1 + backward 2,
         on generated ones forward 1 + backward 2 for D's gradients + 1 more (to its
@@ -120,7 +120,15 @@ def train_step_flops(generator, discriminator, update, n_critic=1, gp_weight=0.0
                      r1_weight=0.0) -> float:
     """FLOPs of one training step per real image it reads: `step_passes` weighted by
     `forward_flops` of each network (their convention and what they ignore). Losses
-    and optimizer updates are left out (per step, not per image)."""
+    and optimizer updates are left out (per step, not per image).
+
+    Args:
+      generator, discriminator: Keras models (see `dcgan.models`).
+      update, n_critic, gp_weight, r1_weight: as in `step_passes`.
+
+    Raises:
+      ValueError: as `step_passes` and `forward_flops` do.
+    """
     generator_passes, discriminator_passes = step_passes(update, n_critic, gp_weight,
                                                          r1_weight)
     return (generator_passes * forward_flops(generator)
