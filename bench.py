@@ -1,4 +1,5 @@
-r"""Training throughput of the dcgan step, as ratios to a tutorial-style loop run alongside.
+r"""Training throughput of the dcgan step: images/s, as ratios to a tutorial-style loop run
+alongside, and GFLOP/s, as a fraction of the machine's peak.
 
   python bench.py                                  # the default train.py configuration
   python bench.py --precisions=float32,mixed_bfloat16 --updates=alternating,simultaneous
@@ -6,18 +7,26 @@ r"""Training throughput of the dcgan step, as ratios to a tutorial-style loop ru
 
 Every configuration runs in this process after the baseline: warm-up steps (tracing,
 compilation) are excluded, then `--repeats` timed runs of `--steps` steps; the median
-images/s is reported and divided by the baseline's median.
+images/s is reported and divided by the baseline's median. Each row's FLOPs per image
+are counted from its networks and update scheme (`dcgan.profiling.train_step_flops`);
+times its images/s they give its GFLOP/s, reported as a fraction of the peak: the best
+of `--repeats` `--matmul_size`-square `tf.matmul`s in the row's compute dtype (float32,
+or bfloat16 under mixed_bfloat16), measured first.
 
   python bench.py --profile_dir=/tmp/profile      # and where the default's time goes
 
 traces `--steps` more steps of the last configuration with tf.profiler (TensorBoard's
-profile plugin reads the directory) and prints the op time by network, pass and op type.
+profile plugin reads the directory) and prints the op time by network and pass, by part
+(matmul/conv, normalization, layout, other) and by op type, and the share of the cores'
+time spent in no op at all (input, Python, launches, waits).
 """
 
 import collections
 import functools
 import glob
 import itertools
+import os
+import pathlib
 import resource
 import statistics
 import time
@@ -37,17 +46,23 @@ from dcgan.config import PRESETS  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 from dcgan.train_step import GanStep  # noqa: E402
 
-flags.DEFINE_enum("preset", "tutorial", sorted(PRESETS), "Networks and recipe to measure.")
+flags.DEFINE_enum("preset", "fast", sorted(PRESETS), "Networks and recipe to measure "
+                  "(default: train.py's).")
 flags.DEFINE_list("precisions", ["auto"], "Dtype policies to measure (see train.py --precision).")
 flags.DEFINE_list("jit", ["false"], "jit_compile values to measure.")
 flags.DEFINE_list("replicas", ["1"], "Replica counts to measure (logical CPU devices).")
-flags.DEFINE_list("batch_sizes", ["256"], "Global batch sizes to measure.")
+flags.DEFINE_list("batch_sizes", None, "Global batch sizes to measure; default: the "
+                  "preset's.")
 flags.DEFINE_list("steps_per_call", ["10"], "Steps per tf.function call to measure.")
 flags.DEFINE_list("updates", None, "D/G update schemes to measure (see train.py --update); "
                   "default: the preset's.")
 flags.DEFINE_integer("steps", 40, "Timed steps per repeat.", lower_bound=1)
 flags.DEFINE_integer("warmup_steps", 10, "Untimed steps first.", lower_bound=1)
 flags.DEFINE_integer("repeats", 3, "Timed repeats; the median is reported.", lower_bound=1)
+flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul that measures the peak "
+                     "(2048: 17 GFLOP a product, large enough for oneDNN's blocked "
+                     "kernels to run at their full rate, yet well under a second).",
+                     lower_bound=64)
 flags.DEFINE_string("json_out", "bench.json", "Where the results go.")
 flags.DEFINE_string("data_dir", data.DEFAULT_DATA_DIR, "TFDS data directory.")
 flags.DEFINE_string("profile_dir", None, "Trace the last configuration's steps with "
@@ -66,10 +81,8 @@ def _median_rate(run_steps, steps, batch_size, repeats):
     return statistics.median(rates)
 
 
-def baseline_rate(images, batch_size):
-    """The TensorFlow DCGAN tutorial's loop, written plainly: Sequential models, float32,
-    simultaneous G/D updates from one forward pass, one tf.function call per step."""
-    keras.mixed_precision.set_global_policy("float32")
+def tutorial_models():
+    """The TensorFlow DCGAN tutorial's (generator, discriminator), as Sequential models."""
     generator = keras.Sequential([
         keras.Input((100,)),
         keras.layers.Dense(7 * 7 * 256, use_bias=False), keras.layers.BatchNormalization(),
@@ -86,6 +99,14 @@ def baseline_rate(images, batch_size):
         keras.layers.Dropout(0.3),
         keras.layers.Conv2D(128, 5, strides=2, padding="same"), keras.layers.LeakyReLU(),
         keras.layers.Dropout(0.3), keras.layers.Flatten(), keras.layers.Dense(1)])
+    return generator, discriminator
+
+
+def baseline_rate(images, batch_size):
+    """The TensorFlow DCGAN tutorial's loop, written plainly: `tutorial_models`, float32,
+    simultaneous G/D updates from one forward pass, one tf.function call per step."""
+    keras.mixed_precision.set_global_policy("float32")
+    generator, discriminator = tutorial_models()
     cross_entropy = keras.losses.BinaryCrossentropy(from_logits=True)
     generator_optimizer = keras.optimizers.Adam(1e-4)
     discriminator_optimizer = keras.optimizers.Adam(1e-4)
@@ -117,6 +138,57 @@ def baseline_rate(images, batch_size):
 
     run_steps(FLAGS.warmup_steps)
     return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats)
+
+
+def peak_gflops(dtype, size, repeats):
+    """The machine's matmul peak in `dtype`: GFLOP/s of the best of `repeats` [size, size]
+    x [size, size] `tf.matmul`s (2 size^3 FLOPs each), after one untimed warm-up.
+
+    A square matmul this large is what oneDNN runs closest to the cores' FMA rate, so its
+    rate is the most a step's convolutions (which are matmuls) can reach in that dtype.
+    """
+    a, b = (tf.cast(tf.random.stateless_normal([size, size], seed=[0, seed]), dtype)
+            for seed in (1, 2))
+    # Reduced inside the function so that a scalar, not the product, is copied out; the
+    # sum is size^2 of the 2 size^3 FLOPs.
+    matmul = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
+    matmul(a, b).numpy()
+    seconds = []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        matmul(a, b).numpy()
+        seconds.append(time.perf_counter() - started)
+    return 2 * size**3 / min(seconds) / 1e9
+
+
+def compute_dtype(policy_name):
+    """The dtype a Keras policy's layers compute in: "float32", "bfloat16" or "float16"."""
+    return keras.mixed_precision.Policy(policy_name).compute_dtype
+
+
+def flop_columns(images_per_sec, flops_per_image, dtype, peaks):
+    """A row's FLOP columns: FLOPs per image, GFLOP/s achieved, and the fraction of the
+    `dtype` peak (`peaks`: GFLOP/s by dtype name)."""
+    gflops_per_sec = images_per_sec * flops_per_image / 1e9
+    return {"flops_per_image": flops_per_image, "compute_dtype": dtype,
+            "gflops_per_sec": gflops_per_sec, "peak_fraction": gflops_per_sec / peaks[dtype]}
+
+
+def preset_step_flops(preset, update):
+    """FLOPs per real image of one step of the preset's networks with `update`."""
+    return profiling.train_step_flops(
+        models.build_generator(preset.model), models.build_discriminator(preset.model),
+        update, preset.n_critic, preset.gp_weight, preset.r1_weight)
+
+
+def _cpu_model():
+    """The CPU's model name from /proc/cpuinfo (None elsewhere)."""
+    try:
+        cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                 if line.startswith("model name")), None)
 
 
 @functools.cache
@@ -159,21 +231,29 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
 
 
 def profile(run_steps, log_dir, top=15):
-    """Traces run_steps(FLAGS.steps) into `log_dir` and prints op time shares."""
+    """Traces run_steps(FLAGS.steps) into `log_dir` and prints op time shares, and the
+    share of the cores' time (wall x cores) in no op."""
     tf.profiler.experimental.start(log_dir)
+    started = time.perf_counter()
     run_steps(FLAGS.steps)
+    core_seconds = (time.perf_counter() - started) * len(os.sched_getaffinity(0))
     tf.profiler.experimental.stop()
     # Each trace goes to a new directory named by its start time: the newest is this one.
     xspace_path = sorted(glob.glob(f"{log_dir}/plugins/profile/*/*.xplane.pb"))[-1]
     seconds = profiling.op_seconds(xspace_path)
     total = sum(seconds.values())
-    by_network = collections.Counter()
-    for (network, gradient, _), value in seconds.items():
-        by_network[network, gradient] += value
-    print(f"\nop time in {FLAGS.steps} profiled steps: {total:.1f} s over all threads")
-    for (network, gradient), value in sorted(by_network.items()):
-        print(f"  {network:<13} {gradient:<8} {100 * value / total:5.1f}%")
-    print(f"top {top} (network, pass, op type):")
+    print(f"\nop time in {FLAGS.steps} profiled steps: {total:.1f} s over all threads, "
+          f"{100 * total / core_seconds:.0f}% of the cores' {core_seconds:.1f} s (the rest: "
+          f"input, Python, launches, waits, other processes)")
+    for title, key in [("network, pass", lambda network, gradient, part, op: (network, gradient)),
+                       ("part", lambda network, gradient, part, op: (part,))]:
+        shares = collections.Counter()
+        for op_key, value in seconds.items():
+            shares[key(*op_key)] += value
+        print(f"by {title}:")
+        for name, value in sorted(shares.items()):
+            print(f"  {' '.join(name):<22} {100 * value / total:5.1f}%")
+    print(f"top {top} (network, pass, part, op type):")
     for key, value in seconds.most_common(top):
         print(f"  {100 * value / total:5.1f}%  {' '.join(key)}")
 
@@ -194,6 +274,29 @@ def input_rate(pixel_range, batch_size):
     return _median_rate(run_steps, steps_per_epoch, batch_size, FLAGS.repeats)
 
 
+def measure_peaks():
+    """GFLOP/s by dtype name, of float32 (the baseline's) and every --precisions's."""
+    dtypes = {"float32"} | {compute_dtype(distribute.resolve_precision(precision))
+                            for precision in FLAGS.precisions}
+    peaks = {dtype: peak_gflops(dtype, FLAGS.matmul_size, FLAGS.repeats)
+             for dtype in sorted(dtypes)}
+    for dtype, peak in peaks.items():
+        print(f"peak {dtype}: {peak:.1f} GFLOP/s ({FLAGS.matmul_size}^2 matmul)")
+    return peaks
+
+
+def print_table(rows, peaks):
+    """The rows, with their FLOP columns where they have them (not the input pipeline)."""
+    print(f"\n{'configuration':<90} {'batch':>5} {'img/s':>8} {'ratio':>6} "
+          f"{'MFLOP/img':>9} {'GFLOP/s':>8} {'of peak':>7}")
+    for row in rows:
+        flops = (f"{row['flops_per_image'] / 1e6:>9.1f} {row['gflops_per_sec']:>8.1f} "
+                 f"{100 * row['peak_fraction']:>6.1f}%" if "flops_per_image" in row else "")
+        print(f"{row['name']:<90} {row['batch_size']:>5} {row['images_per_sec']:>8.0f} "
+              f"{row['ratio']:>6.2f} {flops}")
+    print("peak: " + ", ".join(f"{dtype} {peak:.1f} GFLOP/s" for dtype, peak in peaks.items()))
+
+
 def main(argv):
     del argv
     distribute.split_cpu(max(int(n) for n in FLAGS.replicas))
@@ -201,11 +304,14 @@ def main(argv):
     images = np.concatenate(list(data.load_split(
         data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=10_000, shuffle_seed=None),
     ).as_numpy_iterator()))
+    peaks = measure_peaks()
+    baseline_flops = profiling.train_step_flops(*tutorial_models(), "simultaneous")
     rows = []
-    for batch_size in map(int, FLAGS.batch_sizes):
+    for batch_size in map(int, FLAGS.batch_sizes or [preset.data.global_batch_size]):
         baseline = baseline_rate(images, batch_size)
         rows.append({"name": "baseline (tutorial loop, float32)", "batch_size": batch_size,
-                     "images_per_sec": baseline, "ratio": 1.0})
+                     "images_per_sec": baseline, "ratio": 1.0,
+                     **flop_columns(baseline, baseline_flops, "float32", peaks)})
         input_only = input_rate(preset.data.pixel_range, batch_size)
         rows.append({"name": "input pipeline only", "batch_size": batch_size,
                      "images_per_sec": input_only, "ratio": input_only / baseline})
@@ -219,18 +325,19 @@ def main(argv):
             rows.append({
                 "name": f"dcgan {FLAGS.preset} {update} {policy_name} jit={jit} "
                         f"replicas={replicas} steps_per_call={steps_per_call}",
-                "batch_size": batch_size, "images_per_sec": rate, "ratio": rate / baseline})
-            print(f"{rows[-1]['name']}: {rate:.0f} img/s, {rate / baseline:.2f}x")
+                "batch_size": batch_size, "images_per_sec": rate, "ratio": rate / baseline,
+                **flop_columns(rate, preset_step_flops(preset, update),
+                               compute_dtype(policy_name), peaks)})
+            print(f"{rows[-1]['name']}: {rate:.0f} img/s, {rate / baseline:.2f}x, "
+                  f"{100 * rows[-1]['peak_fraction']:.0f}% of the peak")
     if FLAGS.profile_dir:
         profile(run_steps, FLAGS.profile_dir)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(f"\n{'configuration':<90} {'batch':>5} {'img/s':>8} {'ratio':>6}")
-    for row in rows:
-        print(f"{row['name']:<90} {row['batch_size']:>5} {row['images_per_sec']:>8.0f} "
-              f"{row['ratio']:>6.2f}")
+    print_table(rows, peaks)
     print(f"peak RSS {peak_rss_mib:.0f} MiB")
-    write_json(FLAGS.json_out, {"rows": rows, "peak_rss_mib": peak_rss_mib,
-                                "tensorflow": tf.__version__, "flags": FLAGS.flag_values_dict()})
+    write_json(FLAGS.json_out, {"rows": rows, "peak_gflops": peaks, "cpu": _cpu_model(),
+                                "peak_rss_mib": peak_rss_mib, "tensorflow": tf.__version__,
+                                "flags": FLAGS.flag_values_dict()})
 
 
 if __name__ == "__main__":
