@@ -36,7 +36,10 @@ FLAGS = flags.FLAGS
 
 def _format(row) -> str:
     """A row as a line of the HEADER table, and for a conditional G one line per class."""
-    line = (f"{row.get('step', '-'):>8} {row['fid']:>10.4f} {row['kid_mean']:>10.6f} "
+    interval = (f"{row['fid_low']:.2f}-{row['fid_high']:.2f}" if "fid_low" in row
+                else "-")  # Rows scored before the interval existed.
+    line = (f"{row.get('step', '-'):>8} {row['fid']:>10.4f} {interval:>17} "
+            f"{row['kid_mean']:>10.6f} "
             f"{row['kid_std']:>9.6f} {row['is_mean']:>7.4f} {row['is_std']:>7.4f} "
             f"{row['precision']:>9.4f} {row['recall']:>7.4f}")
     if "intra_fid" not in row:
@@ -49,8 +52,8 @@ def _format(row) -> str:
                              f"class asked for {row['class_accuracy']:.4f}", *per_class])
 
 
-HEADER = (f"{'step':>8} {'FID':>10} {'KID':>10} {'KID std':>9} {'IS':>7} {'IS std':>7} "
-          f"{'precision':>9} {'recall':>7}")
+HEADER = (f"{'step':>8} {'FID':>10} {'FID 95% interval':>17} {'KID':>10} {'KID std':>9} "
+          f"{'IS':>7} {'IS std':>7} {'precision':>9} {'recall':>7}")
 
 
 def _evaluate_run(scorer):

@@ -6,7 +6,7 @@ share of samples the classifier assigns to the class asked for (CONDITIONAL_COLU
 
 Files written in a run directory (atomically; rows already there are kept and reused):
   metrics.json   {"classifier": {...}, "rows": [...]}, one row per evaluated checkpoint
-  metrics.csv    the same rows
+  metrics.csv    the same rows (a column a row predates is left blank)
   fid_curve.png  FID, KID and IS against training steps
   tensorboard/   eval/* scalars beside the training ones
 """
@@ -27,8 +27,11 @@ from dcgan.files import atomic_path, write_json
 __all__ = ["CONDITIONAL_COLUMNS", "EvalConfig", "METRIC_COLUMNS", "Evaluator", "class_column",
            "evaluate_run"]
 
-METRIC_COLUMNS = ("fid", "fid_raw", "kid_mean", "kid_std", "is_mean", "is_std", "precision",
-                  "recall")
+# fid_low, fid_high: the 95% bootstrap interval of `metrics.fid_interval` (the reference
+# statistics fixed). Rows written before these columns existed lack them: they are kept
+# as they are (blank in metrics.csv), not scored again.
+METRIC_COLUMNS = ("fid", "fid_raw", "fid_low", "fid_high", "kid_mean", "kid_std", "is_mean",
+                  "is_std", "precision", "recall")
 # What identifies a row: the checkpoint's step and name, and the samples it was scored on.
 KEY_COLUMNS = ("step", "checkpoint", "num_samples")
 
@@ -58,6 +61,7 @@ class EvalConfig:
       kid_subsets, kid_subset_size: KID's subsets (the size is capped at num_samples).
       is_splits: Inception Score splits.
       nearest_neighbours: k of the precision/recall manifolds.
+      fid_resamples: bootstrap resamples of FID's 95% interval.
     """
 
     num_samples: int = 10_000
@@ -68,6 +72,7 @@ class EvalConfig:
     kid_subset_size: int = 1000
     is_splits: int = 10
     nearest_neighbours: int = 3
+    fid_resamples: int = 200
 
     def __post_init__(self):
         if self.num_samples <= classifier.FEATURE_DIM:
@@ -124,6 +129,9 @@ class Evaluator:
             self.classifier, samples, models.generator_output_range(generator),
             self.config.batch_size)
         fid = metrics.fid(self.real_features, fake_features)
+        fid_interval = metrics.fid_interval(self.real_features, fake_features,
+                                            num_resamples=self.config.fid_resamples,
+                                            seed=self.config.seed)
         kid = metrics.kernel_inception_distance(
             self.real_features, fake_features, num_subsets=self.config.kid_subsets,
             subset_size=min(self.config.kid_subset_size, self.config.num_samples),
@@ -132,7 +140,8 @@ class Evaluator:
                                             seed=self.config.seed)
         precision_recall = metrics.precision_recall(
             self.real_features, fake_features, k=self.config.nearest_neighbours)
-        scores = {"fid": fid.value, "fid_raw": fid.raw, "kid_mean": kid.mean,
+        scores = {"fid": fid.value, "fid_raw": fid.raw, "fid_low": fid_interval.low,
+                  "fid_high": fid_interval.high, "kid_mean": kid.mean,
                   "kid_std": kid.std, "is_mean": inception.mean, "is_std": inception.std,
                   "precision": precision_recall.precision, "recall": precision_recall.recall}
         if num_classes:
