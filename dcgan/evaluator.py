@@ -8,6 +8,8 @@ Files written in a run directory (atomically; rows already there are kept and re
   metrics.json   {"classifier": {...}, "rows": [...]}, one row per evaluated checkpoint
   metrics.csv    the same rows (a column a row predates is left blank)
   fid_curve.png  FID, KID and IS against training steps
+  memorisation.png  the latest checkpoint's samples closest to a training image, above
+                 those training images
   tensorboard/   eval/* scalars beside the training ones
 """
 
@@ -30,8 +32,12 @@ __all__ = ["CONDITIONAL_COLUMNS", "EvalConfig", "METRIC_COLUMNS", "Evaluator", "
 # fid_low, fid_high: the 95% bootstrap interval of `metrics.fid_interval` (the reference
 # statistics fixed). Rows written before these columns existed lack them: they are kept
 # as they are (blank in metrics.csv), not scored again.
+# memorisation_ratio, memorisation_share: `metrics.memorisation` of the samples' and the
+# test images' distances to their nearest training image in classifier features.
 METRIC_COLUMNS = ("fid", "fid_raw", "fid_low", "fid_high", "kid_mean", "kid_std", "is_mean",
-                  "is_std", "precision", "recall")
+                  "is_std", "precision", "recall", "memorisation_ratio", "memorisation_share")
+# Generated samples (nearest to a training image first) shown with their nearest one.
+MEMORISATION_PAIRS = 8
 # What identifies a row: the checkpoint's step and name, and the samples it was scored on.
 KEY_COLUMNS = ("step", "checkpoint", "num_samples")
 
@@ -62,6 +68,8 @@ class EvalConfig:
       is_splits: Inception Score splits.
       nearest_neighbours: k of the precision/recall manifolds.
       fid_resamples: bootstrap resamples of FID's 95% interval.
+      train_split: the training images (a TFDS split) the memorisation check measures
+        distances to; a generator that copies images outside it goes unnoticed.
     """
 
     num_samples: int = 10_000
@@ -73,6 +81,7 @@ class EvalConfig:
     is_splits: int = 10
     nearest_neighbours: int = 3
     fid_resamples: int = 200
+    train_split: str = "train"
 
     def __post_init__(self):
         if self.num_samples <= classifier.FEATURE_DIM:
@@ -84,17 +93,29 @@ class EvalConfig:
 
 
 class Evaluator:
-    """Scores generators against the real test split with the shipped classifier."""
+    """Scores generators against the real test split with the shipped classifier, and
+    their memorisation against the training split."""
 
     def __init__(self, config: EvalConfig):
         self.config = config
         self.classifier = classifier.load_classifier()
-        test_split = DataConfig(data_dir=config.data_dir, split="test", shuffle_seed=None,
-                                global_batch_size=config.batch_size, drop_remainder=False,
-                                pixel_range=classifier.CLASSIFIER_PIXEL_RANGE, with_labels=True)
-        real_images, self.real_labels = data.load_arrays(test_split)
+        real_images, self.real_labels = self._load("test", with_labels=True)
         self.real_features, _ = classifier.embed(
             self.classifier, real_images, classifier.CLASSIFIER_PIXEL_RANGE, config.batch_size)
+        train_images = self._load(config.train_split, with_labels=False)
+        self.train_features, _ = classifier.embed(
+            self.classifier, train_images, classifier.CLASSIFIER_PIXEL_RANGE, config.batch_size)
+        # uint8 for the pictures of the closest pairs: a quarter of float32's 188 MB.
+        self.train_images = images.to_uint8(train_images, classifier.CLASSIFIER_PIXEL_RANGE)
+        self.test_distances, _ = metrics.nearest_neighbours(self.real_features,
+                                                            self.train_features)
+
+    def _load(self, split, with_labels):
+        """A split's images in the classifier's pixel range (and labels)."""
+        return data.load_arrays(DataConfig(
+            data_dir=self.config.data_dir, split=split, shuffle_seed=None,
+            global_batch_size=self.config.batch_size, drop_remainder=False,
+            pixel_range=classifier.CLASSIFIER_PIXEL_RANGE, with_labels=with_labels))
 
     def samples(self, generator) -> tuple[np.ndarray, np.ndarray | None]:
         """`num_samples` images from seeded noise: (float32 [N, 28, 28, 1] in G's range,
@@ -113,9 +134,11 @@ class Evaluator:
                            .numpy().astype(np.float32))
         return np.concatenate(batches), labels
 
-    def evaluate(self, generator) -> dict:
+    def evaluate(self, generator, pairs_path=None) -> dict:
         """All metrics of one generator, keyed by METRIC_COLUMNS, and for a conditional one
-        CONDITIONAL_COLUMNS.
+        CONDITIONAL_COLUMNS. Given `pairs_path`, also writes there a PNG of the
+        MEMORISATION_PAIRS samples closest to a training image (top row) above those
+        training images (bottom row).
 
         Raises:
           ConfigError: a conditional generator whose classes are not Fashion-MNIST's, or
@@ -140,13 +163,28 @@ class Evaluator:
                                             seed=self.config.seed)
         precision_recall = metrics.precision_recall(
             self.real_features, fake_features, k=self.config.nearest_neighbours)
+        fake_distances, nearest = metrics.nearest_neighbours(fake_features,
+                                                             self.train_features)
+        memorisation = metrics.memorisation(fake_distances, self.test_distances)
+        if pairs_path is not None:
+            self._write_pairs(pairs_path, samples, generator, fake_distances, nearest)
         scores = {"fid": fid.value, "fid_raw": fid.raw, "fid_low": fid_interval.low,
                   "fid_high": fid_interval.high, "kid_mean": kid.mean,
                   "kid_std": kid.std, "is_mean": inception.mean, "is_std": inception.std,
-                  "precision": precision_recall.precision, "recall": precision_recall.recall}
+                  "precision": precision_recall.precision, "recall": precision_recall.recall,
+                  "memorisation_ratio": memorisation.ratio,
+                  "memorisation_share": memorisation.share}
         if num_classes:
             scores.update(self._per_class(fake_features, fake_probabilities, labels))
         return scores
+
+    def _write_pairs(self, path, samples, generator, fake_distances, nearest):
+        closest = np.argsort(fake_distances)[:MEMORISATION_PAIRS]
+        pairs = np.concatenate([
+            images.to_uint8(samples[closest], models.generator_output_range(generator)),
+            self.train_images[nearest[closest]]])
+        images.write_png(path, images.labelled_grid(
+            pairs, (0, 255), ["generated", "nearest training image"], scale=4))
 
     def _check_conditional(self, num_classes):
         if num_classes != len(data.CLASS_NAMES):
@@ -239,7 +277,8 @@ def evaluate_run(run_dir, evaluator: Evaluator, on_row=print,
     for prefix in new:
         generator = checkpoints.restore_generator(run_dir, prefix)
         row = {"step": _checkpoint_step(prefix), "checkpoint": pathlib.Path(prefix).name,
-               "num_samples": evaluator.config.num_samples, **evaluator.evaluate(generator)}
+               "num_samples": evaluator.config.num_samples,
+               **evaluator.evaluate(generator, pairs_path=run_dir / "memorisation.png")}
         rows[row["step"]] = row
         with writer.as_default():
             for name in _metric_columns(row):

@@ -12,6 +12,8 @@ here depends on N). Report N with every score.
   * `precision_recall`: improved precision and recall from k-NN balls.
   * `per_class_fid`, `per_class_accuracy`: for conditional generators, FID within each
     class and how often the classifier names the class that was asked for.
+  * `nearest_neighbours`, `memorisation`: how close generated samples are to training
+    images, against how close held-out test images are (a generator that copies).
 """
 
 from typing import NamedTuple
@@ -22,12 +24,15 @@ __all__ = [
     "FrechetDistance",
     "Interval",
     "MeanAndStd",
+    "Memorisation",
     "PrecisionRecall",
     "fid",
     "fid_interval",
     "frechet_distance",
     "inception_score",
     "kernel_inception_distance",
+    "memorisation",
+    "nearest_neighbours",
     "per_class_accuracy",
     "per_class_fid",
     "precision_recall",
@@ -59,6 +64,13 @@ class MeanAndStd(NamedTuple):
 
     mean: float
     std: float
+
+
+class Memorisation(NamedTuple):
+    """How much closer generated samples are to the training set than test images are."""
+
+    ratio: float
+    share: float
 
 
 class PrecisionRecall(NamedTuple):
@@ -491,3 +503,72 @@ def per_class_accuracy(probabilities, labels, num_classes) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return (np.bincount(labels, weights=hits, minlength=num_classes)
                 / np.bincount(labels, minlength=num_classes))
+
+
+def nearest_neighbours(queries, references) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, its nearest reference (Euclidean) and the distance to it.
+
+    The search runs in float32 in blocks of query rows (as `precision_recall`'s, 32 MB in
+    float32, so 10,000 x 60,000 needs no 2.4 GB matrix): float32 rounds
+    |a|^2 + |b|^2 - 2 a.b by about 1e-7 |a|^2, which can only swap two neighbours whose
+    squared distances are that close, and it halves the memory and the time of the
+    product. The distance returned is recomputed in float64 from the pair's features, so
+    an exact copy reports 0.
+
+    Args:
+      queries: [N_q, D], any float dtype.
+      references: [N_ref, D], N_ref >= 1.
+
+    Returns:
+      (distances float64 [N_q] >= 0, indices int64 [N_q] into `references`).
+
+    Raises:
+      ValueError: mismatched D, an empty reference set, or non-finite input.
+    """
+    queries, references = _features_pair(queries, references)
+    if not len(references):
+        raise ValueError("references must hold at least one point")
+    queries32, references32 = queries.astype(np.float32), references.astype(np.float32)
+    indices = np.empty(len(queries), dtype=np.int64)
+    for rows in _blocks(len(queries), len(references)):
+        indices[rows] = np.argmin(_squared_distances(queries32[rows], references32), axis=1)
+    return np.linalg.norm(queries - references[indices], axis=1), indices
+
+
+def memorisation(fake_distances, test_distances) -> Memorisation:
+    """Whether generated samples sit closer to the training set than unseen images do.
+
+    Inputs are distances to the nearest training image (`nearest_neighbours` against the
+    training features): `fake_distances` of generated samples, `test_distances` of
+    held-out test images, which the generator never saw and which show how close a new
+    image of the distribution falls to the training set by chance.
+
+      ratio = median(fake_distances) / median(test_distances): about 1 for a generator
+        that draws new images of the distribution, near 0 for one that copies training
+        images (and above 1 for one far from the data, which is no sign of copying).
+      share = the fraction of generated samples strictly closer to their nearest training
+        image than the closest test image is to its own, min(test_distances): samples
+        nearer a training image than any unseen image comes, i.e. near-exact copies.
+        0 for a generator that draws test images, 1 for one that returns training
+        images. The minimum falls as N_test grows, so compare shares at equal N_test (on
+        Fashion-MNIST's 10,000 test images in the shipped classifier's features it is
+        0.29 against a median of 6.6).
+
+    Args:
+      fake_distances: [N_fake] >= 0, any float dtype.
+      test_distances: [N_test] >= 0, with a positive median.
+
+    Returns:
+      Memorisation(ratio, share), float64; share in [0, 1].
+
+    Raises:
+      ValueError: an empty set, negative or non-finite distances, or a zero test median.
+    """
+    fake = _finite_array(fake_distances, "fake_distances", 1)
+    test = _finite_array(test_distances, "test_distances", 1)
+    if not len(fake) or not len(test) or fake.min() < 0 or test.min() < 0:
+        raise ValueError("distances must be non-empty and non-negative")
+    if np.median(test) == 0:
+        raise ValueError("the median test distance is 0: the test images are training images")
+    return Memorisation(ratio=float(np.median(fake) / np.median(test)),
+                        share=float(np.mean(fake < test.min())))

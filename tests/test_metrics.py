@@ -339,3 +339,48 @@ def test_fid_interval_refuses_bad_arguments():
         metrics.fid_interval(real, fake, num_resamples=0)
     with pytest.raises(ValueError, match="more fake samples"):
         metrics.fid_interval(real, fake[:3])
+
+
+def test_nearest_neighbours_match_scipy_cdist_in_small_blocks(monkeypatch):
+    monkeypatch.setattr(metrics, "_DISTANCE_BLOCK_ELEMENTS", 7 * 40)  # 7 query rows a block.
+    rng = np.random.default_rng(0)
+    queries, references = rng.normal(size=(30, 5)), rng.normal(size=(40, 5))
+    distances, indices = metrics.nearest_neighbours(queries, references)
+    expected = scipy.spatial.distance.cdist(queries, references)
+    np.testing.assert_array_equal(indices, expected.argmin(axis=1))
+    np.testing.assert_allclose(distances, expected.min(axis=1), rtol=1e-12)
+    assert distances.dtype == np.float64 and indices.dtype == np.int64
+
+
+def test_nearest_neighbours_of_copies_are_exactly_zero():
+    # Large features, where float32 |a|^2 + |b|^2 - 2ab alone would leave ~1e-2.
+    references = np.random.default_rng(1).normal(loc=40.0, size=(200, 16))
+    distances, indices = metrics.nearest_neighbours(references[::-1], references)
+    assert np.all(distances == 0)
+    np.testing.assert_array_equal(indices, np.arange(200)[::-1])
+
+
+def _memorisation_of(generated, train, test):
+    fake_distances, _ = metrics.nearest_neighbours(generated, train)
+    test_distances, _ = metrics.nearest_neighbours(test, train)
+    return metrics.memorisation(fake_distances, test_distances)
+
+
+def test_memorisation_flags_a_copier_and_passes_new_draws():
+    rng = np.random.default_rng(2)
+    train, test, new = (_correlated_features(rng, n, 8) for n in (2000, 500, 500))
+    copier = _memorisation_of(train[:500], train, test)
+    assert copier.ratio == 0 and copier.share == 1
+    honest = _memorisation_of(new, train, test)
+    assert 0.8 < honest.ratio < 1.25 and honest.share < 0.01
+    # Returning the test images themselves: ratio 1 and no sample below their minimum.
+    assert _memorisation_of(test, train, test) == (1.0, 0.0)
+
+
+def test_memorisation_against_hand_computed_values():
+    result = metrics.memorisation([0.5, 1.0, 2.0, 4.0], [1.0, 2.0, 3.0])
+    assert result.ratio == pytest.approx(1.5 / 2.0) and result.share == 0.25
+    with pytest.raises(ValueError, match="median test distance is 0"):
+        metrics.memorisation([1.0], [0.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.memorisation([-1.0], [1.0])
