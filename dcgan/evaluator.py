@@ -69,7 +69,8 @@ class EvalConfig:
       nearest_neighbours: k of the precision/recall manifolds.
       fid_resamples: bootstrap resamples of FID's 95% interval.
       train_split: the training images (a TFDS split) the memorisation check measures
-        distances to; a generator that copies images outside it goes unnoticed.
+        distances to; a generator that copies images outside it goes unnoticed. None:
+        no memorisation check (nor the time to embed the training images).
     """
 
     num_samples: int = 10_000
@@ -81,7 +82,7 @@ class EvalConfig:
     is_splits: int = 10
     nearest_neighbours: int = 3
     fid_resamples: int = 200
-    train_split: str = "train"
+    train_split: str | None = "train"
 
     def __post_init__(self):
         if self.num_samples <= classifier.FEATURE_DIM:
@@ -102,13 +103,16 @@ class Evaluator:
         real_images, self.real_labels = self._load("test", with_labels=True)
         self.real_features, _ = classifier.embed(
             self.classifier, real_images, classifier.CLASSIFIER_PIXEL_RANGE, config.batch_size)
-        train_images = self._load(config.train_split, with_labels=False)
-        self.train_features, _ = classifier.embed(
-            self.classifier, train_images, classifier.CLASSIFIER_PIXEL_RANGE, config.batch_size)
-        # uint8 for the pictures of the closest pairs: a quarter of float32's 188 MB.
-        self.train_images = images.to_uint8(train_images, classifier.CLASSIFIER_PIXEL_RANGE)
-        self.test_distances, _ = metrics.nearest_neighbours(self.real_features,
-                                                            self.train_features)
+        if config.train_split is not None:
+            train_images = self._load(config.train_split, with_labels=False)
+            self.train_features, _ = classifier.embed(self.classifier, train_images,
+                                                      classifier.CLASSIFIER_PIXEL_RANGE,
+                                                      config.batch_size)
+            # uint8 for the pictures of the closest pairs: a quarter of float32's 188 MB.
+            self.train_images = images.to_uint8(train_images,
+                                                classifier.CLASSIFIER_PIXEL_RANGE)
+            self.test_distances, _ = metrics.nearest_neighbours(self.real_features,
+                                                                self.train_features)
 
     def _load(self, split, with_labels):
         """A split's images in the classifier's pixel range (and labels)."""
@@ -136,7 +140,8 @@ class Evaluator:
 
     def evaluate(self, generator, pairs_path=None) -> dict:
         """All metrics of one generator, keyed by METRIC_COLUMNS, and for a conditional one
-        CONDITIONAL_COLUMNS. Given `pairs_path`, also writes there a PNG of the
+        CONDITIONAL_COLUMNS (without the memorisation columns when the config has no
+        train_split). Given `pairs_path`, also writes there a PNG of the
         MEMORISATION_PAIRS samples closest to a training image (top row) above those
         training images (bottom row).
 
@@ -163,17 +168,18 @@ class Evaluator:
                                             seed=self.config.seed)
         precision_recall = metrics.precision_recall(
             self.real_features, fake_features, k=self.config.nearest_neighbours)
-        fake_distances, nearest = metrics.nearest_neighbours(fake_features,
-                                                             self.train_features)
-        memorisation = metrics.memorisation(fake_distances, self.test_distances)
-        if pairs_path is not None:
-            self._write_pairs(pairs_path, samples, generator, fake_distances, nearest)
         scores = {"fid": fid.value, "fid_raw": fid.raw, "fid_low": fid_interval.low,
                   "fid_high": fid_interval.high, "kid_mean": kid.mean,
                   "kid_std": kid.std, "is_mean": inception.mean, "is_std": inception.std,
-                  "precision": precision_recall.precision, "recall": precision_recall.recall,
-                  "memorisation_ratio": memorisation.ratio,
-                  "memorisation_share": memorisation.share}
+                  "precision": precision_recall.precision, "recall": precision_recall.recall}
+        if self.config.train_split is not None:
+            fake_distances, nearest = metrics.nearest_neighbours(fake_features,
+                                                                 self.train_features)
+            memorisation = metrics.memorisation(fake_distances, self.test_distances)
+            scores.update(memorisation_ratio=memorisation.ratio,
+                          memorisation_share=memorisation.share)
+            if pairs_path is not None:
+                self._write_pairs(pairs_path, samples, generator, fake_distances, nearest)
         if num_classes:
             scores.update(self._per_class(fake_features, fake_probabilities, labels))
         return scores
@@ -281,7 +287,7 @@ def evaluate_run(run_dir, evaluator: Evaluator, on_row=print,
                **evaluator.evaluate(generator, pairs_path=run_dir / "memorisation.png")}
         rows[row["step"]] = row
         with writer.as_default():
-            for name in _metric_columns(row):
+            for name in (name for name in _metric_columns(row) if name in row):
                 tf.summary.scalar(f"eval/{name}", row[name], step=row["step"])
         on_row(row)
         _write(run_dir, sorted(rows.values(), key=lambda r: r["step"]), evaluator)

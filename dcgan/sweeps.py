@@ -11,6 +11,7 @@ import dataclasses
 import pathlib
 
 import numpy as np
+import scipy.stats
 
 from dcgan import checkpoints, images, models
 from dcgan.config import PRESETS, ConfigError
@@ -20,9 +21,12 @@ __all__ = [
     "OVERRIDES",
     "SWEEP_COLUMNS",
     "SweepLog",
+    "differing_pairs",
+    "leaderboard",
     "parse_config",
     "plot",
     "print_table",
+    "t_interval",
     "reference_rows",
     "summarize",
     "trained_minutes",
@@ -134,14 +138,69 @@ def summarize(rows) -> dict:
     return {spec: tuple(np.array(points).T) for spec, points in curves.items()}
 
 
+def t_interval(values, confidence=0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student's t confidence interval of the mean of `values`, e.g. FIDs
+    over seeds, mean -+ t_{(1+confidence)/2, n-1} s / sqrt(n) with s the sample standard
+    deviation (ddof=1). With n = 3 seeds t = 4.30: the interval is wide, honestly so.
+    (low, high) are NaN for a single value: one seed says nothing of the spread."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half_width = (scipy.stats.t.ppf((1 + confidence) / 2, len(values) - 1)
+                  * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half_width, mean + half_width
+
+
+def _fids_by_budget(rows) -> dict:
+    """{budget minutes: {config: [FID of each seed]}}."""
+    fids = collections.defaultdict(lambda: collections.defaultdict(list))
+    for row in rows:
+        fids[float(row["budget_minutes"])][row["config"]].append(float(row["fid"]))
+    return fids
+
+
+def differing_pairs(fids: dict, alpha=0.05) -> list[tuple[str, str]]:
+    """Pairs (a, b) of configurations whose mean FIDs differ by Welch's t-test (unequal
+    variances) at level `alpha`, two-sided, from `fids` = {config: [FID of each seed]};
+    a has the lower mean. A configuration with fewer than 2 seeds is in no pair. No
+    correction for the number of pairs: with many configurations, some pairs "differ"
+    by chance (1 in 20 of equal ones)."""
+    pairs = []
+    names = sorted(name for name, values in fids.items() if len(values) >= 2)
+    for index, first in enumerate(names):
+        for second in names[index + 1:]:
+            test = scipy.stats.ttest_ind(fids[first], fids[second], equal_var=False)
+            if test.pvalue < alpha:
+                pairs.append(tuple(sorted((first, second), key=lambda n: np.mean(fids[n]))))
+    return pairs
+
+
+def leaderboard(rows) -> str:
+    """A markdown table of sweep rows (sweep.csv's, read as strings): per budget and
+    configuration, best mean first, the mean FID over seeds with its 95% t-interval
+    (`t_interval`), the seeds, the mean trained minutes, and the configurations whose
+    FID it beats by Welch's t-test at 5% (`differing_pairs`)."""
+    minutes = collections.defaultdict(list)
+    for row in rows:
+        minutes[float(row["budget_minutes"]), row["config"]].append(float(row["minutes"]))
+    lines = ["| budget (min) | configuration | FID mean | FID 95% t-interval | seeds | "
+             "trained (min) | better than (Welch, 5%) |", "|---|---|---|---|---|---|---|"]
+    for budget, fids in sorted(_fids_by_budget(rows).items()):
+        beaten = collections.defaultdict(list)
+        for better, worse in differing_pairs(fids):
+            beaten[better].append(worse)
+        for spec in sorted(fids, key=lambda name: np.mean(fids[name])):
+            mean, low, high = t_interval(fids[spec])
+            interval = "-" if np.isnan(low) else f"{low:.1f}-{high:.1f}"
+            lines.append(f"| {budget:g} | {spec} | {mean:.1f} | {interval} | "
+                         f"{len(fids[spec])} | {np.mean(minutes[budget, spec]):.1f} | "
+                         f"{', '.join(beaten[spec]) or '-'} |")
+    return "\n".join(lines)
+
+
 def print_table(rows):
-    print("| configuration | budget (min) | trained (min) | FID mean | FID min-max | seeds |")
-    print("|---|---|---|---|---|---|")
-    for spec, (budgets, mean, low, high, minutes) in summarize(rows).items():
-        seeds = len({row["seed"] for row in rows if row["config"] == spec})
-        for point in zip(budgets, minutes, mean, low, high):
-            print("| {} | {:g} | {:.1f} | {:.1f} | {:.1f}-{:.1f} | {} |".format(
-                spec, *point, seeds))
+    print(leaderboard(rows))
 
 
 def plot(path, rows):
