@@ -2,6 +2,7 @@ r"""Trains configurations for the same training time each and scores FID against
 
   python sweep.py --configs=tutorial,fast --seeds=0,1,2 --minutes=5,10,20
   python sweep.py --configs=fast,fast:d_learning_rate=4e-4,fast:batch_size=256 --minutes=5
+  python sweep.py --configs=fast,fast:loss=hinge --seeds=0,1,2 --budgets=2,5,10
 
 A configuration is a preset, optionally with overrides `preset:flag=value:flag=value` of
 the flags listed in OVERRIDES. Each (configuration, seed) trains in
@@ -36,6 +37,9 @@ from dcgan.config import DEFAULT_DATA_DIR, ConfigError  # noqa: E402
 flags.DEFINE_list("configs", ["tutorial", "fast"], "Configurations: preset[:flag=value...].")
 flags.DEFINE_list("seeds", ["0"], "Seeds; each configuration runs once per seed.")
 flags.DEFINE_list("minutes", ["5", "10", "20"], "Training minutes at which FID is scored.")
+flags.DEFINE_list("budgets", None, "Instead of --minutes: budgets in default-epochs, the "
+                  "wall-clock of one epoch of preset fast on this machine, measured at the "
+                  "sweep's start into <out_dir>/default_epoch.json (with the CPU model).")
 flags.DEFINE_string("out_dir", "runs/sweep", "Where the runs, sweep.csv and the plot go.")
 flags.DEFINE_integer("num_samples", 10_000, "Generated images per FID.", lower_bound=129)
 flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
@@ -79,6 +83,11 @@ def main(argv):
                                                           data_dir=FLAGS.data_dir,
                                                           train_split=None))
         strategy = distribute.make_strategy()
+        if FLAGS.budgets:
+            epoch = sweeps.default_epoch(out_dir / "default_epoch.json", strategy,
+                                         FLAGS.data_dir)
+            print(f"One default-epoch: {epoch['minutes']:.2f} min on {epoch['cpu']}")
+            budgets = sorted(float(budget) * epoch["minutes"] for budget in FLAGS.budgets)
         reference = []
         if FLAGS.reference_run:
             reference = sweeps.reference_rows(pathlib.Path(FLAGS.reference_run),

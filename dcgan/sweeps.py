@@ -8,19 +8,23 @@ sweep.py trains and scores; this module holds what it reads and writes.
 import collections
 import csv
 import dataclasses
+import json
 import pathlib
+import platform
+import tempfile
 
 import numpy as np
 import scipy.stats
 
-from dcgan import checkpoints, images, models
+from dcgan import checkpoints, images, models, trainer
 from dcgan.config import PRESETS, ConfigError
-from dcgan.files import atomic_path
+from dcgan.files import atomic_path, write_json
 
 __all__ = [
     "OVERRIDES",
     "SWEEP_COLUMNS",
     "SweepLog",
+    "default_epoch",
     "differing_pairs",
     "leaderboard",
     "parse_config",
@@ -74,6 +78,55 @@ def parse_config(spec: str):
                               f"{sorted(OVERRIDES)} as flag=value.")
         config = OVERRIDES[name](config, value)
     return config
+
+
+def _cpu_model() -> str:
+    """The CPU's name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
+                  timed_steps=300) -> dict:
+    """The wall-clock of one epoch of preset `fast` on this machine: the unit of the
+    sweep's --budgets, so that tables from a fast and a slow machine compare.
+
+    Measured once, then read back from `path` (JSON), so a resumed sweep keeps the unit it
+    started with: `fast` trains `warmup_steps` (tracing, first batches) and then
+    `timed_steps` more in a temporary run directory, and the logged training seconds
+    of the timed steps, per step, times `fast`'s steps per epoch give the epoch. Both step
+    counts are rounded up to whole calls of `steps_per_call` steps.
+
+    Returns:
+      {"minutes", "seconds_per_step", "steps_per_epoch", "timed_steps", "cpu"}.
+    """
+    if path.exists():
+        return json.loads(path.read_text())
+    config = PRESETS["fast"]
+    per_call = config.steps_per_call
+    warmup = -(-warmup_steps // per_call) * per_call
+    total = warmup + -(-timed_steps // per_call) * per_call
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer.train(dataclasses.replace(
+            config, run_dir=run_dir, max_steps=total,
+            data=dataclasses.replace(config.data, data_dir=data_dir)), strategy)
+        run_dir = pathlib.Path(run_dir)
+        with (run_dir / "losses.csv").open(newline="") as file:
+            seconds = {int(row["step"]): float(row["train_seconds"])
+                       for row in csv.DictReader(file)}
+        steps_per_epoch = json.loads((run_dir / "config.json").read_text())["steps_per_epoch"]
+    seconds_per_step = (seconds[total] - seconds[warmup]) / (total - warmup)
+    record = {"minutes": seconds_per_step * steps_per_epoch / 60,
+              "seconds_per_step": seconds_per_step, "steps_per_epoch": steps_per_epoch,
+              "timed_steps": total - warmup, "cpu": _cpu_model()}
+    write_json(path, record)
+    return record
 
 
 def trained_minutes(run_dir: pathlib.Path, step: int) -> float:

@@ -156,3 +156,30 @@ def test_sweep_leaderboard_flag_prints_the_table_and_trains_nothing(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == sweeps.leaderboard(_leaderboard_rows(tmp_path))
     assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep.csv"]
+
+
+def test_default_epoch_from_the_timed_steps_then_read_back(tmp_path, monkeypatch):
+    # A stand-in for trainer.train that logs what it would: training seconds per step
+    # (1 s a step for the 10 warm-up steps of tracing, then 0.5 s) and steps per epoch.
+    trained = []
+
+    def fake_train(config, strategy):
+        trained.append(config.max_steps)
+        run_dir = pathlib.Path(config.run_dir)
+        seconds = [min(step, 10) * 1.0 + max(step - 10, 0) * 0.5
+                   for step in range(1, config.max_steps + 1)]
+        (run_dir / "losses.csv").write_text("step,train_seconds\n" + "".join(
+            f"{step},{value}\n" for step, value in enumerate(seconds, 1)))
+        (run_dir / "config.json").write_text('{"steps_per_epoch": 468}')
+
+    monkeypatch.setattr(sweeps.trainer, "train", fake_train)
+    path = tmp_path / "default_epoch.json"
+    epoch = sweeps.default_epoch(path, None, "~/tensorflow_datasets", warmup_steps=5,
+                                 timed_steps=25)
+    # Both rounded up to whole calls of fast's 10 steps: 10 warm-up, 30 timed.
+    assert trained == [40] and epoch["timed_steps"] == 30
+    assert epoch["seconds_per_step"] == pytest.approx(0.5)
+    assert epoch["minutes"] == pytest.approx(0.5 * 468 / 60) and epoch["cpu"]
+    # A resumed sweep reads the unit it started with instead of measuring again.
+    assert sweeps.default_epoch(path, None, "~/tensorflow_datasets") == epoch
+    assert trained == [40]
