@@ -1,6 +1,10 @@
-r"""Scores generators with the project's Fashion-MNIST classifier: FID, KID, IS, precision
-and recall against the real test split; for a conditional generator also FID within each
-class, their mean (intra-FID), and the share of samples classified as the class asked for.
+r"""Scores generators with the project's Fashion-MNIST classifier: FID (with a 95% bootstrap
+interval), KID, IS, precision and recall against the real test split; for a conditional
+generator also FID within each class, their mean (intra-FID), and the share of samples
+classified as the class asked for. Memorisation: "NN ratio" is the median distance of a
+sample to its nearest training image over the same for test images (about 1 unless G
+copies, near 0 if it does), "copies" the share of samples closer to a training image than
+any test image is; memorisation.png shows the closest pairs.
 
   python eval.py                                    # every new checkpoint of runs/fast
   python eval.py --run_dir=runs/fashion128 --watch  # keep up with a run while it trains
@@ -31,15 +35,22 @@ flags.DEFINE_integer("poll_seconds", 30, "With --watch: how often to look.", low
 flags.DEFINE_integer("idle_minutes", 30, "With --watch: stop after this long without a new "
                      "checkpoint.", lower_bound=1)
 flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
+flags.DEFINE_string("memorisation_split", "train", "The training images (a TFDS split) "
+                    "whose nearest neighbours the memorisation check measures.")
 
 FLAGS = flags.FLAGS
 
 
 def _format(row) -> str:
     """A row as a line of the HEADER table, and for a conditional G one line per class."""
-    line = (f"{row.get('step', '-'):>8} {row['fid']:>10.4f} {row['kid_mean']:>10.6f} "
+    # Rows scored before these columns existed lack them.
+    interval = (f"{row['fid_low']:.2f}-{row['fid_high']:.2f}" if "fid_low" in row else "-")
+    copying = (f"{row['memorisation_ratio']:>7.3f} {row['memorisation_share']:>7.4f}"
+               if "memorisation_ratio" in row else f"{'-':>7} {'-':>7}")
+    line = (f"{row.get('step', '-'):>8} {row['fid']:>10.4f} {interval:>17} "
+            f"{row['kid_mean']:>10.6f} "
             f"{row['kid_std']:>9.6f} {row['is_mean']:>7.4f} {row['is_std']:>7.4f} "
-            f"{row['precision']:>9.4f} {row['recall']:>7.4f}")
+            f"{row['precision']:>9.4f} {row['recall']:>7.4f} {copying}")
     if "intra_fid" not in row:
         return line
     indent = " " * 9
@@ -50,8 +61,9 @@ def _format(row) -> str:
                              f"class asked for {row['class_accuracy']:.4f}", *per_class])
 
 
-HEADER = (f"{'step':>8} {'FID':>10} {'KID':>10} {'KID std':>9} {'IS':>7} {'IS std':>7} "
-          f"{'precision':>9} {'recall':>7}")
+HEADER = (f"{'step':>8} {'FID':>10} {'FID 95% interval':>17} {'KID':>10} {'KID std':>9} "
+          f"{'IS':>7} {'IS std':>7} {'precision':>9} {'recall':>7} {'NN ratio':>7} "
+          f"{'copies':>7}")
 
 
 def _evaluate_run(scorer):
@@ -74,7 +86,7 @@ def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = evaluator.EvalConfig(num_samples=FLAGS.num_samples, seed=FLAGS.seed,
-                                  data_dir=FLAGS.data_dir)
+                                  data_dir=FLAGS.data_dir, train_split=FLAGS.memorisation_split)
     generator = checkpoints.load_generator(FLAGS.generator) if FLAGS.generator else None
     if generator is None and not os.path.isdir(FLAGS.run_dir):
         raise ConfigError(f"Run directory {FLAGS.run_dir} does not exist.")

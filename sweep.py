@@ -2,6 +2,7 @@ r"""Trains configurations for the same training time each and scores FID against
 
   python sweep.py --configs=tutorial,fast --seeds=0,1,2 --minutes=5,10,20
   python sweep.py --configs=fast,fast:d_learning_rate=4e-4,fast:batch_size=256 --minutes=5
+  python sweep.py --configs=fast,fast:loss=hinge --seeds=0,1,2 --budgets=2,5,10
 
 A configuration is a preset, optionally with overrides `preset:flag=value:flag=value` of
 train.py's flags listed in `dcgan.overrides.OVERRIDES`. Each (configuration, seed) trains in
@@ -10,7 +11,9 @@ start-up and pictures excluded), and its latest checkpoint is scored after each 
 Rows go to <out_dir>/sweep.csv and the curves to <out_dir>/fid_vs_minutes.png.
 
 Stopped and re-run with the same flags, a sweep continues where it was: scored rows are
-kept and every run resumes from its latest checkpoint.
+kept and every run resumes from its latest checkpoint. The table printed at the end (and
+by `--leaderboard`, which trains nothing) gives per budget the mean FID over seeds with
+its 95% t-interval, and which configurations beat which by Welch's t-test at 5%.
 
 --reference_run adds a run trained and scored before (train.py, then eval.py) to the plot
 and the table, e.g. the tutorial's 50 epochs; --reference_images_per_second places its
@@ -34,12 +37,17 @@ from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
 flags.DEFINE_list("configs", ["tutorial", "fast"], "Configurations: preset[:flag=value...].")
 flags.DEFINE_list("seeds", ["0"], "Seeds; each configuration runs once per seed.")
 flags.DEFINE_list("minutes", ["5", "10", "20"], "Training minutes at which FID is scored.")
+flags.DEFINE_list("budgets", None, "Instead of --minutes: budgets in default-epochs, the "
+                  "wall-clock of one epoch of preset fast on this machine, measured at the "
+                  "sweep's start into <out_dir>/default_epoch.json (with the CPU model).")
 flags.DEFINE_string("out_dir", "runs/sweep", "Where the runs, sweep.csv and the plot go.")
 flags.DEFINE_integer("num_samples", 10_000, "Generated images per FID.", lower_bound=129)
 flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
 flags.DEFINE_string("reference_run", None, "A run directory scored by eval.py to draw too.")
 flags.DEFINE_float("reference_images_per_second", None, "Place the reference run's "
                    "checkpoints at this training rate instead of its logged minutes.")
+flags.DEFINE_bool("leaderboard", False, "Train nothing: print the markdown table of "
+                  "<out_dir>/sweep.csv (mean FID, 95% t-interval, Welch's t-tests).")
 
 FLAGS = flags.FLAGS
 
@@ -64,15 +72,23 @@ def _directory_name(spec: str) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    out_dir = pathlib.Path(FLAGS.out_dir)
+    if FLAGS.leaderboard:
+        sweeps.print_table(sweeps.SweepLog(out_dir / "sweep.csv").rows)
+        return
     budgets = sorted(float(minutes) for minutes in FLAGS.minutes)
     for spec in FLAGS.configs:
         sweeps.parse_config(spec)  # Refuse a bad configuration before hours of training.
-    out_dir = pathlib.Path(FLAGS.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     log = sweeps.SweepLog(out_dir / "sweep.csv")
+    # sweep.csv keeps no memorisation columns: skip embedding the training split.
     scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=FLAGS.num_samples,
-                                                      data_dir=FLAGS.data_dir))
+                                                      data_dir=FLAGS.data_dir, train_split=None))
     strategy = distribute.make_strategy()
+    if FLAGS.budgets:
+        epoch = sweeps.default_epoch(out_dir / "default_epoch.json", strategy, FLAGS.data_dir)
+        print(f"One default-epoch: {epoch['minutes']:.2f} min on {epoch['cpu']}")
+        budgets = sorted(float(budget) * epoch["minutes"] for budget in FLAGS.budgets)
     reference = []
     if FLAGS.reference_run:
         reference = sweeps.reference_rows(pathlib.Path(FLAGS.reference_run),

@@ -6,8 +6,10 @@ share of samples the classifier assigns to the class asked for (CONDITIONAL_COLU
 
 Files written in a run directory (atomically; rows already there are kept and reused):
   metrics.json   {"classifier": {...}, "rows": [...]}, one row per evaluated checkpoint
-  metrics.csv    the same rows
+  metrics.csv    the same rows (a column a row predates is left blank)
   fid_curve.png  FID, KID and IS against training steps
+  memorisation.png  the latest checkpoint's samples closest to a training image, above
+                 those training images
   tensorboard/   eval/* scalars beside the training ones
 """
 
@@ -27,8 +29,15 @@ from dcgan.files import atomic_path, write_json
 __all__ = ["CONDITIONAL_COLUMNS", "EvalConfig", "METRIC_COLUMNS", "Evaluator", "class_column",
            "evaluate_run"]
 
-METRIC_COLUMNS = ("fid", "fid_raw", "kid_mean", "kid_std", "is_mean", "is_std", "precision",
-                  "recall")
+# fid_low, fid_high: the 95% bootstrap interval of `metrics.fid_interval` (the reference
+# statistics fixed). Rows written before these columns existed lack them: they are kept
+# as they are (blank in metrics.csv), not scored again.
+# memorisation_ratio, memorisation_share: `metrics.memorisation` of the samples' and the
+# test images' distances to their nearest training image in classifier features.
+METRIC_COLUMNS = ("fid", "fid_raw", "fid_low", "fid_high", "kid_mean", "kid_std", "is_mean",
+                  "is_std", "precision", "recall", "memorisation_ratio", "memorisation_share")
+# Generated samples (nearest to a training image first) shown with their nearest one.
+MEMORISATION_PAIRS = 8
 # What identifies a row: the checkpoint's step and name, and the samples it was scored on.
 KEY_COLUMNS = ("step", "checkpoint", "num_samples")
 
@@ -58,6 +67,10 @@ class EvalConfig:
       kid_subsets, kid_subset_size: KID's subsets (the size is capped at num_samples).
       is_splits: Inception Score splits.
       nearest_neighbours: k of the precision/recall manifolds.
+      fid_resamples: bootstrap resamples of FID's 95% interval.
+      train_split: the training images (a TFDS split) the memorisation check measures
+        distances to; a generator that copies images outside it goes unnoticed. None:
+        no memorisation check (nor the time to embed the training images).
     """
 
     num_samples: int = 10_000
@@ -68,6 +81,8 @@ class EvalConfig:
     kid_subset_size: int = 1000
     is_splits: int = 10
     nearest_neighbours: int = 3
+    fid_resamples: int = 200
+    train_split: str | None = "train"
 
     def __post_init__(self):
         if self.num_samples <= classifier.FEATURE_DIM:
@@ -79,17 +94,32 @@ class EvalConfig:
 
 
 class Evaluator:
-    """Scores generators against the real test split with the shipped classifier."""
+    """Scores generators against the real test split with the shipped classifier, and
+    their memorisation against the training split."""
 
     def __init__(self, config: EvalConfig):
         self.config = config
         self.classifier = classifier.load_classifier()
-        test_split = DataConfig(data_dir=config.data_dir, split="test", shuffle_seed=None,
-                                global_batch_size=config.batch_size, drop_remainder=False,
-                                pixel_range=classifier.CLASSIFIER_PIXEL_RANGE, with_labels=True)
-        real_images, self.real_labels = data.load_arrays(test_split)
+        real_images, self.real_labels = self._load("test", with_labels=True)
         self.real_features, _ = classifier.embed(
             self.classifier, real_images, classifier.CLASSIFIER_PIXEL_RANGE, config.batch_size)
+        if config.train_split is not None:
+            train_images = self._load(config.train_split, with_labels=False)
+            self.train_features, _ = classifier.embed(self.classifier, train_images,
+                                                      classifier.CLASSIFIER_PIXEL_RANGE,
+                                                      config.batch_size)
+            # uint8 for the pictures of the closest pairs: a quarter of float32's 188 MB.
+            self.train_images = images.to_uint8(train_images,
+                                                classifier.CLASSIFIER_PIXEL_RANGE)
+            self.test_distances, _ = metrics.nearest_neighbours(self.real_features,
+                                                                self.train_features)
+
+    def _load(self, split, with_labels):
+        """A split's images in the classifier's pixel range (and labels)."""
+        return data.load_arrays(DataConfig(
+            data_dir=self.config.data_dir, split=split, shuffle_seed=None,
+            global_batch_size=self.config.batch_size, drop_remainder=False,
+            pixel_range=classifier.CLASSIFIER_PIXEL_RANGE, with_labels=with_labels))
 
     def samples(self, generator) -> tuple[np.ndarray, np.ndarray | None]:
         """`num_samples` images from seeded noise: (float32 [N, 28, 28, 1] in G's range,
@@ -108,9 +138,12 @@ class Evaluator:
                            .numpy().astype(np.float32))
         return np.concatenate(batches), labels
 
-    def evaluate(self, generator) -> dict:
+    def evaluate(self, generator, pairs_path=None) -> dict:
         """All metrics of one generator, keyed by METRIC_COLUMNS, and for a conditional one
-        CONDITIONAL_COLUMNS.
+        CONDITIONAL_COLUMNS (without the memorisation columns when the config has no
+        train_split). Given `pairs_path`, also writes there a PNG of the
+        MEMORISATION_PAIRS samples closest to a training image (top row) above those
+        training images (bottom row).
 
         Raises:
           ConfigError: a conditional generator whose classes are not Fashion-MNIST's, or
@@ -124,6 +157,9 @@ class Evaluator:
             self.classifier, samples, models.generator_output_range(generator),
             self.config.batch_size)
         fid = metrics.fid(self.real_features, fake_features)
+        fid_interval = metrics.fid_interval(self.real_features, fake_features,
+                                            num_resamples=self.config.fid_resamples,
+                                            seed=self.config.seed)
         kid = metrics.kernel_inception_distance(
             self.real_features, fake_features, num_subsets=self.config.kid_subsets,
             subset_size=min(self.config.kid_subset_size, self.config.num_samples),
@@ -132,12 +168,29 @@ class Evaluator:
                                             seed=self.config.seed)
         precision_recall = metrics.precision_recall(
             self.real_features, fake_features, k=self.config.nearest_neighbours)
-        scores = {"fid": fid.value, "fid_raw": fid.raw, "kid_mean": kid.mean,
+        scores = {"fid": fid.value, "fid_raw": fid.raw, "fid_low": fid_interval.low,
+                  "fid_high": fid_interval.high, "kid_mean": kid.mean,
                   "kid_std": kid.std, "is_mean": inception.mean, "is_std": inception.std,
                   "precision": precision_recall.precision, "recall": precision_recall.recall}
+        if self.config.train_split is not None:
+            fake_distances, nearest = metrics.nearest_neighbours(fake_features,
+                                                                 self.train_features)
+            memorisation = metrics.memorisation(fake_distances, self.test_distances)
+            scores.update(memorisation_ratio=memorisation.ratio,
+                          memorisation_share=memorisation.share)
+            if pairs_path is not None:
+                self._write_pairs(pairs_path, samples, generator, fake_distances, nearest)
         if num_classes:
             scores.update(self._per_class(fake_features, fake_probabilities, labels))
         return scores
+
+    def _write_pairs(self, path, samples, generator, fake_distances, nearest):
+        closest = np.argsort(fake_distances)[:MEMORISATION_PAIRS]
+        pairs = np.concatenate([
+            images.to_uint8(samples[closest], models.generator_output_range(generator)),
+            self.train_images[nearest[closest]]])
+        images.write_png(path, images.labelled_grid(
+            pairs, (0, 255), ["generated", "nearest training image"], scale=4))
 
     def _check_conditional(self, num_classes):
         if num_classes != len(data.CLASS_NAMES):
@@ -230,10 +283,11 @@ def evaluate_run(run_dir, evaluator: Evaluator, on_row=print,
     for prefix in new:
         generator = checkpoints.restore_generator(run_dir, prefix)
         row = {"step": _checkpoint_step(prefix), "checkpoint": pathlib.Path(prefix).name,
-               "num_samples": evaluator.config.num_samples, **evaluator.evaluate(generator)}
+               "num_samples": evaluator.config.num_samples,
+               **evaluator.evaluate(generator, pairs_path=run_dir / "memorisation.png")}
         rows[row["step"]] = row
         with writer.as_default():
-            for name in _metric_columns(row):
+            for name in (name for name in _metric_columns(row) if name in row):
                 tf.summary.scalar(f"eval/{name}", row[name], step=row["step"])
         on_row(row)
         _write(run_dir, sorted(rows.values(), key=lambda r: r["step"]), evaluator)

@@ -6,11 +6,14 @@ with scores computed by the same network on the same number of samples (every es
 here depends on N). Report N with every score.
 
   * `fid` / `frechet_distance`: Frechet distance between Gaussians fitted to features.
+  * `fid_interval`: a bootstrap confidence interval for `fid` over the generated samples.
   * `kernel_inception_distance`: unbiased MMD^2 with a cubic polynomial kernel.
   * `inception_score`: exp of the mean KL divergence between p(y|x) and p(y).
   * `precision_recall`: improved precision and recall from k-NN balls.
   * `per_class_fid`, `per_class_accuracy`: for conditional generators, FID within each
     class and how often the classifier names the class that was asked for.
+  * `nearest_neighbours`, `memorisation`: how close generated samples are to training
+    images, against how close held-out test images are (a generator that copies).
 """
 
 from typing import NamedTuple
@@ -19,12 +22,17 @@ import numpy as np
 
 __all__ = [
     "FrechetDistance",
+    "Interval",
     "MeanAndStd",
+    "Memorisation",
     "PrecisionRecall",
     "fid",
+    "fid_interval",
     "frechet_distance",
     "inception_score",
     "kernel_inception_distance",
+    "memorisation",
+    "nearest_neighbours",
     "per_class_accuracy",
     "per_class_fid",
     "precision_recall",
@@ -44,11 +52,25 @@ class FrechetDistance(NamedTuple):
     raw: float
 
 
+class Interval(NamedTuple):
+    """A confidence interval [low, high] of an estimate."""
+
+    low: float
+    high: float
+
+
 class MeanAndStd(NamedTuple):
     """Mean and (population) standard deviation of an estimate over subsets or splits."""
 
     mean: float
     std: float
+
+
+class Memorisation(NamedTuple):
+    """How much closer generated samples are to the training set than test images are."""
+
+    ratio: float
+    share: float
 
 
 class PrecisionRecall(NamedTuple):
@@ -148,6 +170,13 @@ def fid(real_features, fake_features) -> FrechetDistance:
     Raises:
       ValueError: a set with N <= D, mismatched D, or non-finite features.
     """
+    real, fake = _fid_features(real_features, fake_features)
+    return frechet_distance(real.mean(axis=0), np.cov(real, rowvar=False),
+                            fake.mean(axis=0), np.cov(fake, rowvar=False))
+
+
+def _fid_features(real_features, fake_features) -> tuple[np.ndarray, np.ndarray]:
+    """`_features_pair`, refusing a set too small for a non-singular covariance."""
     real, fake = _features_pair(real_features, fake_features)
     dim = real.shape[1]
     for name, features in (("real", real), ("fake", fake)):
@@ -156,8 +185,86 @@ def fid(real_features, fake_features) -> FrechetDistance:
                 f"FID needs more {name} samples than feature dimensions ({dim}) for a "
                 f"non-singular covariance: got {len(features)}, need at least {dim + 1} "
                 "(use >= 10,000 for reported numbers).")
-    return frechet_distance(real.mean(axis=0), np.cov(real, rowvar=False),
-                            fake.mean(axis=0), np.cov(fake, rowvar=False))
+    return real, fake
+
+
+def fid_interval(real_features, fake_features, confidence=0.95, num_resamples=200,
+                 seed=0) -> Interval:
+    """A bootstrap confidence interval for `fid(real_features, fake_features)`.
+
+    What is resampled: the generated (fake) features only, N_fake draws with replacement;
+    the reference mean and covariance stay those of `real_features`. The interval is
+    therefore about the generator: it covers the Frechet distance between the generator's
+    true feature distribution and the fixed reference statistics, and says nothing about
+    how those statistics would vary with another reference sample (with the whole test
+    split as reference, there is no other).
+
+    Flavour: the basic (pivotal) bootstrap,
+
+        [2 F - q_hi, 2 F - q_lo],  F = fid(real, fake).raw,
+
+    with q_lo, q_hi the (1 - confidence) / 2 and (1 + confidence) / 2 quantiles of the
+    resampled FIDs, each end clamped at 0. FID is biased upwards in N (see `fid`), and a
+    resample, which repeats some samples, is biased upwards about as much again: the
+    percentile interval [q_lo, q_hi] sits above the truth by about that bias, while the
+    basic interval subtracts it. On Gaussian features (D = 8, 200 trials per N, as in
+    tests/test_metrics.py) the percentile interval covered the true distance in 17%, 73%
+    and 89% of trials at N = 100, 400 and 2,000, the basic interval in 95%, 95% and 93%.
+
+    Cost: one [D, N] x [N, D] product per resample on features pre-multiplied by
+    sigma_real^(1/2), so tr((sigma_real sigma_b)^(1/2)) needs only the eigenvalues of a
+    [D, D] matrix (as in `frechet_distance`), no matrix square root per resample.
+
+    Args:
+      real_features: [N_real, D], any float dtype (statistics in float64).
+      fake_features: [N_fake, D].
+      confidence: the interval's nominal coverage, in (0, 1).
+      num_resamples: bootstrap resamples; 200 gives quantiles at 2.5% and 97.5% from
+        about 5 resamples each side, enough for an interval whose width matters to +-10%.
+      seed: seeds the resampling (numpy `default_rng`).
+
+    Returns:
+      Interval(low, high), float64, 0 <= low <= high.
+
+    Raises:
+      ValueError: what `fid` raises, confidence outside (0, 1), or num_resamples < 1.
+    """
+    real, fake = _fid_features(real_features, fake_features)
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must lie in (0, 1), got {confidence}")
+    if num_resamples < 1:
+        raise ValueError(f"num_resamples must be positive, got {num_resamples}")
+    real_mean, real_sigma = real.mean(axis=0), np.cov(real, rowvar=False)
+    count = len(fake)
+    fake_mean = fake.mean(axis=0)
+    # A resample with counts w has mean fake_mean + w.c / N and covariance
+    # (sum_i w_i c_i c_i^T - N m m^T) / (N - 1) in the centred features c; the FID needs
+    # its trace and the eigenvalues of sigma_real^(1/2) sigma_b sigma_real^(1/2), i.e. of
+    # the same covariance of the rotated features c sigma_real^(1/2).
+    centred = fake - fake_mean
+    rotated = centred @ _symmetric_sqrt(real_sigma)
+    squared_norms = np.sum(centred**2, axis=1)
+    offset = fake_mean - real_mean
+    rng = np.random.default_rng(seed)
+    resampled = np.empty(num_resamples)
+    for index in range(num_resamples):
+        weights = np.bincount(rng.integers(0, count, count), minlength=count).astype(np.float64)
+        shift, rotated_shift = weights @ centred / count, weights @ rotated / count
+        trace = (weights @ squared_norms - count * shift @ shift) / (count - 1)
+        # Only the ~63% drawn rows, as X^T X of one array, which numpy hands to BLAS syrk
+        # (half the work of a general product).
+        drawn = np.flatnonzero(weights)
+        scaled = rotated[drawn] * np.sqrt(weights[drawn])[:, None]
+        product = (scaled.T @ scaled
+                   - count * np.outer(rotated_shift, rotated_shift)) / (count - 1)
+        eigenvalues = np.linalg.eigvalsh((product + product.T) / 2)
+        resampled[index] = (np.sum((offset + shift) ** 2) + np.trace(real_sigma) + trace
+                            - 2 * np.sum(np.sqrt(np.clip(eigenvalues, 0.0, None))))
+    estimate = frechet_distance(real_mean, real_sigma, fake_mean, np.cov(fake, rowvar=False)).raw
+    low_quantile, high_quantile = np.quantile(
+        resampled, [(1 - confidence) / 2, (1 + confidence) / 2])
+    return Interval(low=max(2 * estimate - high_quantile, 0.0),
+                    high=max(2 * estimate - low_quantile, 0.0))
 
 
 def _polynomial_mmd2(x, y) -> float:
@@ -396,3 +503,72 @@ def per_class_accuracy(probabilities, labels, num_classes) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
         return (np.bincount(labels, weights=hits, minlength=num_classes)
                 / np.bincount(labels, minlength=num_classes))
+
+
+def nearest_neighbours(queries, references) -> tuple[np.ndarray, np.ndarray]:
+    """For each query, its nearest reference (Euclidean) and the distance to it.
+
+    The search runs in float32 in blocks of query rows (as `precision_recall`'s, 32 MB in
+    float32, so 10,000 x 60,000 needs no 2.4 GB matrix): float32 rounds
+    |a|^2 + |b|^2 - 2 a.b by about 1e-7 |a|^2, which can only swap two neighbours whose
+    squared distances are that close, and it halves the memory and the time of the
+    product. The distance returned is recomputed in float64 from the pair's features, so
+    an exact copy reports 0.
+
+    Args:
+      queries: [N_q, D], any float dtype.
+      references: [N_ref, D], N_ref >= 1.
+
+    Returns:
+      (distances float64 [N_q] >= 0, indices int64 [N_q] into `references`).
+
+    Raises:
+      ValueError: mismatched D, an empty reference set, or non-finite input.
+    """
+    queries, references = _features_pair(queries, references)
+    if not len(references):
+        raise ValueError("references must hold at least one point")
+    queries32, references32 = queries.astype(np.float32), references.astype(np.float32)
+    indices = np.empty(len(queries), dtype=np.int64)
+    for rows in _blocks(len(queries), len(references)):
+        indices[rows] = np.argmin(_squared_distances(queries32[rows], references32), axis=1)
+    return np.linalg.norm(queries - references[indices], axis=1), indices
+
+
+def memorisation(fake_distances, test_distances) -> Memorisation:
+    """Whether generated samples sit closer to the training set than unseen images do.
+
+    Inputs are distances to the nearest training image (`nearest_neighbours` against the
+    training features): `fake_distances` of generated samples, `test_distances` of
+    held-out test images, which the generator never saw and which show how close a new
+    image of the distribution falls to the training set by chance.
+
+      ratio = median(fake_distances) / median(test_distances): about 1 for a generator
+        that draws new images of the distribution, near 0 for one that copies training
+        images (and above 1 for one far from the data, which is no sign of copying).
+      share = the fraction of generated samples strictly closer to their nearest training
+        image than the closest test image is to its own, min(test_distances): samples
+        nearer a training image than any unseen image comes, i.e. near-exact copies.
+        0 for a generator that draws test images, 1 for one that returns training
+        images. The minimum falls as N_test grows, so compare shares at equal N_test (on
+        Fashion-MNIST's 10,000 test images in the shipped classifier's features it is
+        0.29 against a median of 6.6).
+
+    Args:
+      fake_distances: [N_fake] >= 0, any float dtype.
+      test_distances: [N_test] >= 0, with a positive median.
+
+    Returns:
+      Memorisation(ratio, share), float64; share in [0, 1].
+
+    Raises:
+      ValueError: an empty set, negative or non-finite distances, or a zero test median.
+    """
+    fake = _finite_array(fake_distances, "fake_distances", 1)
+    test = _finite_array(test_distances, "test_distances", 1)
+    if not len(fake) or not len(test) or fake.min() < 0 or test.min() < 0:
+        raise ValueError("distances must be non-empty and non-negative")
+    if np.median(test) == 0:
+        raise ValueError("the median test distance is 0: the test images are training images")
+    return Memorisation(ratio=float(np.median(fake) / np.median(test)),
+                        share=float(np.mean(fake < test.min())))

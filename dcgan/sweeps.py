@@ -7,20 +7,29 @@ sweep.py trains and scores; this module holds what it reads and writes.
 
 import collections
 import csv
+import dataclasses
+import json
 import pathlib
+import platform
+import tempfile
 
 import numpy as np
+import scipy.stats
 
-from dcgan import checkpoints, images, overrides
+from dcgan import checkpoints, images, overrides, trainer
 from dcgan.config import PRESETS, ConfigError
-from dcgan.files import atomic_path
+from dcgan.files import atomic_path, write_json
 
 __all__ = [
     "SWEEP_COLUMNS",
     "SweepLog",
+    "default_epoch",
+    "differing_pairs",
+    "leaderboard",
     "parse_config",
     "plot",
     "print_table",
+    "t_interval",
     "reference_rows",
     "summarize",
     "trained_minutes",
@@ -44,6 +53,55 @@ def parse_config(spec: str):
                               f"{sorted(overrides.OVERRIDES)} as flag=value.")
         values[name] = overrides.parse(name, value)
     return overrides.apply(PRESETS[preset_name], values)
+
+
+def _cpu_model() -> str:
+    """The CPU's name from /proc/cpuinfo (Linux), else what `platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as file:
+            for line in file:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
+                  timed_steps=300) -> dict:
+    """The wall-clock of one epoch of preset `fast` on this machine: the unit of the
+    sweep's --budgets, so that tables from a fast and a slow machine compare.
+
+    Measured once, then read back from `path` (JSON), so a resumed sweep keeps the unit it
+    started with: `fast` trains `warmup_steps` (tracing, first batches) and then
+    `timed_steps` more in a temporary run directory, and the logged training seconds
+    of the timed steps, per step, times `fast`'s steps per epoch give the epoch. Both step
+    counts are rounded up to whole calls of `steps_per_call` steps.
+
+    Returns:
+      {"minutes", "seconds_per_step", "steps_per_epoch", "timed_steps", "cpu"}.
+    """
+    if path.exists():
+        return json.loads(path.read_text())
+    config = PRESETS["fast"]
+    per_call = config.steps_per_call
+    warmup = -(-warmup_steps // per_call) * per_call
+    total = warmup + -(-timed_steps // per_call) * per_call
+    with tempfile.TemporaryDirectory() as run_dir:
+        trainer.train(dataclasses.replace(
+            config, run_dir=run_dir, max_steps=total,
+            data=dataclasses.replace(config.data, data_dir=data_dir)), strategy)
+        run_dir = pathlib.Path(run_dir)
+        with (run_dir / "losses.csv").open(newline="") as file:
+            seconds = {int(row["step"]): float(row["train_seconds"])
+                       for row in csv.DictReader(file)}
+        steps_per_epoch = json.loads((run_dir / "config.json").read_text())["steps_per_epoch"]
+    seconds_per_step = (seconds[total] - seconds[warmup]) / (total - warmup)
+    record = {"minutes": seconds_per_step * steps_per_epoch / 60,
+              "seconds_per_step": seconds_per_step, "steps_per_epoch": steps_per_epoch,
+              "timed_steps": total - warmup, "cpu": _cpu_model()}
+    write_json(path, record)
+    return record
 
 
 def trained_minutes(run_dir: pathlib.Path, step: int) -> float:
@@ -111,14 +169,69 @@ def summarize(rows) -> dict:
     return {spec: tuple(np.array(points).T) for spec, points in curves.items()}
 
 
+def t_interval(values, confidence=0.95) -> tuple[float, float, float]:
+    """(mean, low, high): Student's t confidence interval of the mean of `values`, e.g. FIDs
+    over seeds, mean -+ t_{(1+confidence)/2, n-1} s / sqrt(n) with s the sample standard
+    deviation (ddof=1). With n = 3 seeds t = 4.30: the interval is wide, honestly so.
+    (low, high) are NaN for a single value: one seed says nothing of the spread."""
+    values = np.asarray(values, dtype=np.float64)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, float("nan"), float("nan")
+    half_width = (scipy.stats.t.ppf((1 + confidence) / 2, len(values) - 1)
+                  * values.std(ddof=1) / np.sqrt(len(values)))
+    return mean, mean - half_width, mean + half_width
+
+
+def _fids_by_budget(rows) -> dict:
+    """{budget minutes: {config: [FID of each seed]}}."""
+    fids = collections.defaultdict(lambda: collections.defaultdict(list))
+    for row in rows:
+        fids[float(row["budget_minutes"])][row["config"]].append(float(row["fid"]))
+    return fids
+
+
+def differing_pairs(fids: dict, alpha=0.05) -> list[tuple[str, str]]:
+    """Pairs (a, b) of configurations whose mean FIDs differ by Welch's t-test (unequal
+    variances) at level `alpha`, two-sided, from `fids` = {config: [FID of each seed]};
+    a has the lower mean. A configuration with fewer than 2 seeds is in no pair. No
+    correction for the number of pairs: with many configurations, some pairs "differ"
+    by chance (1 in 20 of equal ones)."""
+    pairs = []
+    names = sorted(name for name, values in fids.items() if len(values) >= 2)
+    for index, first in enumerate(names):
+        for second in names[index + 1:]:
+            test = scipy.stats.ttest_ind(fids[first], fids[second], equal_var=False)
+            if test.pvalue < alpha:
+                pairs.append(tuple(sorted((first, second), key=lambda n: np.mean(fids[n]))))
+    return pairs
+
+
+def leaderboard(rows) -> str:
+    """A markdown table of sweep rows (sweep.csv's, read as strings): per budget and
+    configuration, best mean first, the mean FID over seeds with its 95% t-interval
+    (`t_interval`), the seeds, the mean trained minutes, and the configurations whose
+    FID it beats by Welch's t-test at 5% (`differing_pairs`)."""
+    minutes = collections.defaultdict(list)
+    for row in rows:
+        minutes[float(row["budget_minutes"]), row["config"]].append(float(row["minutes"]))
+    lines = ["| budget (min) | configuration | FID mean | FID 95% t-interval | seeds | "
+             "trained (min) | better than (Welch, 5%) |", "|---|---|---|---|---|---|---|"]
+    for budget, fids in sorted(_fids_by_budget(rows).items()):
+        beaten = collections.defaultdict(list)
+        for better, worse in differing_pairs(fids):
+            beaten[better].append(worse)
+        for spec in sorted(fids, key=lambda name: np.mean(fids[name])):
+            mean, low, high = t_interval(fids[spec])
+            interval = "-" if np.isnan(low) else f"{low:.1f}-{high:.1f}"
+            lines.append(f"| {budget:g} | {spec} | {mean:.1f} | {interval} | "
+                         f"{len(fids[spec])} | {np.mean(minutes[budget, spec]):.1f} | "
+                         f"{', '.join(beaten[spec]) or '-'} |")
+    return "\n".join(lines)
+
+
 def print_table(rows):
-    print("| configuration | budget (min) | trained (min) | FID mean | FID min-max | seeds |")
-    print("|---|---|---|---|---|---|")
-    for spec, (budgets, mean, low, high, minutes) in summarize(rows).items():
-        seeds = len({row["seed"] for row in rows if row["config"] == spec})
-        for point in zip(budgets, minutes, mean, low, high):
-            print("| {} | {:g} | {:.1f} | {:.1f} | {:.1f}-{:.1f} | {} |".format(
-                spec, *point, seeds))
+    print(leaderboard(rows))
 
 
 def plot(path, rows):

@@ -19,8 +19,10 @@ from dcgan.config import TANH_RANGE, ConfigError, DataConfig
 pytestmark = pytest.mark.slow
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
+# A tenth of the training split keeps the memorisation check's embedding short.
+MEMORISATION_SPLIT = "train[:6000]"
 SMALL = evaluator.EvalConfig(num_samples=300, batch_size=100, kid_subsets=5,
-                             kid_subset_size=100, is_splits=3)
+                             kid_subset_size=100, is_splits=3, train_split=MEMORISATION_SPLIT)
 
 
 def _tiny_run(path, epochs, num_classes=0):
@@ -106,6 +108,7 @@ def test_too_few_samples_for_fid_is_refused():
 
 
 def _eval(*args):
+    args = (f"--memorisation_split={MEMORISATION_SPLIT}", *args)
     return subprocess.run([sys.executable, str(REPO / "eval.py"), *args], capture_output=True,
                           text=True, timeout=300, cwd=REPO)
 
@@ -182,12 +185,13 @@ def test_conditional_run_is_scored_per_class(conditional_run_dir, test_split_fea
         [csv_row] = list(csv.DictReader(file))
     columns = (evaluator.KEY_COLUMNS + evaluator.METRIC_COLUMNS
                + evaluator.CONDITIONAL_COLUMNS)
-    assert tuple(csv_row) == columns and len(columns) == 3 + 8 + 2 + 2 * 10
+    assert tuple(csv_row) == columns and len(columns) == 3 + 12 + 2 + 2 * 10
     for column in columns[3:]:
         assert float(csv_row[column]) == pytest.approx(row[column], rel=1e-12)
 
     # The same samples (same seed and batches as eval.py), classified and compared here.
-    scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=1300))
+    scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=1300,
+                                                      train_split=MEMORISATION_SPLIT))
     samples, labels = scorer.samples(checkpoints.restore_generator(conditional_run_dir))
     assert np.array_equal(np.bincount(labels), [130] * 10)
     features, probabilities = classifier.embed(scorer.classifier, samples, TANH_RANGE)
@@ -213,3 +217,56 @@ def test_too_few_samples_per_class_is_refused(conditional_run_dir):
                    "--num_samples=1000")
     assert_one_error_line(result, "eval.py",
                           "num_samples must be at least 1290 for a conditional")
+
+
+def _scores_of_samples(scorer, run_dir, monkeypatch, samples, tmp_path):
+    """evaluate() of the run's generator with its samples replaced by `samples` [300, 28,
+    28, 1] in the classifier's range, mapped to G's tanh range."""
+    low, high = classifier.CLASSIFIER_PIXEL_RANGE
+    as_tanh = (samples.astype(np.float32) - low) / (high - low) * 2 - 1
+    monkeypatch.setattr(scorer, "samples", lambda generator: (as_tanh, None))
+    return scorer.evaluate(checkpoints.restore_generator(run_dir),
+                           pairs_path=tmp_path / "pairs.png")
+
+
+def test_memorisation_flags_a_generator_that_returns_training_images(
+        run_dir, scorer, monkeypatch, tmp_path):
+    copies = scorer.train_images[:300].astype(np.float32) / 255 * (
+        classifier.CLASSIFIER_PIXEL_RANGE[1] - classifier.CLASSIFIER_PIXEL_RANGE[0]) + (
+        classifier.CLASSIFIER_PIXEL_RANGE[0])
+    scores = _scores_of_samples(scorer, run_dir, monkeypatch, copies, tmp_path)
+    assert scores["memorisation_ratio"] < 0.01 and scores["memorisation_share"] == 1.0
+    # The picture: 8 samples above the training images they copy, pixel for pixel.
+    picture = tf.io.decode_png(tf.io.read_file(str(tmp_path / "pairs.png"))).numpy()
+    assert picture.shape[0] == 4 * (2 * (28 + 2) + 2)
+    right = picture[:, -4 * (8 * 30 + 2):, 0]
+    cells = right.reshape(2 * 4 * 30 + 8, -1)
+    top, bottom = cells[8:8 + 4 * 28], cells[8 + 4 * 30:8 + 4 * 30 + 4 * 28]
+    np.testing.assert_array_equal(top, bottom)
+
+
+def test_memorisation_passes_a_generator_that_returns_test_images(
+        run_dir, scorer, monkeypatch, tmp_path):
+    test_images = scorer._load("test", with_labels=False)[:300]
+    scores = _scores_of_samples(scorer, run_dir, monkeypatch, test_images, tmp_path)
+    assert 0.8 < scores["memorisation_ratio"] < 1.25
+    assert scores["memorisation_share"] == 0.0
+
+
+def test_rows_cached_before_the_interval_columns_are_kept(run_dir, scorer, tmp_path):
+    old = tmp_path / "old"
+    shutil.copytree(run_dir, old)
+    evaluator.evaluate_run(old, scorer, on_row=lambda row: None)
+    record = json.loads((old / "metrics.json").read_text())
+    # As an eval.py of before the interval and memorisation wrote it, without step 8.
+    new_columns = ("fid_low", "fid_high", "memorisation_ratio", "memorisation_share")
+    record["rows"] = [{key: value for key, value in row.items() if key not in new_columns}
+                      for row in record["rows"] if row["step"] == 4]
+    (old / "metrics.json").write_text(json.dumps(record))
+    rows, evaluated = evaluator.evaluate_run(old, scorer, on_row=lambda row: None)
+    assert evaluated == 1 and "fid_low" not in rows[0] and rows[1]["fid_low"] > 0
+    with (old / "metrics.csv").open(newline="") as file:
+        old_row, new_row = csv.DictReader(file)
+    assert old_row["fid_low"] == "" and float(old_row["fid"]) == rows[0]["fid"]
+    assert 0 <= float(new_row["fid_low"]) <= float(new_row["fid_high"])
+    assert (old / "memorisation.png").exists()

@@ -277,3 +277,110 @@ def test_per_class_accuracy_agrees_with_a_confusion_matrix():
         confusion[asked, predicted] += 1
     np.testing.assert_allclose(metrics.per_class_accuracy(probabilities, labels, num_classes),
                                np.diag(confusion) / confusion.sum(axis=1))
+
+
+def _gaussian_fid_trials(num_fake, trials, seed):
+    """(true FID, intervals) of `trials` draws of `num_fake` generated features, D = 8.
+
+    The reference statistics are one fixed sample's, the generated features come from a
+    known Gaussian, so the FID the interval is about is in closed form:
+    frechet_distance(reference mean, reference covariance, true mean, true covariance).
+    """
+    rng = np.random.default_rng(seed)
+    dim = 8
+    real = rng.normal(size=(2000, dim))
+    real_mean, real_sigma = real.mean(axis=0), np.cov(real, rowvar=False)
+    mixing = np.eye(dim) * 1.2 + rng.normal(scale=0.2, size=(dim, dim))
+    true_mean = np.full(dim, 0.3)
+    truth = metrics.frechet_distance(real_mean, real_sigma, true_mean, mixing @ mixing.T).value
+    results = []
+    for trial in range(trials):
+        fake = rng.normal(size=(num_fake, dim)) @ mixing.T + true_mean
+        results.append(metrics.fid_interval(real, fake, num_resamples=200, seed=trial))
+    return truth, results
+
+
+@pytest.mark.slow
+def test_fid_interval_covers_the_true_distance_at_the_stated_rate():
+    # At N = 100 FID's upward bias (0.37 on a true 2.26) is about the interval's
+    # half-width: the percentile bootstrap, which ignores it, covered 59% of these trials.
+    truth, intervals = _gaussian_fid_trials(num_fake=100, trials=200, seed=0)
+    covered = np.mean([interval.low <= truth <= interval.high for interval in intervals])
+    assert 0.90 <= covered <= 0.99, covered
+
+
+def test_fid_interval_shrinks_as_the_sample_count_grows():
+    widths = []
+    for num_fake in (100, 400, 1600):
+        _, intervals = _gaussian_fid_trials(num_fake, trials=5, seed=1)
+        widths.append(np.mean([interval.high - interval.low for interval in intervals]))
+    # The width falls like 1/sqrt(N): about halves per 4x samples.
+    assert widths[0] > 1.5 * widths[1] > 2.25 * widths[2], widths
+
+
+def test_fid_interval_brackets_the_estimate_of_an_unbiased_case_and_is_seeded():
+    rng = np.random.default_rng(2)
+    real, fake = _correlated_features(rng, 3000, 6), _correlated_features(rng, 3000, 6, 1.0)
+    estimate = metrics.fid(real, fake).value
+    interval = metrics.fid_interval(real, fake, seed=3)
+    # Far from 0 the bias (~D / N) is small beside the spread: the estimate lies inside.
+    assert interval.low < estimate < interval.high
+    assert metrics.fid_interval(real, fake, seed=3) == interval
+    narrower = metrics.fid_interval(real, fake, confidence=0.5, seed=3)
+    assert interval.low < narrower.low < narrower.high < interval.high
+
+
+def test_fid_interval_refuses_bad_arguments():
+    rng = np.random.default_rng(0)
+    real, fake = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
+    with pytest.raises(ValueError, match="confidence"):
+        metrics.fid_interval(real, fake, confidence=1.0)
+    with pytest.raises(ValueError, match="num_resamples"):
+        metrics.fid_interval(real, fake, num_resamples=0)
+    with pytest.raises(ValueError, match="more fake samples"):
+        metrics.fid_interval(real, fake[:3])
+
+
+def test_nearest_neighbours_match_scipy_cdist_in_small_blocks(monkeypatch):
+    monkeypatch.setattr(metrics, "_DISTANCE_BLOCK_ELEMENTS", 7 * 40)  # 7 query rows a block.
+    rng = np.random.default_rng(0)
+    queries, references = rng.normal(size=(30, 5)), rng.normal(size=(40, 5))
+    distances, indices = metrics.nearest_neighbours(queries, references)
+    expected = scipy.spatial.distance.cdist(queries, references)
+    np.testing.assert_array_equal(indices, expected.argmin(axis=1))
+    np.testing.assert_allclose(distances, expected.min(axis=1), rtol=1e-12)
+    assert distances.dtype == np.float64 and indices.dtype == np.int64
+
+
+def test_nearest_neighbours_of_copies_are_exactly_zero():
+    # Large features, where float32 |a|^2 + |b|^2 - 2ab alone would leave ~1e-2.
+    references = np.random.default_rng(1).normal(loc=40.0, size=(200, 16))
+    distances, indices = metrics.nearest_neighbours(references[::-1], references)
+    assert np.all(distances == 0)
+    np.testing.assert_array_equal(indices, np.arange(200)[::-1])
+
+
+def _memorisation_of(generated, train, test):
+    fake_distances, _ = metrics.nearest_neighbours(generated, train)
+    test_distances, _ = metrics.nearest_neighbours(test, train)
+    return metrics.memorisation(fake_distances, test_distances)
+
+
+def test_memorisation_flags_a_copier_and_passes_new_draws():
+    rng = np.random.default_rng(2)
+    train, test, new = (_correlated_features(rng, n, 8) for n in (2000, 500, 500))
+    copier = _memorisation_of(train[:500], train, test)
+    assert copier.ratio == 0 and copier.share == 1
+    honest = _memorisation_of(new, train, test)
+    assert 0.8 < honest.ratio < 1.25 and honest.share < 0.01
+    # Returning the test images themselves: ratio 1 and no sample below their minimum.
+    assert _memorisation_of(test, train, test) == (1.0, 0.0)
+
+
+def test_memorisation_against_hand_computed_values():
+    result = metrics.memorisation([0.5, 1.0, 2.0, 4.0], [1.0, 2.0, 3.0])
+    assert result.ratio == pytest.approx(1.5 / 2.0) and result.share == 0.25
+    with pytest.raises(ValueError, match="median test distance is 0"):
+        metrics.memorisation([1.0], [0.0, 0.0, 1.0])
+    with pytest.raises(ValueError, match="non-negative"):
+        metrics.memorisation([-1.0], [1.0])

@@ -135,3 +135,90 @@ def test_reference_run_must_be_scored(tmp_path):
     (tmp_path / "unscored").mkdir()
     with pytest.raises(ConfigError, match="eval.py --run_dir="):
         sweeps.reference_rows(tmp_path / "unscored")
+
+
+# FIDs over seeds at two budgets. At 5 minutes: a vs b, Welch t = 10 / sqrt(2/3) = 12.2
+# on 4 degrees of freedom, beyond t_{0.975, 4} = 2.776 of the tables; c's spread is too
+# wide to beat or lose to either (t = 1.0 against a, 0.6 against b).
+LEADERBOARD_CSV = """budget_minutes,config,seed,minutes,step,fid
+5.0,a,0,5.1,100,10
+5.0,a,1,5.2,100,11
+5.0,a,2,5.3,100,12
+5.0,b,0,5.0,90,20
+5.0,b,1,5.0,90,21
+5.0,b,2,5.0,90,22
+5.0,c,0,5.0,95,10.5
+5.0,c,1,5.0,95,30
+5.0,c,2,5.0,95,12
+10.0,a,0,10.0,200,8
+"""
+
+
+def _leaderboard_rows(tmp_path):
+    (tmp_path / "sweep.csv").write_text(LEADERBOARD_CSV)
+    return sweeps.SweepLog(tmp_path / "sweep.csv").rows
+
+
+def test_t_interval_against_the_t_table():
+    mean, low, high = sweeps.t_interval([10.0, 11.0, 12.0])
+    # s = 1, t_{0.975, 2} = 4.303 (tables): half-width 4.303 / sqrt(3).
+    assert mean == 11.0 and high - mean == pytest.approx(4.303 / 3**0.5, rel=1e-3)
+    assert mean - low == pytest.approx(high - mean)
+    assert sweeps.t_interval([7.0])[0] == 7.0 and all(
+        value != value for value in sweeps.t_interval([7.0])[1:])  # NaN: one seed.
+
+
+def test_differing_pairs_by_welch_test(tmp_path):
+    fids = sweeps._fids_by_budget(_leaderboard_rows(tmp_path))
+    assert sweeps.differing_pairs(fids[5.0]) == [("a", "b")]
+    assert sweeps.differing_pairs(fids[10.0]) == []  # One seed: no claim.
+
+
+def test_leaderboard_markdown_from_a_sweep_csv(tmp_path):
+    table = sweeps.leaderboard(_leaderboard_rows(tmp_path)).splitlines()
+    assert table[0].startswith("| budget (min) | configuration | FID mean |")
+    half = 4.303 / 3**0.5
+    assert table[2:] == [
+        f"| 5 | a | 11.0 | {11 - half:.1f}-{11 + half:.1f} | 3 | 5.2 | b |",
+        "| 5 | c | 17.5 | " + "{:.1f}-{:.1f}".format(*sweeps.t_interval([10.5, 30, 12])[1:])
+        + " | 3 | 5.0 | - |",
+        f"| 5 | b | 21.0 | {21 - half:.1f}-{21 + half:.1f} | 3 | 5.0 | - |",
+        "| 10 | a | 8.0 | - | 1 | 10.0 | - |"]
+
+
+@pytest.mark.slow
+def test_sweep_leaderboard_flag_prints_the_table_and_trains_nothing(tmp_path):
+    _leaderboard_rows(tmp_path)
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "sweep.py"), "--leaderboard", f"--out_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == sweeps.leaderboard(_leaderboard_rows(tmp_path))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep.csv"]
+
+
+def test_default_epoch_from_the_timed_steps_then_read_back(tmp_path, monkeypatch):
+    # A stand-in for trainer.train that logs what it would: training seconds per step
+    # (1 s a step for the 10 warm-up steps of tracing, then 0.5 s) and steps per epoch.
+    trained = []
+
+    def fake_train(config, strategy):
+        trained.append(config.max_steps)
+        run_dir = pathlib.Path(config.run_dir)
+        seconds = [min(step, 10) * 1.0 + max(step - 10, 0) * 0.5
+                   for step in range(1, config.max_steps + 1)]
+        (run_dir / "losses.csv").write_text("step,train_seconds\n" + "".join(
+            f"{step},{value}\n" for step, value in enumerate(seconds, 1)))
+        (run_dir / "config.json").write_text('{"steps_per_epoch": 468}')
+
+    monkeypatch.setattr(sweeps.trainer, "train", fake_train)
+    path = tmp_path / "default_epoch.json"
+    epoch = sweeps.default_epoch(path, None, "~/tensorflow_datasets", warmup_steps=5,
+                                 timed_steps=25)
+    # Both rounded up to whole calls of fast's 10 steps: 10 warm-up, 30 timed.
+    assert trained == [40] and epoch["timed_steps"] == 30
+    assert epoch["seconds_per_step"] == pytest.approx(0.5)
+    assert epoch["minutes"] == pytest.approx(0.5 * 468 / 60) and epoch["cpu"]
+    # A resumed sweep reads the unit it started with instead of measuring again.
+    assert sweeps.default_epoch(path, None, "~/tensorflow_datasets") == epoch
+    assert trained == [40]
