@@ -8,6 +8,7 @@
 # every machine means CI tests the path users take.
 set -euo pipefail
 cd "$(dirname "$0")"
+checkout=$PWD
 PYTHON=${PYTHON:-python3}
 
 debian_packages=()
@@ -28,7 +29,7 @@ fi
 
 if [[ -n ${venv:-} ]]; then
   [[ -x $venv/bin/python ]] || "$PYTHON" -m venv "$venv"
-  python=$PWD/$venv/bin/python
+  python=$checkout/$venv/bin/python
 else
   python=$PYTHON
 fi
@@ -42,13 +43,13 @@ if ! sha256sum --status -c "$stamp" 2>/dev/null \
     || ! (cd / && "$python" -c "import importlib.util as u, os, sys
 mods = ['dcgan', 'tensorflow', 'tensorflow_datasets', 'importlib_resources', 'tensorboard']
 sys.exit(not all(map(u.find_spec, mods))
-         or os.path.dirname(u.find_spec('dcgan').origin) != sys.argv[1])" "$PWD/dcgan"); then
+         or os.path.dirname(u.find_spec('dcgan').origin) != sys.argv[1])" "$checkout/dcgan"); then
   "$python" -m pip install --quiet --disable-pip-version-check -e ".[test]"
   mkdir -p build && sha256sum setup.cfg > "$stamp"
 fi
 
 "$python" -m dcgan.data
 if [[ -n ${venv:-} ]]; then
-  echo "dcgan is installed in $PWD/$venv. Activate it for the README's commands:"
-  echo ". $PWD/$venv/bin/activate"
+  echo "dcgan is installed in $checkout/$venv. Activate it for the README's commands:"
+  echo ". $checkout/$venv/bin/activate"
 fi
