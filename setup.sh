@@ -52,4 +52,6 @@ fi
 if [[ -n ${venv:-} ]]; then
   echo "dcgan is installed in $checkout/$venv. Activate it for the README's commands:"
   echo ". $checkout/$venv/bin/activate"
+else
+  echo "dcgan is installed in the active environment $prefix."
 fi
