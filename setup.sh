@@ -16,7 +16,8 @@ if [[ -z ${VIRTUAL_ENV:-}${CONDA_PREFIX:-} ]]; then
   venv=.venv
   # Debian ships the venv module's pip bootstrap (ensurepip) as python3.X-venv.
   if [[ ! -x $venv/bin/python ]] && ! "$PYTHON" -c "import ensurepip, venv" 2>/dev/null; then
-    debian_packages+=("$("$PYTHON" -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')")
+    venv_package=$("$PYTHON" -c 'import sys; print("python%d.%d-venv" % sys.version_info[:2])')
+    debian_packages+=("$venv_package")
   fi
 fi
 if ! dpkg-query -W -f='${Status}' dataset-fashion-mnist 2>/dev/null | grep -q "ok installed"; then
