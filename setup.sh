@@ -33,6 +33,11 @@ if [[ -n ${venv:-} ]]; then
   python=$checkout/$venv/bin/python
 else
   python=$PYTHON
+  # .venv names the environment dcgan is installed in either way, so that the README's
+  # `.venv/bin/python -m pytest` runs the tests in it; a real .venv is never replaced.
+  if [[ -L .venv || ! -e .venv ]]; then
+    ln -sfn "${VIRTUAL_ENV:-$CONDA_PREFIX}" .venv
+  fi
 fi
 
 # Reinstall only when setup.cfg changed since the last install into this environment, or
@@ -51,8 +56,8 @@ fi
 
 "$python" -m dcgan.data
 if [[ -n ${venv:-} ]]; then
-  echo "dcgan is installed in $checkout/$venv. Activate it for the README's commands:"
+  echo "dcgan is installed in $checkout/$venv. Activate it for the README's python commands:"
   echo ". $checkout/$venv/bin/activate"
 else
-  echo "dcgan is installed in the active environment $prefix."
+  echo "dcgan is installed in the active environment $prefix (linked as .venv)."
 fi
