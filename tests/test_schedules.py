@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import schedules, trainer
+from dcgan import run_state, schedules, trainer
 from dcgan.config import PRESETS, ConfigError, OptimizerConfig
 from dcgan.train_step import make_optimizer
 

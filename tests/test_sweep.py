@@ -3,6 +3,7 @@
 import pathlib
 import signal
 import subprocess
+import sys
 
 import pytest
 import tensorflow as tf
