@@ -73,6 +73,21 @@ def planned_steps(config: TrainConfig) -> tuple[int, int]:
     return steps_per_epoch, total_steps
 
 
+def _take_the_configs_constant_learning_rates(config: TrainConfig, gan_step: GanStep):
+    """Sets both optimizers' constant learning rates to the config's after a restore.
+
+    A constant rate is an optimizer variable, which the restore has just set to the saved
+    run's; a resume may lower it (the advice after a non-finite loss). A schedule is a
+    function of the update count and stores nothing.
+    """
+    if config.lr_schedule != "constant" or config.lr_warmup_steps:
+        return
+    for optimizer, settings in ((gan_step.generator_optimizer, config.generator_optimizer),
+                                (gan_step.discriminator_optimizer,
+                                 config.discriminator_optimizer)):
+        optimizer.learning_rate = settings.learning_rate
+
+
 def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=True,
                     scratch_dir=None) -> RunState:
     """Builds G, D, optimizers, RNG and the checkpoint, restoring the latest one if any.
@@ -113,6 +128,7 @@ def build_run_state(config: TrainConfig, policy_name: str, strategy, restore=Tru
     if restore:
         # Before the manager reads the state file, which restore_latest may repair.
         runs.restore_latest(checkpoint, checkpoint_dir, repair=scratch_dir is None)
+        _take_the_configs_constant_learning_rates(config, gan_step)
     manager = tf.train.CheckpointManager(
         checkpoint, scratch_dir or checkpoint_dir, max_to_keep=config.max_checkpoints,
         step_counter=step)

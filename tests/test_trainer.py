@@ -10,7 +10,7 @@ import pytest
 import tensorflow as tf
 from conftest import checkpoint_steps, loss_rows, tiny_config
 
-from dcgan import checkpoints, trainer
+from dcgan import checkpoints, run_state, trainer
 from dcgan.config import ConfigError
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("float32_policy_after")]
@@ -128,6 +128,24 @@ def test_mixed_float16_resume_restores_the_loss_scale(tmp_path, two_replicas, mo
     assert len(created) == 2
     assert [float(optimizer.dynamic_scale.numpy()) for optimizer in created] == saved
     assert all(scale != 2.0 for scale in saved)
+
+
+def test_a_resume_trains_at_the_learning_rates_of_its_config(tmp_path, two_replicas):
+    """A constant learning rate is an optimizer variable in the checkpoint: without care a
+    resume would go on at the saved run's rate, whatever the flags say."""
+    config = _config(tmp_path / "run", max_steps=2, steps_per_call=1)
+    trainer.train(config, two_replicas)
+    lowered = dataclasses.replace(
+        config, generator_optimizer=dataclasses.replace(config.generator_optimizer,
+                                                        learning_rate=3e-5),
+        discriminator_optimizer=dataclasses.replace(config.discriminator_optimizer,
+                                                    learning_rate=7e-6))
+    state = run_state.build_run_state(lowered, "float32", two_replicas)
+    assert int(state.step.numpy()) == 2  # Restored, the optimizers included:
+    assert state.gan_step.generator_optimizer.iterations.numpy() == 2
+    assert float(state.gan_step.generator_optimizer.learning_rate.numpy()) == pytest.approx(3e-5)
+    assert float(state.gan_step.discriminator_optimizer.learning_rate.numpy()) == pytest.approx(
+        7e-6)
 
 
 def _class_embedding(generator):
