@@ -1,11 +1,13 @@
 """What the training loop prints: one header line, a progress bar on a terminal, one line
 per epoch.
 
-  fast: G 1,190,017 and D 212,865 parameters, global batch 128, mixed_bfloat16, 1 replica (CPU:0), run directory runs/fast
-  Epoch 1/18: d_loss 1.21 g_loss 0.83 d_real 0.62 d_fake 0.41 d_penalty 0, 523 img/s, elapsed 1:56, ETA 33:02
+  fast: G 1,732,353 and D 138,945 parameters, global batch 128, float32, 1 replica
+  (CPU:0), run directory runs/fast
+  Epoch 1/18: d_loss 1.21 g_loss 0.83 d_real 0.62 d_fake 0.41 d_penalty 0, 523 img/s,
+  elapsed 1:56, ETA 33:02
 
-The bar (Keras's Progbar) redraws one line in place, so it is shown only when stdout is a
-terminal; in a log file each epoch is one line.
+(each one line). The bar (Keras's Progbar) redraws one line in place, so it is shown
+only when stdout is a terminal; in a log file each epoch is one line.
 """
 
 import sys
