@@ -92,7 +92,8 @@ def main(argv):
     # Before any other op: the multi-worker strategy sets up the collective ops.
     strategy = distribute.make_strategy(FLAGS.strategy)
     config = config_from_flags()
-    result = trainer.train(config, strategy, run_info={"flags": FLAGS.flag_values_dict()},
+    result = trainer.train(config, strategy,
+                           run_info={"preset": FLAGS.preset, "flags": FLAGS.flag_values_dict()},
                            new_run=FLAGS.new_run)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"Done: step {result['step']}, run directory {config.run_dir}, "

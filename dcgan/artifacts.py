@@ -1,11 +1,17 @@
 """What a run writes besides its checkpoints: losses.csv rows, TensorBoard events,
 sample pictures, loss curves and the exported models.
 
-The training loop calls one outputs object at four moments, and nothing else of this
+The training loop calls one outputs object at five moments, and nothing else of this
 module: `record_call` after every `tf.function` call, `before_checkpoint` and
-`after_checkpoint` around every save, `end_of_epoch` after an epoch's checkpoint, and
-`final` when training ends. The chief's is `ChiefOutputs`; any other worker of a
-multi-worker run has a `WorkerOutputs`, which writes nothing.
+`after_checkpoint` around every save, `end_of_epoch` after an epoch's checkpoint, `final`
+when training ends, and `export_checkpoint` when a non-finite value stops it. The chief's
+is `ChiefOutputs`; any other worker of a multi-worker run has a `WorkerOutputs`, which
+writes nothing.
+
+An epoch end writes only its sample grid (~0.3 s); progress.gif, loss_curves.png and the
+exports are written once, when training ends. Made at every epoch end they cost 2-3 s
+there on a 2-core CPU, most of it the plot of the whole losses.csv, which grows with the
+run (BUILD_NOTES.md, "Wall-clock efficiency").
 """
 
 import pathlib
@@ -117,17 +123,12 @@ class ChiefOutputs:
         return images.labelled_grid(samples, self.pixel_range, self.class_names, PNG_SCALE)
 
     def end_of_epoch(self, epoch: int, step: int):
-        """The epoch's sample grid (and TensorBoard image), progress.gif, the loss curves
-        and the exports, all from the state just checkpointed at `step`."""
+        """The epoch's sample grid (and TensorBoard image), from the state just
+        checkpointed at `step`."""
         picture = self._picture(self.state.fixed_noise)
         images.write_png(self.samples_dir / _sample_name(epoch), picture)
         with self.writer.as_default():
             tf.summary.image("samples", picture[None], step=step)
-        frames = [tf.io.decode_png(tf.io.read_file(str(path))).numpy()
-                  for path in sorted(self.samples_dir.glob("epoch_*.png"))]
-        images.write_gif(self.run_dir / "progress.gif", frames)
-        self._plot_losses()
-        self._export_models()
 
     def _plot_losses(self):
         columns = self.log.read_columns()
@@ -142,12 +143,25 @@ class ChiefOutputs:
             with atomic_path(self.run_dir / f"{name}.keras") as partial:
                 model.save(partial)
 
+    def export_checkpoint(self, prefix: str | None):
+        """The exports of the checkpoint `prefix` (nothing if None), restored into the run
+        state: for a run that a non-finite value stopped, whose state in memory is not
+        the last one saved."""
+        if prefix is not None:
+            self.state.checkpoint.restore(prefix)
+            self._export_models()
+
     def final(self):
-        """final_grid.png from a noise of its own, the loss curves and the exports."""
+        """final_grid.png from a noise of its own, progress.gif from every epoch's grid,
+        the loss curves and the exports."""
         noise = tf.random.Generator.from_seed(self.seed + 2).normal(
             [grid_noise_count(FINAL_GRID_SIZE, bool(self.class_names)),
              models.generator_noise_dim(self.state.sampling_generator)])
         images.write_png(self.run_dir / "final_grid.png", self._picture(noise))
+        frames = [tf.io.decode_png(tf.io.read_file(str(path))).numpy()
+                  for path in sorted(self.samples_dir.glob("epoch_*.png"))]
+        if frames:
+            images.write_gif(self.run_dir / "progress.gif", frames)
         self._plot_losses()
         self._export_models()
         self.writer.flush()
@@ -181,6 +195,9 @@ class WorkerOutputs:
                 path.unlink()
 
     def end_of_epoch(self, epoch: int, step: int):
+        pass
+
+    def export_checkpoint(self, prefix):
         pass
 
     def final(self):

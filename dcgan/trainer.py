@@ -8,7 +8,8 @@ Run directory layout:
   loss_curves.png               the columns of losses.csv against steps
   samples/epoch_0001.png        the fixed noise through G after each epoch (a conditional
                                 G: one row per class, labelled with its name)
-  progress.gif                  those grids as an animation
+  progress.gif                  those grids as an animation (written when training ends,
+                                like loss_curves.png and the exported models)
   final_grid.png                5x5 samples of the final generator (conditional: 5 per
                                 class)
   generator.keras, discriminator.keras   plain Keras models (no dcgan import needed)
@@ -43,7 +44,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import data, distribute, losses, models, preemption, runs
+from dcgan import data, distribute, losses, models, preemption, progress, runs
 from dcgan.artifacts import ChiefOutputs, WorkerOutputs, remove_leftovers
 from dcgan.config import ConfigError, TrainConfig
 from dcgan.files import write_json
@@ -118,7 +119,7 @@ def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> d
         (see `runs.RESUME_FIELDS`), is in use or unwritable, or its latest checkpoint
         cannot be restored, or the workers restored different steps.
       NonFiniteError: a loss or weight became NaN/inf; the latest checkpoint and the
-        exported models hold the last finite state.
+        exported models (exported from it then) hold the last finite state.
       TrainingInterrupted: SIGTERM or SIGINT arrived (checked between `tf.function`
         calls; under MultiWorkerMirroredStrategy on any worker, and every worker raises
         it); a checkpoint holds the step reached. The signal handlers in place before
@@ -213,6 +214,9 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
         state, outputs = _start_worker(config, strategy, policy_name, new_run, cleanup)
     if distribute.num_workers(strategy) > 1:
         _check_one_restored_step(strategy, state, run_dir)
+    print(progress.header((run_info or {}).get("preset", config.model.architecture), state,
+                          config.data.global_batch_size, policy_name, strategy, run_dir),
+          flush=True)
     saver = Saver(state, outputs, run_dir / "checkpoints")
     if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
         stop = preemption.ClusterStop(signals, strategy, state.manager, saver.save_for_stop)
@@ -220,8 +224,13 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
         stop = preemption.LocalStop(signals, saver.save_for_stop)
     cleanup.callback(stop.close)
 
-    metrics = _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
-                           total_steps)
+    try:
+        metrics = _train_steps(config, strategy, state, outputs, saver, stop,
+                               steps_per_epoch, total_steps)
+    except NonFiniteError:
+        # The exports are otherwise made when training ends (`outputs.final`).
+        outputs.export_checkpoint(saver.latest)
+        raise
     outputs.final()
     stop.close()
     if distribute.num_workers(strategy) > 1:
@@ -251,9 +260,10 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
     metrics = {name: np.full(1, np.nan) for name in METRIC_NAMES}
     step = state.steps_taken
     if step and step % steps_per_epoch == 0:
-        # A kill may have come between this epoch end's checkpoint and its pictures and
-        # exports; they depend only on the restored state, so redo them.
+        # A kill may have come between this epoch end's checkpoint and its sample grid,
+        # which depends only on the restored state: redo it.
         outputs.end_of_epoch(step // steps_per_epoch, step)
+    bar = progress.EpochProgress(steps_per_epoch, last_epoch, total_steps - step)
     while step < total_steps and not out_of_time():
         epoch = step // steps_per_epoch
         epoch_end = (epoch + 1) * steps_per_epoch
@@ -261,9 +271,7 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
         # steps it has already taken.
         iterator = iter(_distributed_batches(config, strategy, epoch,
                                              step - epoch * steps_per_epoch))
-        print(f"Epoch {epoch + 1}/{last_epoch}")
-        progress = keras.utils.Progbar(steps_per_epoch,
-                                       stateful_metrics=METRIC_NAMES + ("img/s",))
+        bar.start_epoch()
         while step < min(epoch_end, total_steps) and not out_of_time():
             period = config.checkpoint_every_steps
             num_steps = min(config.steps_per_call, total_steps - step, epoch_end - step,
@@ -277,13 +285,13 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
             first_step, step = step + 1, state.advance(num_steps)
             outputs.record_call(first_step, epoch + 1, metrics, seconds, images_per_sec)
             raise_if_non_finite(metrics, first_step, saver)
-            progress.update(step - epoch * steps_per_epoch, values=[
-                *((name, values[-1]) for name, values in metrics.items()),
-                ("img/s", images_per_sec)])
+            bar.update(step - epoch * steps_per_epoch, num_steps, num_steps * images_per_step,
+                       seconds, metrics)
             if step == epoch_end:
                 state.epoch.assign(epoch + 1)
             if step in (epoch_end, total_steps) or step % period == 0 or out_of_time():
                 saver.save(step)
+        bar.end_epoch(epoch + 1, metrics)
         if step == epoch_end:
             outputs.end_of_epoch(epoch + 1, step)
     return metrics

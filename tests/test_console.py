@@ -3,6 +3,7 @@ switches that bring the rest back."""
 
 import os
 import pathlib
+import re
 import subprocess
 import sys
 
@@ -83,12 +84,21 @@ runpy.run_path({TRAIN_PY!r}, run_name="__main__")
 
 
 @pytest.mark.slow
-def test_a_tiny_run_prints_no_noise_but_the_warnings(tmp_path):
+def test_a_tiny_run_prints_a_header_a_line_per_epoch_and_the_warnings(tmp_path):
     prelude = tmp_path / "prelude.py"
     prelude.write_text(WARNING_PRELUDE)
-    result = _train(tmp_path, "--max_steps=2", "--train_examples=256", "--batch_size=64",
+    # Epochs of 4 steps: one whole epoch and half of the second.
+    result = _train(tmp_path, "--max_steps=6", "--train_examples=256", "--batch_size=64",
                     prelude=prelude)
     assert result.returncode == 0, result.stderr[-3000:]
+    header, *epochs, done = result.stdout.splitlines()
+    assert header.startswith("fast: G ") and "parameters, global batch 64, " in header
+    assert header.endswith(f"1 replica (CPU:0), run directory {tmp_path / 'run'}")
+    assert len(epochs) == 2, result.stdout
+    for number, line in enumerate(epochs, 1):
+        assert re.fullmatch(rf"Epoch {number}/2: d_loss \S+ g_loss .* [\d,]+ img/s, "
+                            r"elapsed \d+:\d\d, ETA \d+:\d\d", line), line
+    assert done.startswith("Done: step 6, run directory ")
     lines = result.stderr.splitlines()
     assert not [line for line in lines if any(noise in line for noise in NOISE)], lines
     # stderr holds the two warnings and nothing else: the message and source line of

@@ -172,19 +172,21 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
     assert checkpoint_steps(run_dir) == [4]
     assert not list((run_dir / "checkpoints").glob("ckpt-8.*"))
 
-    # 3. While a picture or a model is written (its temporary file exists).
-    pictures_and_models = ("epoch_", "progress", "loss_curves", "generator", "discriminator")
-    result = _run(args, tmp_path, prelude=KILL_BEFORE_RENAME.format(
-        prefixes=pictures_and_models))
-    assert result.returncode == -signal.SIGKILL
-    assert _partials(run_dir, pictures_and_models)
-
-    # 4. After the last epoch's checkpoint, before its grid, GIF frame and exports.
+    # 3. After the last epoch's checkpoint, while its grid is written.
     result = _run(args, tmp_path, prelude=KILL_BEFORE_RENAME.format(
         prefixes=("epoch_0003",)))
     assert result.returncode == -signal.SIGKILL
     assert checkpoint_steps(run_dir)[-1] == 24
+    assert _partials(run_dir, ("epoch_0003",))
     assert not (run_dir / "samples" / "epoch_0003.png").exists()
+
+    # 4. While the end of training writes the GIF, the plot or a model (its temporary
+    # file exists), after the resume has redone the grid that 3. cut short.
+    final_files = ("progress", "loss_curves", "generator", "discriminator")
+    result = _run(args, tmp_path, prelude=KILL_BEFORE_RENAME.format(prefixes=final_files))
+    assert result.returncode == -signal.SIGKILL
+    assert _partials(run_dir, final_files)
+    assert (run_dir / "samples" / "epoch_0003.png").exists()
 
     result = _run(args, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
