@@ -197,9 +197,10 @@ def test_the_augmentation_is_drawn_outside_xla():
     """XLA's random numbers differ from eager ones: with the draws inside the compiled
     gradients, the jit step would see other squares and shifts and other losses."""
     policy = ("color", "translation", "cutout")
-    metrics = [_gan_step(policy, jit_compile=jit).train(iter([_real_batch()] * 2),
-                                                        tf.constant(2, tf.int32))
-               for jit in (False, True)]
+    # The steps are kept alive: tf.function holds its method's GanStep by a weak reference.
+    gan_steps = [_gan_step(policy, jit_compile=jit) for jit in (False, True)]
+    metrics = [gan_step.train(iter([_real_batch()] * 2), tf.constant(2, tf.int32))
+               for gan_step in gan_steps]
     for name in METRIC_NAMES:
         np.testing.assert_allclose(metrics[1][name], metrics[0][name], rtol=1e-4, atol=1e-5)
 
