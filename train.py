@@ -72,6 +72,8 @@ FLAGS = flags.FLAGS
 
 
 def config_from_flags() -> config_lib.TrainConfig:
+    # About the flags, not the config: a config cannot tell an explicit
+    # --conditioning=projection from the preset's default.
     if FLAGS.conditioning and not FLAGS.conditional:
         raise config_lib.ConfigError("--conditioning applies only with --conditional")
     preset = config_lib.PRESETS[FLAGS.preset]
