@@ -82,8 +82,7 @@ def config_from_flags() -> config_lib.TrainConfig:
         preset, run_dir=FLAGS.run_dir or f"runs/{FLAGS.preset}", seed=FLAGS.seed,
         model=dataclasses.replace(
             preset.model, num_classes=len(data.CLASS_NAMES) if FLAGS.conditional else 0),
-        data=dataclasses.replace(preset.data, split=split, shuffle_seed=FLAGS.seed,
-                                 with_labels=FLAGS.conditional))
+        data=dataclasses.replace(preset.data, split=split))
     return overrides.apply(config, {name: FLAGS[name].value for name in overrides.OVERRIDES})
 
 

@@ -102,7 +102,7 @@ def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> d
 def _run_record(config, strategy, policy_name, steps_per_epoch, run_info) -> dict:
     """The contents of config.json."""
     return {
-        "config": dataclasses.asdict(config),
+        "config": runs.config_record(config),
         "precision_policy": policy_name,
         "replicas": strategy.num_replicas_in_sync,
         "workers": distribute.num_workers(strategy),
@@ -160,7 +160,9 @@ def _distributed_batches(config: TrainConfig, strategy, epoch: int, step_in_epoc
         config.data, global_batch_size=config.n_critic * config.data.global_batch_size)
 
     def dataset_fn(context):
-        steps = data.load_split(step_data, first_epoch=epoch).skip(step_in_epoch)
+        steps = data.load_split(step_data, config.pixel_range, with_labels=config.with_labels,
+                                shuffle_seed=config.shuffle_seed,
+                                first_epoch=epoch).skip(step_in_epoch)
         return distribute.replica_batches(steps, config.data.global_batch_size, context)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
