@@ -42,7 +42,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dcgan import data, distribute, models, overrides, profiling  # noqa: E402
-from dcgan.config import PRESETS  # noqa: E402
+from dcgan.config import PRESETS, TANH_RANGE  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 from dcgan.train_step import GanStep  # noqa: E402
 
@@ -213,10 +213,9 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
             config, models.build_generator(config.model),
             models.build_discriminator(config.model), tf.random.Generator.from_seed(0),
             policy_name)
-    data_config = data.DataConfig(data_dir=FLAGS.data_dir, pixel_range=preset.data.pixel_range,
-                                  global_batch_size=batch_size)
+    data_config = data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=batch_size)
     iterator = iter(strategy.experimental_distribute_dataset(
-        data.load_split(data_config, epochs=1000)))
+        data.load_split(data_config, config.pixel_range, shuffle_seed=0, epochs=1000)))
 
     def run_steps(steps):
         for chunk in range(0, steps, steps_per_call):
@@ -260,9 +259,8 @@ def profile(run_steps, log_dir, top=15):
 
 def input_rate(pixel_range, batch_size):
     """images/s of the input pipeline alone (after the first, caching, epoch)."""
-    config = data.DataConfig(data_dir=FLAGS.data_dir, pixel_range=pixel_range,
-                             global_batch_size=batch_size)
-    batches = iter(data.load_split(config, epochs=1000))
+    config = data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=batch_size)
+    batches = iter(data.load_split(config, pixel_range, shuffle_seed=0, epochs=1000))
     steps_per_epoch = data.num_examples(config) // batch_size
     for _ in range(steps_per_epoch):
         next(batches)
@@ -302,7 +300,7 @@ def main(argv):
     distribute.split_cpu(max(int(n) for n in FLAGS.replicas))
     preset = PRESETS[FLAGS.preset]
     images = np.concatenate(list(data.load_split(
-        data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=10_000, shuffle_seed=None),
+        data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=10_000), TANH_RANGE,
     ).as_numpy_iterator()))
     peaks = measure_peaks()
     baseline_flops = profiling.train_step_flops(*tutorial_models(), "simultaneous")
@@ -312,7 +310,7 @@ def main(argv):
         rows.append({"name": "baseline (tutorial loop, float32)", "batch_size": batch_size,
                      "images_per_sec": baseline, "ratio": 1.0,
                      **flop_columns(baseline, baseline_flops, "float32", peaks)})
-        input_only = input_rate(preset.data.pixel_range, batch_size)
+        input_only = input_rate(preset.pixel_range, batch_size)
         rows.append({"name": "input pipeline only", "batch_size": batch_size,
                      "images_per_sec": input_only, "ratio": input_only / baseline})
         for precision, jit, replicas, steps_per_call, update in itertools.product(

@@ -62,7 +62,7 @@ def run_config(spec: str, seed: int, run_dir: pathlib.Path, minutes: float):
     return dataclasses.replace(
         config, run_dir=str(run_dir), seed=seed, max_train_minutes=minutes,
         epochs=EPOCHS_PAST_ANY_BUDGET,
-        data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir, shuffle_seed=seed))
+        data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir))
 
 
 def _directory_name(spec: str) -> str:

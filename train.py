@@ -72,6 +72,8 @@ FLAGS = flags.FLAGS
 
 
 def config_from_flags() -> config_lib.TrainConfig:
+    # About the flags, not the config: a config cannot tell an explicit
+    # --conditioning=projection from the preset's default.
     if FLAGS.conditioning and not FLAGS.conditional:
         raise config_lib.ConfigError("--conditioning applies only with --conditional")
     preset = config_lib.PRESETS[FLAGS.preset]
@@ -80,8 +82,7 @@ def config_from_flags() -> config_lib.TrainConfig:
         preset, run_dir=FLAGS.run_dir or f"runs/{FLAGS.preset}", seed=FLAGS.seed,
         model=dataclasses.replace(
             preset.model, num_classes=len(data.CLASS_NAMES) if FLAGS.conditional else 0),
-        data=dataclasses.replace(preset.data, split=split, shuffle_seed=FLAGS.seed,
-                                 with_labels=FLAGS.conditional))
+        data=dataclasses.replace(preset.data, split=split))
     return overrides.apply(config, {name: FLAGS[name].value for name in overrides.OVERRIDES})
 
 

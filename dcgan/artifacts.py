@@ -66,7 +66,7 @@ class ChiefOutputs:
 
     def __init__(self, config: TrainConfig, state: RunState, log: LossLog):
         self.run_dir = pathlib.Path(config.run_dir)
-        self.pixel_range = config.data.pixel_range
+        self.pixel_range = config.pixel_range
         self.class_names = data.CLASS_NAMES if config.model.num_classes else ()
         self.seed = config.seed
         self.state = state

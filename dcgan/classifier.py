@@ -181,7 +181,6 @@ def embed(classifier, images, pixel_range, batch_size=500) -> tuple[np.ndarray, 
 
 def _split(split, seed=None, batch_size=256, data_dir=DEFAULT_DATA_DIR) -> DataConfig:
     return DataConfig(data_dir=data_dir, split=split, global_batch_size=batch_size,
-                      pixel_range=CLASSIFIER_PIXEL_RANGE, with_labels=True, shuffle_seed=seed,
                       drop_remainder=seed is not None)
 
 
@@ -211,7 +210,8 @@ def train_classifier(epochs=10, batch_size=128, seed=0, data_dir=DEFAULT_DATA_DI
     tf.config.experimental.enable_op_determinism()
     config = _split("train", seed, batch_size, data_dir)
     steps_per_epoch = data.num_examples(config) // batch_size
-    dataset = _random_flips(data.load_split(config, epochs=epochs), seed)
+    dataset = _random_flips(data.load_split(config, CLASSIFIER_PIXEL_RANGE, with_labels=True,
+                                            shuffle_seed=seed, epochs=epochs), seed)
     classifier = build_classifier()
     learning_rate = keras.optimizers.schedules.CosineDecay(1e-3, epochs * steps_per_epoch)
     classifier.compile(
@@ -226,7 +226,8 @@ def train_classifier(epochs=10, batch_size=128, seed=0, data_dir=DEFAULT_DATA_DI
 
 def evaluate_accuracy(classifier, data_dir=DEFAULT_DATA_DIR) -> float:
     """Top-1 accuracy on the full Fashion-MNIST test split (10,000 images)."""
-    images, labels = data.load_arrays(_split("test", data_dir=data_dir))
+    images, labels = data.load_arrays(_split("test", data_dir=data_dir), CLASSIFIER_PIXEL_RANGE,
+                                      with_labels=True)
     _, probabilities = embed(classifier, images, CLASSIFIER_PIXEL_RANGE)
     return float(np.mean(probabilities.argmax(axis=1) == labels))
 

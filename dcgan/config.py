@@ -38,40 +38,31 @@ class ConfigError(ValueError):
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
-    """How to read Fashion-MNIST.
+    """How to read Fashion-MNIST. The pixel range, the labels and the shuffle seed are
+    arguments of `dcgan.data.load_split` instead: a training run derives them from its
+    model and seed (`TrainConfig.pixel_range`, `with_labels`, `shuffle_seed`).
 
     Attributes:
       data_dir: TFDS data directory that holds (or will hold) `fashion_mnist`.
       split: a TFDS split, slices included (e.g. "train", "test", "train[:512]").
-      pixel_range: (low, high) of the returned images: TANH_RANGE for tanh generators,
-        SIGMOID_RANGE for sigmoid ones.
       global_batch_size: images per batch across all replicas.
-      shuffle_seed: seeds the shuffle; None keeps the stored order.
       shuffle_buffer: examples in the shuffle buffer. TFDS already stores the split in a
         shuffled order, and filling a 60,000-image buffer costs ~2.5 s of PNG decoding
         before the first batch, so the default is smaller.
       drop_remainder: drop the last partial batch (a multi-replica step needs full ones).
       cache: keep the decoded uint8 images in memory after the first pass.
-      with_labels: yield (images, labels) instead of images.
     """
 
     data_dir: str = DEFAULT_DATA_DIR
     split: str = "train"
-    pixel_range: tuple[float, float] = TANH_RANGE
     global_batch_size: int = 256
-    shuffle_seed: int | None = 0
     shuffle_buffer: int = 10_000
     drop_remainder: bool = True
     cache: bool = True
-    with_labels: bool = False
 
     def __post_init__(self):
-        if tuple(self.pixel_range) not in (TANH_RANGE, SIGMOID_RANGE):
-            raise ConfigError(
-                f"pixel_range must be {TANH_RANGE} or {SIGMOID_RANGE}, got {self.pixel_range}")
         if self.global_batch_size < 1:
             raise ConfigError(f"global_batch_size must be positive, got {self.global_batch_size}")
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +133,8 @@ class TrainConfig:
     Attributes:
       run_dir: directory of checkpoints and artifacts; re-running resumes from it.
       model: the networks to build.
-      data: the input pipeline; `data.pixel_range` must match the generator's output, and
-        `data.with_labels` must be set exactly when the model is conditional.
+      data: the input pipeline (its pixel range, labels and shuffle seed are this
+        config's properties of those names).
       generator_optimizer: Adam settings of G.
       discriminator_optimizer: Adam settings of D.
       loss: a name registered in `dcgan.losses.LOSSES`.
@@ -180,7 +171,7 @@ class TrainConfig:
       precision: the Keras dtype policy, one of PRECISIONS (not the precision/recall
         metric); "auto" picks mixed_bfloat16 where the hardware has bf16.
       jit_compile: compile the gradient computation with XLA.
-      seed: seeds weights, noise and dropout (the data order has `data.shuffle_seed`).
+      seed: seeds weights, noise, dropout and the data order.
       deterministic: enable TensorFlow's deterministic ops (exactly repeatable runs).
       checkpoint_every_steps: save a checkpoint every this many steps (and at epoch ends).
       max_checkpoints: checkpoints kept on disk.
@@ -219,6 +210,8 @@ class TrainConfig:
     num_fixed_samples: int = 64
 
     def __post_init__(self):
+        # Each field on its own; checks across fields, and against the registries and the
+        # strategy, are `dcgan.validation.validate`'s.
         for name in ("epochs", "n_critic", "penalty_every", "steps_per_call",
                      "checkpoint_every_steps", "max_checkpoints"):
             if getattr(self, name) < 1:
@@ -229,17 +222,9 @@ class TrainConfig:
             raise ConfigError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
         if self.update not in UPDATES:
             raise ConfigError(f"update must be one of {UPDATES}, got {self.update!r}")
-        if self.n_critic > 1 and self.update != "alternating":
-            raise ConfigError(f"n_critic={self.n_critic} needs the alternating update, "
-                              f"got {self.update!r}")
         for name in ("gp_weight", "r1_weight", "r2_weight"):
             if not getattr(self, name) >= 0:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
-        if self.loss == "wasserstein" and not (self.gp_weight or self.r1_weight):
-            # There is no weight clipping here: without a penalty the critic is unbounded.
-            raise ConfigError("loss 'wasserstein' needs a penalty that keeps the critic "
-                              "Lipschitz: set gp_weight (10 in the WGAN-GP paper), or use "
-                              "the wgan_gp preset")
         unknown = set(self.augment) - set(AUGMENTATIONS)
         if unknown or len(set(self.augment)) < len(self.augment):
             raise ConfigError(f"augment must name each of {AUGMENTATIONS} at most once, got "
@@ -257,10 +242,25 @@ class TrainConfig:
             raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
         if math.isqrt(self.num_fixed_samples) ** 2 != self.num_fixed_samples:
             raise ConfigError(f"num_fixed_samples must be a square, got {self.num_fixed_samples}")
-        if self.data.with_labels != bool(self.model.num_classes):
-            raise ConfigError(
-                "data.with_labels must be set exactly when the model is conditional, got "
-                f"with_labels={self.data.with_labels} and num_classes={self.model.num_classes}")
+
+    # Facts that follow from the fields above, so that no field can disagree with them.
+
+    @property
+    def pixel_range(self) -> tuple[float, float]:
+        """(low, high) of the generator's output, which the real images are scaled to."""
+        # Deferred: dcgan.models imports this module (for ModelConfig and the ranges).
+        from dcgan import models
+        return models.output_range(self.model.architecture)
+
+    @property
+    def with_labels(self) -> bool:
+        """Whether the data yields (images, labels): exactly when the model is conditional."""
+        return self.model.num_classes > 0
+
+    @property
+    def shuffle_seed(self) -> int:
+        """Seeds the data order (with the epoch: `dcgan.data.load_split`)."""
+        return self.seed
 
 
 PRESETS = {
@@ -268,7 +268,7 @@ PRESETS = {
     "tutorial": TrainConfig(
         run_dir="runs/tutorial",
         model=ModelConfig("tutorial", noise_dim=100),
-        data=DataConfig(pixel_range=TANH_RANGE, global_batch_size=256),
+        data=DataConfig(global_batch_size=256),
         generator_optimizer=OptimizerConfig(1e-4),
         discriminator_optimizer=OptimizerConfig(1e-4),
         update="simultaneous",
@@ -277,7 +277,7 @@ PRESETS = {
     "fashion128": TrainConfig(
         run_dir="runs/fashion128",
         model=ModelConfig("fashion128", noise_dim=128),
-        data=DataConfig(pixel_range=SIGMOID_RANGE, global_batch_size=128),
+        data=DataConfig(global_batch_size=128),
         generator_optimizer=OptimizerConfig(1e-4),
         discriminator_optimizer=OptimizerConfig(1e-5),
     ),
@@ -289,7 +289,7 @@ PRESETS = {
     "fast": TrainConfig(
         run_dir="runs/fast",
         model=ModelConfig("fast", noise_dim=100),
-        data=DataConfig(pixel_range=TANH_RANGE, global_batch_size=128),
+        data=DataConfig(global_batch_size=128),
         generator_optimizer=OptimizerConfig(2e-4, beta_1=0.5),
         discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.5),
         update="simultaneous",
@@ -302,7 +302,7 @@ PRESETS = {
     "wgan_gp": TrainConfig(
         run_dir="runs/wgan_gp",
         model=ModelConfig("tutorial_critic", noise_dim=100),
-        data=DataConfig(pixel_range=TANH_RANGE, global_batch_size=64),
+        data=DataConfig(global_batch_size=64),
         generator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
         discriminator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
         loss="wasserstein",

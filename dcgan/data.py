@@ -23,7 +23,8 @@ os.environ.setdefault("NO_GCE_CHECK", "true")
 import tensorflow as tf  # noqa: E402
 import tensorflow_datasets as tfds  # noqa: E402
 
-from dcgan.config import DEFAULT_DATA_DIR, ConfigError, DataConfig  # noqa: E402
+from dcgan.config import (DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE,  # noqa: E402
+                          ConfigError, DataConfig)
 
 __all__ = [
     "CLASS_NAMES",
@@ -203,40 +204,52 @@ def verify_records(config: DataConfig) -> None:
                 f"{instruction.examples_in_shard}. {fix}")
 
 
-def load_split(config: DataConfig, epochs: int = 1, first_epoch: int = 0) -> tf.data.Dataset:
+def load_split(config: DataConfig, pixel_range, *, with_labels: bool = False,
+               shuffle_seed: int | None = None, epochs: int = 1,
+               first_epoch: int = 0) -> tf.data.Dataset:
     """Batches of `epochs` passes over `config.split`, starting at epoch `first_epoch`.
 
-    Each epoch is shuffled with a seed derived from (`config.shuffle_seed`, epoch), so
-    the order is a function of the epoch alone: a resumed run rebuilds the dataset from
-    the epoch it stopped in and skips the batches it has already seen. Batches never
-    straddle two epochs.
+    With a `shuffle_seed`, each epoch is shuffled with a seed derived from (shuffle_seed,
+    epoch), so the order is a function of the epoch alone: a resumed run rebuilds the
+    dataset from the epoch it stopped in and skips the batches it has already seen.
+    Without one, the stored order. Batches never straddle two epochs.
+
+    Args:
+      config: which split, in which batches.
+      pixel_range: TANH_RANGE or SIGMOID_RANGE, the (low, high) the pixels are scaled to
+        (a training run passes its generator's, `TrainConfig.pixel_range`).
+      with_labels: yield (images, labels) instead of images.
+      shuffle_seed: seeds the shuffle; None keeps the stored order.
 
     Returns:
-      A dataset of float32 images [global_batch_size, 28, 28, 1] in `config.pixel_range`,
-      or of (images, int64 labels [global_batch_size]) when `config.with_labels`.
+      A dataset of float32 images [global_batch_size, 28, 28, 1] in `pixel_range`, or of
+      (images, int64 labels [global_batch_size]) when `with_labels`.
 
     Raises:
+      ConfigError: `pixel_range` is neither range.
       DatasetUnavailableError: the dataset is not prepared in `config.data_dir`.
     """
+    if tuple(pixel_range) not in (TANH_RANGE, SIGMOID_RANGE):
+        raise ConfigError(f"pixel_range must be {TANH_RANGE} or {SIGMOID_RANGE}, got {pixel_range}")
     builder = _prepared_builder(config.data_dir)
     examples = builder.as_dataset(split=config.split, as_supervised=True, shuffle_files=False)
     if config.cache:
         examples = examples.cache()
     def one_epoch(epoch):
         epoch_examples = examples
-        if config.shuffle_seed is not None:
+        if shuffle_seed is not None:
             # Distinct (seed, epoch) pairs give distinct shuffle seeds.
             epoch_examples = examples.shuffle(
-                config.shuffle_buffer, seed=config.shuffle_seed * 1_000_003 + epoch,
+                config.shuffle_buffer, seed=shuffle_seed * 1_000_003 + epoch,
                 reshuffle_each_iteration=False)
         return epoch_examples.batch(
             config.global_batch_size, drop_remainder=config.drop_remainder)
 
-    low, high = config.pixel_range
+    low, high = pixel_range
 
     def to_model_input(images, labels):
         images = tf.cast(images, tf.float32) * ((high - low) / 255.0) + low
-        return (images, labels) if config.with_labels else images
+        return (images, labels) if with_labels else images
 
     # Python epoch numbers, not a Dataset.range: a tensor seed breaks under a global seed.
     batches = one_epoch(first_epoch)
@@ -247,11 +260,12 @@ def load_split(config: DataConfig, epochs: int = 1, first_epoch: int = 0) -> tf.
             .prefetch(tf.data.AUTOTUNE))
 
 
-def load_arrays(config: DataConfig):
-    """One pass of `load_split(config)` as numpy arrays: float32 images [N, 28, 28, 1], or
-    (images, int64 labels [N]) when `config.with_labels`."""
-    batches = list(load_split(config).as_numpy_iterator())
-    if config.with_labels:
+def load_arrays(config: DataConfig, pixel_range, with_labels: bool = False):
+    """One pass of `load_split(config, pixel_range, with_labels=with_labels)`, in the stored
+    order, as numpy arrays: float32 images [N, 28, 28, 1], or (images, int64 labels [N])
+    when `with_labels`."""
+    batches = list(load_split(config, pixel_range, with_labels=with_labels).as_numpy_iterator())
+    if with_labels:
         images, labels = zip(*batches)
         return np.concatenate(images), np.concatenate(labels)
     return np.concatenate(batches)

@@ -117,9 +117,9 @@ class Evaluator:
     def _load(self, split, with_labels):
         """A split's images in the classifier's pixel range (and labels)."""
         return data.load_arrays(DataConfig(
-            data_dir=self.config.data_dir, split=split, shuffle_seed=None,
-            global_batch_size=self.config.batch_size, drop_remainder=False,
-            pixel_range=classifier.CLASSIFIER_PIXEL_RANGE, with_labels=with_labels))
+            data_dir=self.config.data_dir, split=split,
+            global_batch_size=self.config.batch_size, drop_remainder=False),
+            classifier.CLASSIFIER_PIXEL_RANGE, with_labels)
 
     def samples(self, generator) -> tuple[np.ndarray, np.ndarray | None]:
         """`num_samples` images from seeded noise: (float32 [N, 28, 28, 1] in G's range,

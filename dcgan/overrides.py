@@ -14,6 +14,7 @@ from typing import Callable
 from dcgan import losses, models
 from dcgan.config import (AUGMENTATIONS, CONDITIONINGS, LR_SCHEDULES, PRECISIONS, UPDATES,
                           ConfigError, TrainConfig)
+from dcgan.validation import validate
 
 __all__ = ["OVERRIDES", "Override", "apply", "help_text", "parse"]
 
@@ -143,6 +144,10 @@ def apply(config: TrainConfig, values: dict) -> TrainConfig:
             changes.setdefault(head, {})[rest] = value
         else:
             changes[head] = value
-    return dataclasses.replace(config, **{
+    config = dataclasses.replace(config, **{
         head: dataclasses.replace(getattr(config, head), **value)
         if isinstance(value, dict) else value for head, value in changes.items()})
+    # Here, not only in `trainer.train`, so that sweep.py refuses a bad grid before its
+    # first run; the replica-dependent checks wait for the strategy.
+    validate(config)
+    return config

@@ -7,6 +7,7 @@ instead of being skipped.
 """
 
 import contextlib
+import dataclasses
 import fcntl
 import json
 import os
@@ -22,6 +23,7 @@ from dcgan.files import DiskFullError, disk_full_message, no_space_path
 __all__ = [
     "RESUME_FIELDS",
     "RunDirectoryError",
+    "config_record",
     "lock",
     "prepare",
     "remove_interrupted_saves",
@@ -59,6 +61,21 @@ RESUME_FIELDS = (
     "config.data.shuffle_buffer",
     "config.seed",
 )
+
+
+def config_record(config) -> dict:
+    """The "config" entry of config.json: the TrainConfig's fields, with the facts derived
+    from them (`pixel_range`, `with_labels`, `shuffle_seed`) under "data", where
+    config.json held them while they were DataConfig fields. So a run directory written
+    before they became properties resumes as before, and one whose data order had a seed
+    other than `seed` is refused (data.shuffle_seed differs) instead of silently changing
+    its data order."""
+    record = dataclasses.asdict(config)
+    record["data"].update(pixel_range=config.pixel_range, with_labels=config.with_labels,
+                          shuffle_seed=config.shuffle_seed)
+    return record
+
+
 NEW_RUN_HINT = "train.py --new_run moves the old directory aside and starts afresh"
 
 

@@ -114,9 +114,9 @@ class GanStep:
         """The step `config` describes, with new optimizers; call under `strategy.scope()`.
 
         Args:
-          config: a validated TrainConfig; its loss, update, n_critic, penalties,
-            augmentation, ema_decay, jit_compile, optimizers and their schedule, batch
-            size and noise_dim are read.
+          config: a TrainConfig that `dcgan.validation.validate` passed; its loss,
+            update, n_critic, penalties, augmentation, ema_decay, jit_compile, optimizers
+            and their schedule, batch size and noise_dim are read.
           generator, discriminator: built from `config.model` (`dcgan.models`).
           noise: a `tf.random.Generator`, as for the constructor.
           policy_name: the Keras dtype policy in force ("mixed_float16" adds loss scaling).

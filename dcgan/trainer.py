@@ -44,15 +44,16 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import data, distribute, losses, models, preemption, progress, runs
+from dcgan import data, distribute, preemption, progress, runs
 from dcgan.artifacts import ChiefOutputs, WorkerOutputs, remove_leftovers
-from dcgan.config import ConfigError, TrainConfig
+from dcgan.config import TrainConfig
 from dcgan.files import write_json
 from dcgan.loss_log import CSV_COLUMNS, LossLog
 from dcgan.preemption import TrainingInterrupted
 from dcgan.run_state import RunState, build_run_state, planned_steps
 from dcgan.saver import NonFiniteError, Saver, raise_if_non_finite
 from dcgan.train_step import METRIC_NAMES
+from dcgan.validation import validate
 
 __all__ = ["CSV_COLUMNS", "NonFiniteError", "RunState", "TrainingInterrupted", "train"]
 
@@ -67,36 +68,6 @@ def _git_commit():
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("-dirty" if dirty.strip() else "")
-
-
-
-def _check_config(config: TrainConfig, strategy, steps_per_epoch: int):
-    if config.model.num_classes not in (0, len(data.CLASS_NAMES)):
-        raise ConfigError(f"A conditional model of Fashion-MNIST has {len(data.CLASS_NAMES)} "
-                          f"classes, got num_classes={config.model.num_classes}.")
-    expected_range = models.output_range(config.model.architecture)
-    if tuple(config.data.pixel_range) != expected_range:
-        raise ConfigError(f"data.pixel_range {config.data.pixel_range} does not match the "
-                         f"{config.model.architecture} generator's output {expected_range}.")
-    num_replicas = strategy.num_replicas_in_sync
-    if config.data.global_batch_size % num_replicas:
-        raise ConfigError(f"The global batch size {config.data.global_batch_size} is not "
-                         f"divisible by the {num_replicas} replicas.")
-    if steps_per_epoch < 1:
-        raise ConfigError(f"The split {config.data.split!r} holds fewer images than one step's "
-                         f"{config.n_critic} batch(es) of {config.data.global_batch_size}.")
-    if config.max_train_minutes is not None and distribute.num_workers(strategy) > 1:
-        # Each worker times its own steps; workers that stopped at different steps would
-        # wait for each other's all-reduces forever.
-        raise ConfigError("max_train_minutes needs a single worker.")
-    losses.get_loss(config.loss)
-    penalized = config.gp_weight or config.r1_weight or config.r2_weight
-    if penalized and models.discriminator_mixes_examples(config.model):
-        raise ConfigError(
-            f"The {config.model.architecture} discriminator has batch norm, so the gradient "
-            "penalties, which take each image's own gradient, cannot apply to it: use one "
-            "without (fast_nf, fast_sn, tutorial_critic).")
-
 
 
 def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> dict:
@@ -132,7 +103,7 @@ def train(config: TrainConfig, strategy=None, run_info=None, new_run=False) -> d
 def _run_record(config, strategy, policy_name, steps_per_epoch, run_info) -> dict:
     """The contents of config.json."""
     return {
-        "config": dataclasses.asdict(config),
+        "config": runs.config_record(config),
         "precision_policy": policy_name,
         "replicas": strategy.num_replicas_in_sync,
         "workers": distribute.num_workers(strategy),
@@ -190,7 +161,9 @@ def _distributed_batches(config: TrainConfig, strategy, epoch: int, step_in_epoc
         config.data, global_batch_size=config.n_critic * config.data.global_batch_size)
 
     def dataset_fn(context):
-        steps = data.load_split(step_data, first_epoch=epoch).skip(step_in_epoch)
+        steps = data.load_split(step_data, config.pixel_range, with_labels=config.with_labels,
+                                shuffle_seed=config.shuffle_seed,
+                                first_epoch=epoch).skip(step_in_epoch)
         return distribute.replica_batches(steps, config.data.global_batch_size, context)
 
     return strategy.distribute_datasets_from_function(dataset_fn)
@@ -201,7 +174,8 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
     run_dir = pathlib.Path(config.run_dir)
     policy_name = distribute.resolve_precision(config.precision)
     steps_per_epoch, total_steps = planned_steps(config)
-    _check_config(config, strategy, steps_per_epoch)
+    validate(config, strategy.num_replicas_in_sync, distribute.num_workers(strategy),
+             steps_per_epoch)
     data.verify_records(config.data)
 
     if config.deterministic:

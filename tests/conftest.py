@@ -123,7 +123,7 @@ def make_gan_step(strategy, model=ModelConfig("tutorial"), loss="non_saturating"
         `ema_decay` also builds the EMA generator, starting from G's weights.
     """
     config = TrainConfig(
-        model=model, data=DataConfig(global_batch_size=BATCH, with_labels=bool(model.num_classes)),
+        model=model, data=DataConfig(global_batch_size=BATCH),
         generator_optimizer=OptimizerConfig(1e-3), discriminator_optimizer=OptimizerConfig(1e-3),
         loss=loss, **options)
     keras.utils.set_random_seed(seed)
@@ -156,8 +156,7 @@ def run_steps(gan_step, iterator, num_steps):
     return {name: values.numpy() for name, values in metrics.items()}
 
 
-def tiny_config(run_dir, train_examples, batch_size, preset="tutorial", shuffle_seed=0,
-                **overrides):
+def tiny_config(run_dir, train_examples, batch_size, preset="tutorial", **overrides):
     """A short real run: `preset` on the first `train_examples` training images in global
     batches of `batch_size`, float32, deterministic ops, in `run_dir`; `overrides`
     replace TrainConfig fields."""
@@ -165,7 +164,7 @@ def tiny_config(run_dir, train_examples, batch_size, preset="tutorial", shuffle_
     return dataclasses.replace(
         preset, run_dir=str(run_dir),
         data=dataclasses.replace(preset.data, split=f"train[:{train_examples}]",
-                                 global_batch_size=batch_size, shuffle_seed=shuffle_seed),
+                                 global_batch_size=batch_size),
         **{"precision": "float32", "deterministic": True, **overrides})
 
 
@@ -239,8 +238,8 @@ def short_run():
     per call."""
 
     def config(run_dir, preset="tutorial", **overrides):
-        return tiny_config(run_dir, 256, 32, preset, shuffle_seed=1,
-                           **{"epochs": 1, "steps_per_call": 3, "num_fixed_samples": 4,
+        return tiny_config(run_dir, 256, 32, preset,
+                           **{"seed": 1, "epochs": 1, "steps_per_call": 3, "num_fixed_samples": 4,
                               **overrides})
 
     return config

@@ -33,7 +33,7 @@ BOUNDED = ("--max_steps=1", "--train_examples=256")
     ("--n_critic=0", "train.py: error: n_critic must be positive, got 0"),
     ("--conditioning=concat", "train.py: error: --conditioning applies only with --conditional"),
     ("--r1_weight=10", "train.py: error: The fast discriminator has batch norm"),
-    ("--architecture=fashion128", "does not match the fashion128 generator's output"),
+    ("--loss=wasserstein", "train.py: error: loss 'wasserstein' needs a penalty"),
 ])
 def test_train_rejects_bad_flags_with_one_line(tmp_path, flag, message):
     result = _run("train.py", f"--run_dir={tmp_path / 'run'}", *BOUNDED, flag)

@@ -10,9 +10,8 @@ from dcgan.config import SIGMOID_RANGE, TANH_RANGE, DataConfig
 
 
 def _test_split(pixel_range, split="test", with_labels=False):
-    config = DataConfig(split=split, global_batch_size=1000, pixel_range=pixel_range,
-                        shuffle_seed=None, drop_remainder=False, with_labels=with_labels)
-    return data.load_split(config)
+    config = DataConfig(split=split, global_batch_size=1000, drop_remainder=False)
+    return data.load_split(config, pixel_range, with_labels=with_labels)
 
 
 def _numpy(dataset):

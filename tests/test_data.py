@@ -49,8 +49,8 @@ def test_staging_rejects_a_damaged_source(tmp_path):
 
 @pytest.mark.parametrize("pixel_range", [TANH_RANGE, SIGMOID_RANGE])
 def test_batches_have_shape_dtype_and_range(no_network, pixel_range):
-    config = DataConfig(split="test[:300]", global_batch_size=64, pixel_range=pixel_range)
-    batches = list(data.load_split(config).as_numpy_iterator())
+    config = DataConfig(split="test[:300]", global_batch_size=64)
+    batches = list(data.load_split(config, pixel_range, shuffle_seed=0).as_numpy_iterator())
     assert len(batches) == 300 // 64
     for images in batches:
         assert images.shape == (64, 28, 28, 1)
@@ -68,9 +68,9 @@ def _idx(name, offset):
 
 def _test_split_as_uint8(with_labels=False):
     """The whole test split, unshuffled, as the idx files store it: [10000, 784] uint8."""
-    config = DataConfig(split="test", global_batch_size=10_000, pixel_range=SIGMOID_RANGE,
-                        shuffle_seed=None, with_labels=with_labels)
-    batch = next(data.load_split(config).as_numpy_iterator())
+    config = DataConfig(split="test", global_batch_size=10_000)
+    batch = next(data.load_split(config, SIGMOID_RANGE,
+                                 with_labels=with_labels).as_numpy_iterator())
     images, labels = batch if with_labels else (batch, None)
     return np.round(images.reshape(10_000, 28 * 28) * 255).astype(np.uint8), labels
 
@@ -97,41 +97,43 @@ def test_each_label_is_its_images_label_in_the_idx_files():
     assert np.array_equal(np.bincount(labels), [1000] * 10)
 
 
-def _first_batch(config, epoch=0):
-    return next(data.load_split(config, first_epoch=epoch).as_numpy_iterator())
+def _first_batch(seed, epoch=0):
+    config = DataConfig(split="test[:1000]", global_batch_size=100)
+    return next(data.load_split(config, TANH_RANGE, shuffle_seed=seed,
+                                first_epoch=epoch).as_numpy_iterator())
 
 
 def test_same_seed_same_order_and_epochs_differ():
-    config = DataConfig(split="test[:1000]", global_batch_size=100, shuffle_seed=7)
-    np.testing.assert_array_equal(_first_batch(config), _first_batch(config))
-    assert not np.array_equal(_first_batch(config), _first_batch(config, epoch=1))
-    other_seed = DataConfig(split="test[:1000]", global_batch_size=100, shuffle_seed=8)
-    assert not np.array_equal(_first_batch(config), _first_batch(other_seed))
+    np.testing.assert_array_equal(_first_batch(7), _first_batch(7))
+    assert not np.array_equal(_first_batch(7), _first_batch(7, epoch=1))
+    assert not np.array_equal(_first_batch(7), _first_batch(8))
 
 
 def test_several_epochs_resume_where_they_stopped():
-    config = DataConfig(split="test[:1000]", global_batch_size=100, shuffle_seed=3)
-    three_epochs = list(data.load_split(config, epochs=3).as_numpy_iterator())
+    config = DataConfig(split="test[:1000]", global_batch_size=100)
+    three_epochs = list(data.load_split(config, TANH_RANGE, shuffle_seed=3,
+                                        epochs=3).as_numpy_iterator())
     assert len(three_epochs) == 30
-    resumed = list(data.load_split(config, epochs=2, first_epoch=1).skip(4).as_numpy_iterator())
+    resumed = list(data.load_split(config, TANH_RANGE, shuffle_seed=3, epochs=2,
+                                   first_epoch=1).skip(4).as_numpy_iterator())
     np.testing.assert_array_equal(np.stack(resumed), np.stack(three_epochs[14:]))
 
 
 @pytest.mark.parametrize("drop_remainder, expected", [(True, 3), (False, 4)])
 def test_drop_remainder(drop_remainder, expected):
     config = DataConfig(split="test[:100]", global_batch_size=32, drop_remainder=drop_remainder)
-    assert len(list(data.load_split(config).as_numpy_iterator())) == expected
+    assert len(list(data.load_split(config, TANH_RANGE).as_numpy_iterator())) == expected
 
 
 def test_empty_data_dir_names_the_install_command(no_network, tmp_path):
     config = DataConfig(data_dir=str(tmp_path), split="test")
     with pytest.raises(data.DatasetUnavailableError, match=r"not prepared.*\./setup\.sh"):
-        data.load_split(config)
+        data.load_split(config, TANH_RANGE)
 
 
 def test_bad_pixel_range_is_refused():
     with pytest.raises(ValueError, match="pixel_range"):
-        DataConfig(pixel_range=(0.0, 255.0))
+        data.load_split(DataConfig(split="test[:10]"), (0.0, 255.0))
 
 
 def test_loads_in_a_process_without_network():
@@ -140,7 +142,8 @@ def test_loads_in_a_process_without_network():
         pytest.fail("This test needs unshare(1) (util-linux) to start a process in a new "
                     "network namespace; install it rather than skip the check.")
     code = ("from dcgan import data; from dcgan.config import DataConfig;"
-            "b = next(iter(data.load_split(DataConfig(split='test[:64]', global_batch_size=64))));"
+            "b = next(iter(data.load_split(DataConfig(split='test[:64]', global_batch_size=64),"
+            " (-1.0, 1.0))));"
             "print(b.shape)")
     result = subprocess.run(["unshare", "-rn", sys.executable, "-c", code],
                             capture_output=True, text=True, timeout=120)

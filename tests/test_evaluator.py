@@ -30,8 +30,7 @@ def _tiny_run(path, epochs, num_classes=0):
     each epoch's end."""
     config = tiny_config(path, 128, 32, epochs=epochs, num_fixed_samples=4)
     config = dataclasses.replace(
-        config, model=dataclasses.replace(config.model, num_classes=num_classes),
-        data=dataclasses.replace(config.data, with_labels=bool(num_classes)))
+        config, model=dataclasses.replace(config.model, num_classes=num_classes))
     train_for_fixture(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
     return path
 
@@ -57,9 +56,8 @@ def scorer():
 def test_split_features(scorer):
     """Classifier features float64 [10000, 128] and labels [10000] of the test split,
     read here (in the generators' tanh range, not the evaluator's) rather than by it."""
-    config = DataConfig(split="test", global_batch_size=500, shuffle_seed=None,
-                        drop_remainder=False, pixel_range=TANH_RANGE, with_labels=True)
-    batches = data.load_split(config)
+    config = DataConfig(split="test", global_batch_size=500, drop_remainder=False)
+    batches = data.load_split(config, TANH_RANGE, with_labels=True)
     features, _ = classifier.embed(scorer.classifier, batches.map(lambda x, y: x), TANH_RANGE)
     labels = np.concatenate([y for _, y in batches.as_numpy_iterator()])
     assert features.shape == (10_000, classifier.FEATURE_DIM)

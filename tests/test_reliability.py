@@ -520,7 +520,7 @@ def test_new_run_moves_the_old_run_aside(tmp_path, finished_run, two_replicas):
 
 def _record(**changes):
     config = dataclasses.replace(PRESETS["tutorial"], **changes)
-    return {"config": dataclasses.asdict(config), "precision_policy": "float32"}
+    return {"config": runs.config_record(config), "precision_policy": "float32"}
 
 
 def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_order():
@@ -540,11 +540,14 @@ def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_or
     ]
     del recorded["precision_policy"]  # An older config.json: not compared.
     assert runs.resume_mismatches(recorded, {**_record(), "precision_policy": "x"}) == []
-    unshuffled = _record(data=DataConfig(shuffle_seed=None))
-    assert runs.resume_mismatches(recorded, unshuffled) == [
-        "data.shuffle_seed: 0 in the run, None now"]
-    conditional = _record(model=ModelConfig("tutorial", num_classes=10, conditioning="concat"),
-                          data=DataConfig(with_labels=True))
+    assert runs.resume_mismatches(recorded, _record(seed=1)) == [
+        "data.shuffle_seed: 0 in the run, 1 now", "seed: 0 in the run, 1 now"]
+    # A run directory written while the shuffle seed was a field of its own.
+    recorded["config"]["data"]["shuffle_seed"] = 7
+    assert runs.resume_mismatches(recorded, _record()) == [
+        "data.shuffle_seed: 7 in the run, 0 now"]
+    recorded["config"]["data"]["shuffle_seed"] = 0
+    conditional = _record(model=ModelConfig("tutorial", num_classes=10, conditioning="concat"))
     assert runs.resume_mismatches(recorded, conditional) == [
         "model.num_classes: 0 in the run, 10 now",
         "model.conditioning: 'projection' in the run, 'concat' now"]
