@@ -123,7 +123,7 @@ def main(argv):
                 (out_dir / GRID_DIR).mkdir(exist_ok=True)
                 shutil.copyfile(run_dir / "final_grid.png",
                                 out_dir / GRID_DIR / sweeps.grid_name(spec, seed, budget))
-                log.add({key: row[key]
+                log.add({key: row.get(key, "")
                          for key in ("budget_minutes",) + sweeps.SWEEP_COLUMNS})
                 print(f"   step {row['step']}, {row['minutes']:.2f} min: "
                       f"FID {row['fid']:.2f}")

@@ -345,4 +345,8 @@ PRESETS.update({
         generator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
         discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
         loss="relativistic", r1_weight=0.1, r2_weight=0.1, penalty_every=16),
+    # fast conditioned on the class (what `train.py --conditional` makes of fast), as a
+    # preset so that sweep.py can rank it.
+    "fast_conditional": _fast_with(
+        "fast_conditional", model=ModelConfig("fast", noise_dim=100, num_classes=10)),
 })

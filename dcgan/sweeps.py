@@ -38,7 +38,9 @@ __all__ = [
 ]
 
 SWEEP_COLUMNS = ("config", "seed", "minutes", "step", "fid", "kid_mean", "is_mean",
-                 "precision", "recall")
+                 "precision", "recall", "intra_fid", "class_accuracy")
+# Scored for conditional generators only; empty in the rows of others.
+CONDITIONAL_COLUMNS = ("intra_fid", "class_accuracy")
 
 
 def parse_config(spec: str):
@@ -241,15 +243,24 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
       grid_dir: a directory of sample grids named by `grid_name`, or None: with it, a
         last column shows the grid of each row's lowest seed that has one, linked
         relative to the directory that holds `grid_dir`.
+
+    Where rows of conditional generators are among them, two columns give their mean
+    intra-FID and class accuracy over seeds ("-" in the rows of unconditional ones).
     """
     minutes = collections.defaultdict(list)
     seeds = collections.defaultdict(list)
+    conditional_scores = collections.defaultdict(list)
     for row in rows:
-        minutes[float(row["budget_minutes"]), row["config"]].append(float(row["minutes"]))
-        seeds[float(row["budget_minutes"]), row["config"]].append(int(row["seed"]))
+        point = float(row["budget_minutes"]), row["config"]
+        minutes[point].append(float(row["minutes"]))
+        seeds[point].append(int(row["seed"]))
+        if row.get("class_accuracy"):
+            conditional_scores[point].append([float(row[key]) for key in CONDITIONAL_COLUMNS])
     unit = "default-epochs" if epoch else "min"
     header = (f"| budget ({unit}) | configuration | FID mean | FID 95% t-interval | seeds | "
               "trained (min) | better than (Welch, 5%) |")
+    if conditional_scores:
+        header += " intra-FID mean | class accuracy mean |"
     lines = [] if not epoch else [
         f"One default-epoch (an epoch of preset fast): {epoch['minutes']:.2f} min on "
         f"{epoch['cpu']}.", ""]
@@ -266,6 +277,10 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
             line = (f"| {shown_budget:.3g} | {spec} | {mean:.1f} | {interval} | "
                     f"{len(fids[spec])} | {np.mean(minutes[budget, spec]):.1f} | "
                     f"{', '.join(beaten[spec]) or '-'} |")
+            if conditional_scores:
+                scores = conditional_scores[budget, spec]
+                line += (" {:.1f} | {:.3f} |".format(*np.mean(scores, axis=0)) if scores
+                         else " - | - |")
             if grid_dir:
                 line += f" {_first_grid(grid_dir, spec, sorted(seeds[budget, spec]), budget)} |"
             lines.append(line)

@@ -1,15 +1,15 @@
-"""The per-loss presets of issue 20: each trains on 2 logical CPU replicas, with the loss,
+"""The per-loss presets of issue 20 and the conditional fast: each trains on 2 logical CPU replicas, with the loss,
 networks and penalties it names, and its run writes what a run writes."""
 
 import numpy as np
 import pytest
 from conftest import checkpoint_steps, loss_rows
 
-from dcgan import checkpoints, trainer
+from dcgan import checkpoints, models, trainer
 from dcgan.config import PRESETS
 from dcgan.train_step import METRIC_NAMES
 
-PER_LOSS_PRESETS = ("hinge", "least_squares", "wgan_gp_fast", "r3gan")
+PER_LOSS_PRESETS = ("hinge", "least_squares", "wgan_gp_fast", "r3gan", "fast_conditional")
 
 
 @pytest.mark.slow
@@ -31,3 +31,4 @@ def test_each_loss_preset_trains_on_two_replicas(preset, tmp_path, short_run, tw
     assert checkpoint_steps(tmp_path / preset)[-1] == result["step"]
     generator = checkpoints.restore_generator(tmp_path / preset)
     assert generator.name.startswith("fast")
+    assert models.generator_num_classes(generator) == config.model.num_classes

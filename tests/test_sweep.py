@@ -248,3 +248,15 @@ def test_leaderboard_in_default_epochs_with_the_lowest_seed_grid(tmp_path):
     assert table[4:] == [
         f"| {budget} | {line.split(' | ', 1)[1]} {grid} |"
         for budget, line, grid in zip(("2", "2", "2", "4"), without_grids[2:], grids)]
+
+
+def test_leaderboard_gives_conditional_rows_their_class_scores(tmp_path):
+    (tmp_path / "sweep.csv").write_text(
+        "budget_minutes,config,seed,minutes,step,fid,intra_fid,class_accuracy\n"
+        "5.0,u,0,5.0,90,20,,\n"
+        "5.0,k,0,5.0,90,15,30,0.9\n"
+        "5.0,k,1,5.0,90,17,34,0.95\n")
+    table = sweeps.leaderboard(sweeps.SweepLog(tmp_path / "sweep.csv").rows).splitlines()
+    assert table[0].endswith("| intra-FID mean | class accuracy mean |")
+    assert table[2].startswith("| 5 | k | 16.0 |") and table[2].endswith("| 32.0 | 0.925 |")
+    assert table[3].startswith("| 5 | u | 20.0 |") and table[3].endswith("| - | - |")
