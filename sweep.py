@@ -8,12 +8,15 @@ A configuration is a preset, optionally with overrides `preset:flag=value:flag=v
 train.py's flags listed in `dcgan.overrides.OVERRIDES`. Each (configuration, seed) trains in
 <out_dir>/<configuration>/seed_<seed>, one segment per entry of --minutes (training time,
 start-up and pictures excluded), and its latest checkpoint is scored after each segment.
-Rows go to <out_dir>/sweep.csv and the curves to <out_dir>/fid_vs_minutes.png.
+Rows go to <out_dir>/sweep.csv, each scored run's final sample grid to <out_dir>/grids/,
+and the curves to <out_dir>/fid_vs_minutes.png.
 
 Stopped and re-run with the same flags, a sweep continues where it was: scored rows are
 kept and every run resumes from its latest checkpoint. The table printed at the end (and
 by `--leaderboard`, which trains nothing) gives per budget the mean FID over seeds with
-its 95% t-interval, and which configurations beat which by Welch's t-test at 5%.
+its 95% t-interval, and which configurations beat which by Welch's t-test at 5%, in
+default-epochs when --budgets measured one, with a grid per row; it is also written to
+<out_dir>/leaderboard.md, whose links point into grids/.
 
 --reference_run adds a run trained and scored before (train.py, then eval.py) to the plot
 and the table, e.g. the tutorial's 50 epochs; --reference_images_per_second places its
@@ -22,8 +25,9 @@ time was on a shared machine.
 """
 
 import dataclasses
+import json
 import pathlib
-import re
+import shutil
 
 from absl import app, flags
 
@@ -33,6 +37,7 @@ console.quiet_startup()  # Before TensorFlow loads.
 
 from dcgan import checkpoints, distribute, evaluator, sweeps, trainer  # noqa: E402
 from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
+from dcgan.files import write_text  # noqa: E402
 
 flags.DEFINE_list("configs", ["tutorial", "fast"], "Configurations: preset[:flag=value...].")
 flags.DEFINE_list("seeds", ["0"], "Seeds; each configuration runs once per seed.")
@@ -46,14 +51,17 @@ flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
 flags.DEFINE_string("reference_run", None, "A run directory scored by eval.py to draw too.")
 flags.DEFINE_float("reference_images_per_second", None, "Place the reference run's "
                    "checkpoints at this training rate instead of its logged minutes.")
-flags.DEFINE_bool("leaderboard", False, "Train nothing: print the markdown table of "
-                  "<out_dir>/sweep.csv (mean FID, 95% t-interval, Welch's t-tests).")
+flags.DEFINE_bool("leaderboard", False, "Train nothing: print (and write to leaderboard.md) "
+                  "the markdown table of <out_dir>/sweep.csv (mean FID, 95% t-interval, "
+                  "Welch's t-tests, grids).")
 
 FLAGS = flags.FLAGS
 
 # The epochs of a sweep's run: more than any budget of minutes trains (on this CPU an
 # epoch of the fast preset takes about a minute), so max_train_minutes alone stops it.
 EPOCHS_PAST_ANY_BUDGET = 10_000
+# Under out_dir: each scored run's final sample grid, named by `sweeps.grid_name`.
+GRID_DIR = "grids"
 
 
 def run_config(spec: str, seed: int, run_dir: pathlib.Path, minutes: float):
@@ -65,8 +73,15 @@ def run_config(spec: str, seed: int, run_dir: pathlib.Path, minutes: float):
         data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir))
 
 
-def _directory_name(spec: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)
+def print_leaderboard(out_dir: pathlib.Path, rows):
+    """The leaderboard of `rows`, in default-epochs if the sweep measured one, with the
+    grids of <out_dir>/grids; also written to <out_dir>/leaderboard.md."""
+    epoch_path = out_dir / "default_epoch.json"
+    epoch = json.loads(epoch_path.read_text()) if epoch_path.exists() else None
+    grid_dir = out_dir / GRID_DIR
+    table = sweeps.leaderboard(rows, epoch, grid_dir if grid_dir.is_dir() else None)
+    write_text(out_dir / "leaderboard.md", table + "\n")
+    print(table)
 
 
 def main(argv):
@@ -74,7 +89,7 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     out_dir = pathlib.Path(FLAGS.out_dir)
     if FLAGS.leaderboard:
-        sweeps.print_table(sweeps.SweepLog(out_dir / "sweep.csv").rows)
+        print_leaderboard(out_dir, sweeps.SweepLog(out_dir / "sweep.csv").rows)
         return
     budgets = sorted(float(minutes) for minutes in FLAGS.minutes)
     for spec in FLAGS.configs:
@@ -95,7 +110,7 @@ def main(argv):
                                           FLAGS.reference_images_per_second)
     for seed in map(int, FLAGS.seeds):
         for spec in FLAGS.configs:
-            run_dir = out_dir / _directory_name(spec) / f"seed_{seed}"
+            run_dir = out_dir / sweeps.directory_name(spec) / f"seed_{seed}"
             for budget in budgets:
                 if log.has(spec, seed, budget):
                     continue
@@ -105,13 +120,16 @@ def main(argv):
                 row = {"budget_minutes": budget, "config": spec, "seed": seed,
                        "minutes": sweeps.trained_minutes(run_dir, result["step"]),
                        "step": result["step"], **scorer.evaluate(generator)}
-                log.add({key: row[key]
+                (out_dir / GRID_DIR).mkdir(exist_ok=True)
+                shutil.copyfile(run_dir / "final_grid.png",
+                                out_dir / GRID_DIR / sweeps.grid_name(spec, seed, budget))
+                log.add({key: row.get(key, "")
                          for key in ("budget_minutes",) + sweeps.SWEEP_COLUMNS})
                 print(f"   step {row['step']}, {row['minutes']:.2f} min: "
                       f"FID {row['fid']:.2f}")
                 sweeps.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
     sweeps.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
-    sweeps.print_table(log.rows + reference)
+    print_leaderboard(out_dir, log.rows + reference)
 
 
 if __name__ == "__main__":

@@ -45,7 +45,7 @@ flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into N logical devices, on
                      "each (for trying the multi-replica path without GPUs).", lower_bound=1)
 flags.DEFINE_bool("conditional", False, "Train a conditional GAN on the class labels: G takes "
                   "(z, class), D sees the class as --conditioning says, and the sample grids "
-                  "show one row per class.")
+                  "show one row per class (a conditional preset, e.g. fast_conditional, is so already).")
 flags.DEFINE_integer("seed", 0, "Seeds weights, noise, dropout and the data order.")
 
 
@@ -74,14 +74,15 @@ FLAGS = flags.FLAGS
 def config_from_flags() -> config_lib.TrainConfig:
     # About the flags, not the config: a config cannot tell an explicit
     # --conditioning=projection from the preset's default.
-    if FLAGS.conditioning and not FLAGS.conditional:
-        raise config_lib.ConfigError("--conditioning applies only with --conditional")
     preset = config_lib.PRESETS[FLAGS.preset]
+    conditional = FLAGS.conditional or preset.model.num_classes > 0
+    if FLAGS.conditioning and not conditional:
+        raise config_lib.ConfigError("--conditioning applies only with --conditional")
     split = "train" if FLAGS.train_examples is None else f"train[:{FLAGS.train_examples}]"
     config = dataclasses.replace(
         preset, run_dir=FLAGS.run_dir or f"runs/{FLAGS.preset}", seed=FLAGS.seed,
         model=dataclasses.replace(
-            preset.model, num_classes=len(data.CLASS_NAMES) if FLAGS.conditional else 0),
+            preset.model, num_classes=len(data.CLASS_NAMES) if conditional else 0),
         data=dataclasses.replace(preset.data, split=split))
     return overrides.apply(config, {name: FLAGS[name].value for name in overrides.OVERRIDES})
 

@@ -11,6 +11,7 @@ import dataclasses
 import json
 import pathlib
 import platform
+import re
 import tempfile
 
 import numpy as np
@@ -25,10 +26,11 @@ __all__ = [
     "SweepLog",
     "default_epoch",
     "differing_pairs",
+    "directory_name",
+    "grid_name",
     "leaderboard",
     "parse_config",
     "plot",
-    "print_table",
     "t_interval",
     "reference_rows",
     "summarize",
@@ -36,7 +38,9 @@ __all__ = [
 ]
 
 SWEEP_COLUMNS = ("config", "seed", "minutes", "step", "fid", "kid_mean", "is_mean",
-                 "precision", "recall")
+                 "precision", "recall", "intra_fid", "class_accuracy")
+# Scored for conditional generators only; empty in the rows of others.
+CONDITIONAL_COLUMNS = ("intra_fid", "class_accuracy")
 
 
 def parse_config(spec: str):
@@ -207,16 +211,61 @@ def differing_pairs(fids: dict, alpha=0.05) -> list[tuple[str, str]]:
     return pairs
 
 
-def leaderboard(rows) -> str:
+def directory_name(spec: str) -> str:
+    """`spec` as a file name: what is not a letter, digit or one of `_.=-` becomes `_`."""
+    return re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)
+
+
+def grid_name(spec: str, seed: int, budget_minutes: float) -> str:
+    """The file name of the sample grid of `spec`'s run with `seed` at a budget."""
+    return f"{directory_name(spec)}_seed{seed}_{budget_minutes:.4g}min.png"
+
+
+def _first_grid(grid_dir: pathlib.Path, spec, seeds, budget_minutes) -> str:
+    """Markdown for the grid of the first of `seeds` that has one in `grid_dir`, or "-"."""
+    for seed in seeds:
+        name = grid_name(spec, seed, budget_minutes)
+        if (grid_dir / name).exists():
+            return f"![{spec}, seed {seed}]({grid_dir.name}/{name})"
+    return "-"
+
+
+def leaderboard(rows, epoch=None, grid_dir=None) -> str:
     """A markdown table of sweep rows (sweep.csv's, read as strings): per budget and
     configuration, best mean first, the mean FID over seeds with its 95% t-interval
     (`t_interval`), the seeds, the mean trained minutes, and the configurations whose
-    FID it beats by Welch's t-test at 5% (`differing_pairs`)."""
+    FID it beats by Welch's t-test at 5% (`differing_pairs`).
+
+    Args:
+      rows: sweep.csv's rows.
+      epoch: the sweep's default-epoch (`default_epoch`'s record), or None: with it, a
+        first line names it and its CPU, and the budgets are given in default-epochs.
+      grid_dir: a directory of sample grids named by `grid_name`, or None: with it, a
+        last column shows the grid of each row's lowest seed that has one, linked
+        relative to the directory that holds `grid_dir`.
+
+    Where rows of conditional generators are among them, two columns give their mean
+    intra-FID and class accuracy over seeds ("-" in the rows of unconditional ones).
+    """
     minutes = collections.defaultdict(list)
+    seeds = collections.defaultdict(list)
+    conditional_scores = collections.defaultdict(list)
     for row in rows:
-        minutes[float(row["budget_minutes"]), row["config"]].append(float(row["minutes"]))
-    lines = ["| budget (min) | configuration | FID mean | FID 95% t-interval | seeds | "
-             "trained (min) | better than (Welch, 5%) |", "|---|---|---|---|---|---|---|"]
+        point = float(row["budget_minutes"]), row["config"]
+        minutes[point].append(float(row["minutes"]))
+        seeds[point].append(int(row["seed"]))
+        if row.get("class_accuracy"):
+            conditional_scores[point].append([float(row[key]) for key in CONDITIONAL_COLUMNS])
+    unit = "default-epochs" if epoch else "min"
+    header = (f"| budget ({unit}) | configuration | FID mean | FID 95% t-interval | seeds | "
+              "trained (min) | better than (Welch, 5%) |")
+    if conditional_scores:
+        header += " intra-FID mean | class accuracy mean |"
+    lines = [] if not epoch else [
+        f"One default-epoch (an epoch of preset fast): {epoch['minutes']:.2f} min on "
+        f"{epoch['cpu']}.", ""]
+    lines += [header + (" samples |" if grid_dir else ""),
+              "|---" * (header.count("|") - 1 + bool(grid_dir)) + "|"]
     for budget, fids in sorted(_fids_by_budget(rows).items()):
         beaten = collections.defaultdict(list)
         for better, worse in differing_pairs(fids):
@@ -224,14 +273,18 @@ def leaderboard(rows) -> str:
         for spec in sorted(fids, key=lambda name: np.mean(fids[name])):
             mean, low, high = t_interval(fids[spec])
             interval = "-" if np.isnan(low) else f"{low:.1f}-{high:.1f}"
-            lines.append(f"| {budget:g} | {spec} | {mean:.1f} | {interval} | "
-                         f"{len(fids[spec])} | {np.mean(minutes[budget, spec]):.1f} | "
-                         f"{', '.join(beaten[spec]) or '-'} |")
+            shown_budget = budget / epoch["minutes"] if epoch else budget
+            line = (f"| {shown_budget:.3g} | {spec} | {mean:.1f} | {interval} | "
+                    f"{len(fids[spec])} | {np.mean(minutes[budget, spec]):.1f} | "
+                    f"{', '.join(beaten[spec]) or '-'} |")
+            if conditional_scores:
+                scores = conditional_scores[budget, spec]
+                line += (" {:.1f} | {:.3f} |".format(*np.mean(scores, axis=0)) if scores
+                         else " - | - |")
+            if grid_dir:
+                line += f" {_first_grid(grid_dir, spec, sorted(seeds[budget, spec]), budget)} |"
+            lines.append(line)
     return "\n".join(lines)
-
-
-def print_table(rows):
-    print(leaderboard(rows))
 
 
 def plot(path, rows):

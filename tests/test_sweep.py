@@ -46,6 +46,9 @@ def test_sweep_scores_each_budget_and_continues_after_a_kill_mid_segment(tmp_pat
     run_dir = tmp_path / "fast_batch_size=32" / "seed_3"
     first_segment = int(row["step"])
     assert checkpoint_steps(run_dir) == [first_segment]
+    grid = tf.io.decode_png(tf.io.read_file(
+        str(tmp_path / "grids" / sweeps.grid_name("fast:batch_size=32", 3, 0.01))))
+    assert grid.shape == tf.io.decode_png(tf.io.read_file(str(run_dir / "final_grid.png"))).shape
 
     # A longer budget list, killed in the new segment: its steps are logged, not saved.
     # (The first call's tracing counts as training time: budget past it.)
@@ -195,7 +198,8 @@ def test_sweep_leaderboard_flag_prints_the_table_and_trains_nothing(tmp_path):
         capture_output=True, text=True, timeout=300, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == sweeps.leaderboard(_leaderboard_rows(tmp_path))
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["sweep.csv"]
+    assert (tmp_path / "leaderboard.md").read_text() == result.stdout
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["leaderboard.md", "sweep.csv"]
 
 
 def test_default_epoch_from_the_timed_steps_then_read_back(tmp_path, monkeypatch):
@@ -223,3 +227,36 @@ def test_default_epoch_from_the_timed_steps_then_read_back(tmp_path, monkeypatch
     # A resumed sweep reads the unit it started with instead of measuring again.
     assert sweeps.default_epoch(path, None, "~/tensorflow_datasets") == epoch
     assert trained == [40]
+
+
+def test_leaderboard_in_default_epochs_with_the_lowest_seed_grid(tmp_path):
+    rows = _leaderboard_rows(tmp_path)
+    grid_dir = tmp_path / "grids"
+    grid_dir.mkdir()
+    # Seed 0 of "b" has no grid: the row shows seed 1's; "c" has none at all.
+    for spec, seed in (("a", 0), ("a", 1), ("b", 1)):
+        (grid_dir / sweeps.grid_name(spec, seed, 5.0)).write_bytes(b"png")
+    epoch = {"minutes": 2.5, "cpu": "Some CPU @ 1.00GHz"}
+    table = sweeps.leaderboard(rows, epoch, grid_dir).splitlines()
+    assert table[0] == "One default-epoch (an epoch of preset fast): 2.50 min on Some CPU @ 1.00GHz."
+    assert table[2].startswith("| budget (default-epochs) |") and table[2].endswith(" samples |")
+    assert table[3] == "|---" * 8 + "|"
+    without_grids = sweeps.leaderboard(rows).splitlines()
+    # 5 minutes are 2 default-epochs of 2.5 minutes, 10 are 4; the rest of a row is kept.
+    grids = ["![a, seed 0](grids/a_seed0_5min.png)", "-", "![b, seed 1](grids/b_seed1_5min.png)",
+             "-"]
+    assert table[4:] == [
+        f"| {budget} | {line.split(' | ', 1)[1]} {grid} |"
+        for budget, line, grid in zip(("2", "2", "2", "4"), without_grids[2:], grids)]
+
+
+def test_leaderboard_gives_conditional_rows_their_class_scores(tmp_path):
+    (tmp_path / "sweep.csv").write_text(
+        "budget_minutes,config,seed,minutes,step,fid,intra_fid,class_accuracy\n"
+        "5.0,u,0,5.0,90,20,,\n"
+        "5.0,k,0,5.0,90,15,30,0.9\n"
+        "5.0,k,1,5.0,90,17,34,0.95\n")
+    table = sweeps.leaderboard(sweeps.SweepLog(tmp_path / "sweep.csv").rows).splitlines()
+    assert table[0].endswith("| intra-FID mean | class accuracy mean |")
+    assert table[2].startswith("| 5 | k | 16.0 |") and table[2].endswith("| 32.0 | 0.925 |")
+    assert table[3].startswith("| 5 | u | 20.0 |") and table[3].endswith("| - | - |")
