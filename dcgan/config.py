@@ -150,7 +150,7 @@ class TrainConfig:
         per step), with their weights multiplied by it: lazy regularisation (Karras et
         al. 2020, who use 16). 1: in every update.
       ema_decay: keep an exponential moving average of G's weights with this decay (after
-        a ramp-up, see `dcgan.train_step.ema_decay_after`), and sample, export and
+        a ramp-up, see `dcgan.ema.ema_decay_after`), and sample, export and
         evaluate with it (0: none). Its half-life is log(0.5) / log(ema_decay) G updates:
         0.997 gives 231, half an epoch of batch 128.
       augment: names of AUGMENTATIONS, the random transformations D sees every real and
@@ -159,10 +159,12 @@ class TrainConfig:
       lr_schedule: one of LR_SCHEDULES, how both learning rates change over the run
         (see `dcgan.schedules.learning_rate`): "linear" and "cosine" decay them to
         `lr_floor` times their setting at the run's last step, epochs * steps_per_epoch
-        or `max_steps` if fewer (not `max_train_minutes`, which is unknown in steps).
+        or `max_steps` if fewer (not `max_train_minutes`, which is unknown in steps: a
+        schedule or warm-up needs `epochs` or `max_steps`).
       lr_warmup_steps: steps of linear warm-up from 0 before the schedule (0: none).
       lr_floor: the fraction of each learning rate a decay ends at, in [0, 1].
-      epochs: passes over the training split.
+      epochs: passes over the training split (None: as many as `max_train_minutes` or
+        `max_steps` allows, for comparisons at equal time).
       max_steps: stop after this many steps in all (None: run all epochs).
       max_train_minutes: stop once the steps have taken this long, over all resumes
         (None: no limit); for comparisons at equal compute.
@@ -197,7 +199,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     lr_warmup_steps: int = 0
     lr_floor: float = 0.0
-    epochs: int = 50
+    epochs: int | None = 50
     max_steps: int | None = None
     max_train_minutes: float | None = None
     steps_per_call: int = 10
@@ -212,12 +214,10 @@ class TrainConfig:
     def __post_init__(self):
         # Each field on its own; checks across fields, and against the registries and the
         # strategy, are `dcgan.validation.validate`'s.
-        for name in ("epochs", "n_critic", "penalty_every", "steps_per_call",
+        for name in ("epochs", "max_steps", "n_critic", "penalty_every", "steps_per_call",
                      "checkpoint_every_steps", "max_checkpoints"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be positive, got {self.max_steps}")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise ConfigError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
         if self.update not in UPDATES:

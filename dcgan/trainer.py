@@ -35,6 +35,7 @@ the same path: one machine, or storage they share.
 
 import contextlib
 import dataclasses
+import math
 import pathlib
 import subprocess
 import tempfile
@@ -122,7 +123,7 @@ def _start_chief(config, strategy, record, new_run, cleanup):
     if moved:
         print(f"Moved the previous run in {run_dir} to {moved}.")
     cleanup.enter_context(runs.lock(run_dir))
-    remove_leftovers(run_dir, config.epochs)
+    remove_leftovers(run_dir)
     keras.mixed_precision.set_global_policy(record["precision_policy"])
     state = build_run_state(config, record["precision_policy"], strategy)
     write_json(run_dir / "config.json", record)
@@ -217,15 +218,16 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
 
 def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
                  total_steps) -> np.ndarray:
-    """Trains from the restored step to `total_steps`, or until `max_train_minutes` of
-    training: one `tf.function` call at a time, each within one epoch and one checkpoint
+    """Trains from the restored step to `total_steps` (None: no limit), or until
+    `max_train_minutes` of training: one `tf.function` call at a time, each within one epoch and one checkpoint
     period. Checkpoints at every period's end, epoch end and the last step.
 
     Returns:
       {name: float32 [steps]}, the metrics of the last call (NaN when no call ran).
     """
     images_per_step = config.n_critic * config.data.global_batch_size
-    last_epoch = -(-total_steps // steps_per_epoch)
+    # total_steps None (epochs None): no step limit, only the clock stops the run.
+    end = math.inf if total_steps is None else total_steps
 
     def out_of_time():
         return (config.max_train_minutes is not None
@@ -237,8 +239,12 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
         # A kill may have come between this epoch end's checkpoint and its sample grid,
         # which depends only on the restored state: redo it.
         outputs.end_of_epoch(step // steps_per_epoch, step)
-    bar = progress.EpochProgress(steps_per_epoch, last_epoch, total_steps - step)
-    while step < total_steps and not out_of_time():
+    if total_steps is None:
+        bar = progress.EpochProgress(steps_per_epoch, last_epoch=None, remaining_steps=None)
+    else:
+        bar = progress.EpochProgress(steps_per_epoch, -(-total_steps // steps_per_epoch),
+                                     total_steps - step)
+    while step < end and not out_of_time():
         epoch = step // steps_per_epoch
         epoch_end = (epoch + 1) * steps_per_epoch
         # One iterator per epoch (calls never straddle epochs); a resumed run skips the
@@ -246,9 +252,9 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
         iterator = iter(_distributed_batches(config, strategy, epoch,
                                              step - epoch * steps_per_epoch))
         bar.start_epoch()
-        while step < min(epoch_end, total_steps) and not out_of_time():
+        while step < min(epoch_end, end) and not out_of_time():
             period = config.checkpoint_every_steps
-            num_steps = min(config.steps_per_call, total_steps - step, epoch_end - step,
+            num_steps = min(config.steps_per_call, end - step, epoch_end - step,
                             period - step % period)
             started = time.perf_counter()
             metrics = stop.run(
@@ -263,7 +269,7 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
                        seconds, metrics)
             if step == epoch_end:
                 state.epoch.assign(epoch + 1)
-            if step in (epoch_end, total_steps) or step % period == 0 or out_of_time():
+            if step in (epoch_end, end) or step % period == 0 or out_of_time():
                 saver.save(step)
         bar.end_epoch(epoch + 1, metrics)
         if step == epoch_end:
