@@ -219,14 +219,15 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
 def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
                  total_steps) -> np.ndarray:
     """Trains from the restored step to `total_steps` (None: no limit), or until
-    `max_train_minutes` of training: one `tf.function` call at a time, each within one epoch and one checkpoint
-    period. Checkpoints at every period's end, epoch end and the last step.
+    `max_train_minutes` of training: one `tf.function` call at a time, each within one
+    epoch and one checkpoint period. Checkpoints at every period's end, epoch end and the
+    last step.
 
     Returns:
       {name: float32 [steps]}, the metrics of the last call (NaN when no call ran).
     """
     images_per_step = config.n_critic * config.data.global_batch_size
-    # total_steps None (epochs None): no step limit, only the clock stops the run.
+    # No step limit (epochs None): only the clock stops the run.
     end = math.inf if total_steps is None else total_steps
 
     def out_of_time():
