@@ -7,7 +7,7 @@ and returns their metrics by name.
 
 import tensorflow as tf
 
-from dcgan import augment, ema, losses, models, optimizers, schedules
+from dcgan import augment, ema, losses, models, optimizers, penalties, schedules
 from dcgan.config import TrainConfig
 
 __all__ = ["METRIC_NAMES", "GanStep"]
@@ -49,26 +49,14 @@ class GanStep:
       global_batch_size: images per step over all replicas; per-example losses are
         averaged over it, so gradients summed over replicas are the global mean.
       noise_dim: length of z.
-      update: one of UPDATES.
-      jit_compile: compile the forward and backward passes with XLA. Noise is drawn and
-        updates are applied outside XLA: under jit the same seed draws other numbers
-        (tensorflow#121243), and optimizer variables created in XLA cannot be lifted out
-        (keras-team/keras#19005).
-      n_critic: D updates per step, each on the next batch of the iterator; > 1 only with
-        the alternating update.
-      gp_weight: weight of `losses.gradient_penalty` in D's loss (0: not computed).
-      r1_weight: weight of `losses.r1_penalty` in D's loss (0: not computed).
-      r2_weight: weight of `losses.r2_penalty` in D's loss (0: not computed).
-      penalty_every: compute the penalties in every this many D updates only, with
-        their weights times as many (lazy regularisation; 1: in every update).
+      update, jit_compile, n_critic, gp_weight, r1_weight, r2_weight, penalty_every,
+        ema_decay, augment: the `TrainConfig` fields of those names (0 or () for none).
+        Each step's n_critic D updates read the iterator's next batches; the
+        augmentation draws fresh parameters from `noise` for every batch, and the
+        penalties (`dcgan.penalties`) are taken at the images D sees.
       ema_generator: None, or a model built like `generator` whose weights become an
-        exponential moving average of G's, updated after every G update.
-      ema_decay: the average's decay once ramped up (see `dcgan.ema.ema_decay_after`), in (0, 1),
-        when `ema_generator` is given.
-      augment: names of `dcgan.config.AUGMENTATIONS`: D sees real and generated images
-        through these random transformations (`dcgan.augment`) in D's updates and in
-        G's, with fresh parameters from `noise` for every batch; the penalties are taken
-        at the images D sees. () for none.
+        exponential moving average of G's (`dcgan.ema`) after every G update; given
+        exactly when ema_decay is set.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer,
@@ -102,6 +90,10 @@ class GanStep:
         discriminator_optimizer.build(discriminator.trainable_variables)
         self._replica_step = {"alternating": self._alternating_step,
                               "simultaneous": self._simultaneous_step}[update]
+        # XLA compiles the forward and backward passes only. Noise is drawn and updates
+        # are applied outside: under jit the same seed draws other numbers
+        # (tensorflow#121243), and optimizer variables created in XLA cannot be lifted
+        # out (keras-team/keras#19005).
         self._d_gradients = tf.function(self._d_gradients, jit_compile=jit_compile)
         self._g_gradients = tf.function(self._g_gradients, jit_compile=jit_compile)
         self._both_gradients = tf.function(self._both_gradients, jit_compile=jit_compile)
@@ -141,8 +133,10 @@ class GanStep:
             config, total_steps or 1)
         return cls(
             generator, discriminator,
-            optimizers.make_optimizer(config.generator_optimizer, policy_name, g_learning_rate),
-            optimizers.make_optimizer(config.discriminator_optimizer, policy_name, d_learning_rate),
+            optimizers.make_optimizer(config.generator_optimizer, policy_name,
+                                      g_learning_rate),
+            optimizers.make_optimizer(config.discriminator_optimizer, policy_name,
+                                      d_learning_rate),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
             config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
             n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
@@ -177,16 +171,9 @@ class GanStep:
         their double backpropagation.
         """
         def weighted(scale):
-            penalty = tf.zeros([tf.shape(real_images)[0]])
-            critic = self._critic(labels)
-            if self.gp_weight:
-                penalty += self.gp_weight * losses.gradient_penalty(
-                    critic, real_images, fake_images, alpha)
-            if self.r1_weight:
-                penalty += self.r1_weight * losses.r1_penalty(critic, real_images)
-            if self.r2_weight:
-                penalty += self.r2_weight * losses.r2_penalty(critic, fake_images)
-            return self._average(scale * penalty)
+            return self._average(scale * penalties.weighted_penalty(
+                self._critic(labels), real_images, fake_images, alpha, self.gp_weight,
+                self.r1_weight, self.r2_weight))
 
         penalized = self.gp_weight or self.r1_weight or self.r2_weight
         if not penalized or self.penalty_every == 1:
@@ -278,6 +265,12 @@ class GanStep:
         return augment.draw(self.augment, self.noise, tf.shape(real_images)[0],
                             real_images.shape[1])
 
+    def _d_draws(self, real_images):
+        """The random inputs of one D update on `real_images`, in this order: (z, alpha,
+        (augmentation parameters of the real batch, of the generated batch))."""
+        return (self._noise(real_images), self._alpha(real_images),
+                (self._augmentation(real_images), self._augmentation(real_images)))
+
     def _images_and_labels(self, batch):
         """A batch of the iterator -> (images, labels; None when unconditional)."""
         return batch if self.conditional else (batch, None)
@@ -292,8 +285,7 @@ class GanStep:
         for batch in real_batches:
             real_images, labels = self._images_and_labels(batch)
             d_grads, metrics, real_logits = self._d_gradients(
-                real_images, labels, self._noise(real_images), self._alpha(real_images),
-                (self._augmentation(real_images), self._augmentation(real_images)))
+                real_images, labels, *self._d_draws(real_images))
             optimizers.apply_gradients(self.discriminator_optimizer, d_grads, self.discriminator)
             d_metrics.append(metrics)
         g_grads, g_loss = self._g_gradients(real_logits, labels, self._noise(real_images),
@@ -307,8 +299,7 @@ class GanStep:
         """Both updates from one forward pass; returns the metrics as `_alternating_step`."""
         real_images, labels = self._images_and_labels(batch)
         d_grads, g_grads, metrics = self._both_gradients(
-            real_images, labels, self._noise(real_images), self._alpha(real_images),
-            (self._augmentation(real_images), self._augmentation(real_images)))
+            real_images, labels, *self._d_draws(real_images))
         optimizers.apply_gradients(self.discriminator_optimizer, d_grads, self.discriminator)
         optimizers.apply_gradients(self.generator_optimizer, g_grads, self.generator)
         return _stacked(metrics)
