@@ -16,7 +16,7 @@ __all__ = [
     "LR_SCHEDULES",
     "ModelConfig",
     "OptimizerConfig",
-    "PRECISIONS",
+    "DTYPE_POLICIES",
     "PRESETS",
     "SIGMOID_RANGE",
     "TANH_RANGE",
@@ -119,7 +119,7 @@ class OptimizerConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+DTYPE_POLICIES = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 UPDATES = ("alternating", "simultaneous")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 # Differentiable augmentations of D's inputs (see `dcgan.augment`).
@@ -170,8 +170,8 @@ class TrainConfig:
         (None: no limit); for comparisons at equal compute.
       steps_per_call: training steps inside one `tf.function` call; metrics are read once
         per call.
-      precision: the Keras dtype policy, one of PRECISIONS (not the precision/recall
-        metric); "auto" picks mixed_bfloat16 where the hardware has bf16.
+      dtype_policy: the Keras dtype policy, one of DTYPE_POLICIES; "auto" picks
+        mixed_bfloat16 where the hardware has bf16.
       jit_compile: compile the gradient computation with XLA.
       seed: seeds weights, noise, dropout and the data order.
       deterministic: enable TensorFlow's deterministic ops (exactly repeatable runs).
@@ -203,7 +203,7 @@ class TrainConfig:
     max_steps: int | None = None
     max_train_minutes: float | None = None
     steps_per_call: int = 10
-    precision: str = "auto"
+    dtype_policy: str = "auto"
     jit_compile: bool = False
     seed: int = 0
     deterministic: bool = False
@@ -238,8 +238,9 @@ class TrainConfig:
             raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.dtype_policy not in DTYPE_POLICIES:
+            raise ConfigError(f"dtype_policy must be one of {DTYPE_POLICIES}, got "
+                              f"{self.dtype_policy!r}")
         if math.isqrt(self.num_fixed_samples) ** 2 != self.num_fixed_samples:
             raise ConfigError(f"num_fixed_samples must be a square, got {self.num_fixed_samples}")
 

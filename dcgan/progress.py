@@ -27,7 +27,7 @@ def _duration(seconds: float) -> str:
 
 def header(name: str, state, global_batch: int, policy_name: str, strategy, run_dir) -> str:
     """The run's one-line description: `name` (its preset), the parameter counts of G and
-    D, the global batch, the precision policy, the replicas and their devices, the run
+    D, the global batch, the dtype policy, the replicas and their devices, the run
     directory."""
     devices = ", ".join(device.rpartition("device:")[2]
                         for device in strategy.extended.worker_devices)

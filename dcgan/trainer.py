@@ -105,7 +105,7 @@ def _run_record(config, strategy, policy_name, steps_per_epoch, run_info) -> dic
     """The contents of config.json."""
     return {
         "config": runs.config_record(config),
-        "precision_policy": policy_name,
+        "dtype_policy": policy_name,
         "replicas": strategy.num_replicas_in_sync,
         "workers": distribute.num_workers(strategy),
         "steps_per_epoch": steps_per_epoch,
@@ -124,8 +124,8 @@ def _start_chief(config, strategy, record, new_run, cleanup):
         print(f"Moved the previous run in {run_dir} to {moved}.")
     cleanup.enter_context(runs.lock(run_dir))
     remove_leftovers(run_dir)
-    keras.mixed_precision.set_global_policy(record["precision_policy"])
-    state = build_run_state(config, record["precision_policy"], strategy)
+    keras.mixed_precision.set_global_policy(record["dtype_policy"])
+    state = build_run_state(config, record["dtype_policy"], strategy)
     write_json(run_dir / "config.json", record)
     log = LossLog(run_dir / "losses.csv", restored_step=state.steps_taken)
     return state, ChiefOutputs(config, state, log)
@@ -173,7 +173,7 @@ def _distributed_batches(config: TrainConfig, strategy, epoch: int, step_in_epoc
 def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
-    policy_name = distribute.resolve_precision(config.precision)
+    policy_name = distribute.resolve_dtype_policy(config.dtype_policy)
     steps_per_epoch, total_steps = planned_steps(config)
     validate(config, strategy.num_replicas_in_sync, distribute.num_workers(strategy),
              steps_per_epoch)

@@ -98,7 +98,7 @@ def test_batch_not_divisible_by_replicas_is_refused(tmp_path, two_replicas):
 def test_mixed_float16_resume_restores_the_loss_scale(tmp_path, two_replicas, monkeypatch):
     run_dir = tmp_path / "run"
     # float16 is emulated on CPU, ~10 s a step here: one step, then the closing checkpoint.
-    config = _config(run_dir, max_steps=1, steps_per_call=1, precision="mixed_float16")
+    config = _config(run_dir, max_steps=1, steps_per_call=1, dtype_policy="mixed_float16")
     trainer.train(config, two_replicas)
     [row] = loss_rows(run_dir)
     assert np.isfinite(float(row["d_loss"]))
