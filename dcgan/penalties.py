@@ -21,7 +21,7 @@ def _input_gradient_squared_norms(discriminator, images):
     """||d D(x) / d x||^2 for each example: float32 [batch].
 
     The gradient is of D's unscaled float32 output at float32 images, whatever the
-    precision policy: a LossScaleOptimizer scales only the loss built from it. Summing the
+    dtype policy: a LossScaleOptimizer scales only the loss built from it. Summing the
     outputs before differentiating gives per-example gradients because D treats examples
     independently (a batch-normalised D would not).
     """
