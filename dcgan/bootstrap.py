@@ -20,7 +20,6 @@ class Interval(NamedTuple):
     high: float
 
 
-
 def fid_interval(real_features, fake_features, confidence=0.95, num_resamples=200,
                  seed=0) -> Interval:
     """A bootstrap confidence interval for `fid(real_features, fake_features)`.

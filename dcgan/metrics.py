@@ -47,13 +47,11 @@ class FrechetDistance(NamedTuple):
     raw: float
 
 
-
 class MeanAndStd(NamedTuple):
     """Mean and (population) standard deviation of an estimate over subsets or splits."""
 
     mean: float
     std: float
-
 
 
 def finite_array(values, name, ndim) -> np.ndarray:
@@ -81,7 +79,6 @@ def symmetric_sqrt(matrix) -> np.ndarray:
     """The PSD square root of a symmetric PSD matrix; rounding's negative eigenvalues -> 0."""
     eigenvalues, eigenvectors = np.linalg.eigh(matrix)
     return (eigenvectors * np.sqrt(np.clip(eigenvalues, 0.0, None))) @ eigenvectors.T
-
 
 
 def frechet_distance(mu1, sigma1, mu2, sigma2) -> FrechetDistance:
@@ -166,7 +163,6 @@ def fid_features(real_features, fake_features) -> tuple[np.ndarray, np.ndarray]:
                 f"non-singular covariance: got {len(features)}, need at least {dim + 1} "
                 "(use >= 10,000 for reported numbers).")
     return real, fake
-
 
 
 def _polynomial_mmd2(x, y) -> float:

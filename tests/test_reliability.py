@@ -687,6 +687,11 @@ def test_remove_partials_removes_only_temporary_files_of_the_named_artifacts(tmp
                                                      "x.partial.weights.h5"]
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "generator.keras", "metrics.partial.json", "my.partial_notes.txt"]
+    # Without names (a run's samples/, whose epochs a time budget leaves unknown): all.
+    removed = files.remove_partials(tmp_path)
+    assert [path.name for path in removed] == ["metrics.partial.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "generator.keras", "my.partial_notes.txt"]
 
 
 @pytest.mark.parametrize("make", [
