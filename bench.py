@@ -2,7 +2,7 @@ r"""Training throughput of the dcgan step: images/s, as ratios to a tutorial-sty
 alongside, and GFLOP/s, as a fraction of the machine's peak.
 
   python bench.py                                  # the default train.py configuration
-  python bench.py --precisions=float32,mixed_bfloat16 --updates=alternating,simultaneous
+  python bench.py --dtype_policies=float32,mixed_bfloat16 --updates=alternating,simultaneous
   python bench.py --steps_per_call=1,10 --jit=false,true --replicas=1,2
 
 Every configuration runs in this process after the baseline: warm-up steps (tracing,
@@ -48,7 +48,8 @@ from dcgan.train_step import GanStep  # noqa: E402
 
 flags.DEFINE_enum("preset", "fast", sorted(PRESETS), "Networks and recipe to measure "
                   "(default: train.py's).")
-flags.DEFINE_list("precisions", ["auto"], "Dtype policies to measure (see train.py --precision).")
+flags.DEFINE_list("dtype_policies", ["auto"],
+                  "Dtype policies to measure (see train.py --dtype_policy).")
 flags.DEFINE_list("jit", ["false"], "jit_compile values to measure.")
 flags.DEFINE_list("replicas", ["1"], "Replica counts to measure (logical CPU devices).")
 flags.DEFINE_list("batch_sizes", None, "Global batch sizes to measure; default: the "
@@ -273,9 +274,9 @@ def input_rate(pixel_range, batch_size):
 
 
 def measure_peaks():
-    """GFLOP/s by dtype name, of float32 (the baseline's) and every --precisions's."""
-    dtypes = {"float32"} | {compute_dtype(distribute.resolve_precision(precision))
-                            for precision in FLAGS.precisions}
+    """GFLOP/s by dtype name, of float32 (the baseline's) and every --dtype_policies's."""
+    dtypes = {"float32"} | {compute_dtype(distribute.resolve_dtype_policy(dtype_policy))
+                            for dtype_policy in FLAGS.dtype_policies}
     peaks = {dtype: peak_gflops(dtype, FLAGS.matmul_size, FLAGS.repeats)
              for dtype in sorted(dtypes)}
     for dtype, peak in peaks.items():
@@ -313,11 +314,11 @@ def main(argv):
         input_only = input_rate(preset.pixel_range, batch_size)
         rows.append({"name": "input pipeline only", "batch_size": batch_size,
                      "images_per_sec": input_only, "ratio": input_only / baseline})
-        for precision, jit, replicas, steps_per_call, update in itertools.product(
-                FLAGS.precisions, [value.lower() == "true" for value in FLAGS.jit],
+        for dtype_policy, jit, replicas, steps_per_call, update in itertools.product(
+                FLAGS.dtype_policies, [value.lower() == "true" for value in FLAGS.jit],
                 map(int, FLAGS.replicas), map(int, FLAGS.steps_per_call),
                 FLAGS.updates or [preset.update]):
-            policy_name = distribute.resolve_precision(precision)
+            policy_name = distribute.resolve_dtype_policy(dtype_policy)
             rate, run_steps = dcgan_rate(preset, policy_name, jit, replicas, batch_size,
                                          steps_per_call, update)
             rows.append({

@@ -35,7 +35,7 @@ from dcgan import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import checkpoints, distribute, evaluator, sweeps, trainer  # noqa: E402
+from dcgan import checkpoints, distribute, evaluator, sweeps, trainer, validation  # noqa: E402
 from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
 from dcgan.files import write_text  # noqa: E402
 
@@ -57,19 +57,17 @@ flags.DEFINE_bool("leaderboard", False, "Train nothing: print (and write to lead
 
 FLAGS = flags.FLAGS
 
-# The epochs of a sweep's run: more than any budget of minutes trains (on this CPU an
-# epoch of the fast preset takes about a minute), so max_train_minutes alone stops it.
-EPOCHS_PAST_ANY_BUDGET = 10_000
 # Under out_dir: each scored run's final sample grid, named by `sweeps.grid_name`.
 GRID_DIR = "grids"
 
 
 def run_config(spec: str, seed: int, run_dir: pathlib.Path, minutes: float):
-    """The configuration `spec` trained with `seed` in `run_dir` for `minutes` in all."""
+    """The configuration `spec` trained with `seed` in `run_dir` for `minutes` in all:
+    epochs=None, so only the clock stops it (and a learning-rate schedule, whose horizon
+    that leaves unknown, is refused by `dcgan.validation.validate`)."""
     config = sweeps.parse_config(spec)
     return dataclasses.replace(
-        config, run_dir=str(run_dir), seed=seed, max_train_minutes=minutes,
-        epochs=EPOCHS_PAST_ANY_BUDGET,
+        config, run_dir=str(run_dir), seed=seed, max_train_minutes=minutes, epochs=None,
         data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir))
 
 
@@ -93,7 +91,8 @@ def main(argv):
         return
     budgets = sorted(float(minutes) for minutes in FLAGS.minutes)
     for spec in FLAGS.configs:
-        sweeps.parse_config(spec)  # Refuse a bad configuration before hours of training.
+        # Refuse a bad configuration before hours of training.
+        validation.validate(run_config(spec, 0, out_dir, minutes=1.0))  # Any budget.
     out_dir.mkdir(parents=True, exist_ok=True)
     log = sweeps.SweepLog(out_dir / "sweep.csv")
     # sweep.csv keeps no memorisation columns: skip embedding the training split.

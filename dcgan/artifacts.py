@@ -46,11 +46,11 @@ def _class_rows(noise, num_classes):
             tf.repeat(tf.range(num_classes), tf.shape(noise)[0]))
 
 
-def remove_leftovers(run_dir: pathlib.Path, epochs: int):
+def remove_leftovers(run_dir: pathlib.Path):
     """What a killed run leaves: temporary files of its writes and of its last save."""
     runs.remove_interrupted_saves(run_dir / "checkpoints")
     remove_partials(run_dir, RUN_FILES)
-    remove_partials(run_dir / "samples", [_sample_name(e) for e in range(1, epochs + 1)])
+    remove_partials(run_dir / "samples")
 
 
 class ChiefOutputs:

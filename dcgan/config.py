@@ -16,7 +16,7 @@ __all__ = [
     "LR_SCHEDULES",
     "ModelConfig",
     "OptimizerConfig",
-    "PRECISIONS",
+    "DTYPE_POLICIES",
     "PRESETS",
     "SIGMOID_RANGE",
     "TANH_RANGE",
@@ -119,7 +119,7 @@ class OptimizerConfig:
                 raise ConfigError(f"{name} must be in [0, 1), got {getattr(self, name)}")
 
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
+DTYPE_POLICIES = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 UPDATES = ("alternating", "simultaneous")
 LR_SCHEDULES = ("constant", "linear", "cosine")
 # Differentiable augmentations of D's inputs (see `dcgan.augment`).
@@ -150,7 +150,7 @@ class TrainConfig:
         per step), with their weights multiplied by it: lazy regularisation (Karras et
         al. 2020, who use 16). 1: in every update.
       ema_decay: keep an exponential moving average of G's weights with this decay (after
-        a ramp-up, see `dcgan.train_step.ema_decay_after`), and sample, export and
+        a ramp-up, see `dcgan.ema.ema_decay_after`), and sample, export and
         evaluate with it (0: none). Its half-life is log(0.5) / log(ema_decay) G updates:
         0.997 gives 231, half an epoch of batch 128.
       augment: names of AUGMENTATIONS, the random transformations D sees every real and
@@ -159,17 +159,19 @@ class TrainConfig:
       lr_schedule: one of LR_SCHEDULES, how both learning rates change over the run
         (see `dcgan.schedules.learning_rate`): "linear" and "cosine" decay them to
         `lr_floor` times their setting at the run's last step, epochs * steps_per_epoch
-        or `max_steps` if fewer (not `max_train_minutes`, which is unknown in steps).
+        or `max_steps` if fewer (not `max_train_minutes`, which is unknown in steps: a
+        schedule or warm-up needs `epochs` or `max_steps`).
       lr_warmup_steps: steps of linear warm-up from 0 before the schedule (0: none).
       lr_floor: the fraction of each learning rate a decay ends at, in [0, 1].
-      epochs: passes over the training split.
+      epochs: passes over the training split (None: as many as `max_train_minutes` or
+        `max_steps` allows, for comparisons at equal time).
       max_steps: stop after this many steps in all (None: run all epochs).
       max_train_minutes: stop once the steps have taken this long, over all resumes
         (None: no limit); for comparisons at equal compute.
       steps_per_call: training steps inside one `tf.function` call; metrics are read once
         per call.
-      precision: the Keras dtype policy, one of PRECISIONS (not the precision/recall
-        metric); "auto" picks mixed_bfloat16 where the hardware has bf16.
+      dtype_policy: the Keras dtype policy, one of DTYPE_POLICIES; "auto" picks
+        mixed_bfloat16 where the hardware has bf16.
       jit_compile: compile the gradient computation with XLA.
       seed: seeds weights, noise, dropout and the data order.
       deterministic: enable TensorFlow's deterministic ops (exactly repeatable runs).
@@ -197,11 +199,11 @@ class TrainConfig:
     lr_schedule: str = "constant"
     lr_warmup_steps: int = 0
     lr_floor: float = 0.0
-    epochs: int = 50
+    epochs: int | None = 50
     max_steps: int | None = None
     max_train_minutes: float | None = None
     steps_per_call: int = 10
-    precision: str = "auto"
+    dtype_policy: str = "auto"
     jit_compile: bool = False
     seed: int = 0
     deterministic: bool = False
@@ -212,12 +214,10 @@ class TrainConfig:
     def __post_init__(self):
         # Each field on its own; checks across fields, and against the registries and the
         # strategy, are `dcgan.validation.validate`'s.
-        for name in ("epochs", "n_critic", "penalty_every", "steps_per_call",
+        for name in ("epochs", "max_steps", "n_critic", "penalty_every", "steps_per_call",
                      "checkpoint_every_steps", "max_checkpoints"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be positive, got {getattr(self, name)}")
-        if self.max_steps is not None and self.max_steps < 1:
-            raise ConfigError(f"max_steps must be positive, got {self.max_steps}")
         if self.max_train_minutes is not None and not self.max_train_minutes > 0:
             raise ConfigError(f"max_train_minutes must be positive, got {self.max_train_minutes}")
         if self.update not in UPDATES:
@@ -238,8 +238,9 @@ class TrainConfig:
             raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
-        if self.precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
+        if self.dtype_policy not in DTYPE_POLICIES:
+            raise ConfigError(f"dtype_policy must be one of {DTYPE_POLICIES}, got "
+                              f"{self.dtype_policy!r}")
         if math.isqrt(self.num_fixed_samples) ** 2 != self.num_fixed_samples:
             raise ConfigError(f"num_fixed_samples must be a square, got {self.num_fixed_samples}")
 

@@ -30,7 +30,7 @@ __all__ = [
     "num_workers",
     "parse_tf_config",
     "replica_batches",
-    "resolve_precision",
+    "resolve_dtype_policy",
     "split_cpu",
     "tf_config",
 ]
@@ -237,14 +237,14 @@ def _gpus_support_bf16() -> bool:
     return bool(gpus) and all(cc and cc[0] >= 8 for cc in capabilities)
 
 
-def resolve_precision(precision: str) -> str:
-    """The Keras dtype policy name for a `--precision` value.
+def resolve_dtype_policy(dtype_policy: str) -> str:
+    """The Keras dtype policy name for a `--dtype_policy` value.
 
     "auto" is "mixed_bfloat16" where the hardware computes bf16 natively (GPUs of compute
     capability 8+, CPUs with AMX-BF16 or AVX512-BF16) and "float32" elsewhere.
     """
-    if precision != "auto":
-        return precision
+    if dtype_policy != "auto":
+        return dtype_policy
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     native_bf16 = _gpus_support_bf16() if has_gpu else cpu_supports_bf16()
     return "mixed_bfloat16" if native_bf16 else "float32"

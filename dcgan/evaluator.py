@@ -22,17 +22,17 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from dcgan import checkpoints, classifier, data, images, metrics, models
+from dcgan import bootstrap, checkpoints, classifier, data, images, metrics, models, neighbours
 from dcgan.config import DEFAULT_DATA_DIR, ConfigError, DataConfig
 from dcgan.files import atomic_path, write_json
 
 __all__ = ["CONDITIONAL_COLUMNS", "EvalConfig", "METRIC_COLUMNS", "Evaluator", "class_column",
            "evaluate_run"]
 
-# fid_low, fid_high: the 95% bootstrap interval of `metrics.fid_interval` (the reference
+# fid_low, fid_high: the 95% bootstrap interval of `bootstrap.fid_interval` (the reference
 # statistics fixed). Rows written before these columns existed lack them: they are kept
 # as they are (blank in metrics.csv), not scored again.
-# memorisation_ratio, memorisation_share: `metrics.memorisation` of the samples' and the
+# memorisation_ratio, memorisation_share: `neighbours.memorisation` of the samples' and the
 # test images' distances to their nearest training image in classifier features.
 METRIC_COLUMNS = ("fid", "fid_raw", "fid_low", "fid_high", "kid_mean", "kid_std", "is_mean",
                   "is_std", "precision", "recall", "memorisation_ratio", "memorisation_share")
@@ -111,8 +111,8 @@ class Evaluator:
             # uint8 for the pictures of the closest pairs: a quarter of float32's 188 MB.
             self.train_images = images.to_uint8(train_images,
                                                 classifier.CLASSIFIER_PIXEL_RANGE)
-            self.test_distances, _ = metrics.nearest_neighbours(self.real_features,
-                                                                self.train_features)
+            self.test_distances, _ = neighbours.nearest_neighbours(self.real_features,
+                                                                   self.train_features)
 
     def _load(self, split, with_labels):
         """A split's images in the classifier's pixel range (and labels)."""
@@ -157,25 +157,25 @@ class Evaluator:
             self.classifier, samples, models.generator_output_range(generator),
             self.config.batch_size)
         fid = metrics.fid(self.real_features, fake_features)
-        fid_interval = metrics.fid_interval(self.real_features, fake_features,
-                                            num_resamples=self.config.fid_resamples,
-                                            seed=self.config.seed)
+        fid_interval = bootstrap.fid_interval(self.real_features, fake_features,
+                                              num_resamples=self.config.fid_resamples,
+                                              seed=self.config.seed)
         kid = metrics.kernel_inception_distance(
             self.real_features, fake_features, num_subsets=self.config.kid_subsets,
             subset_size=min(self.config.kid_subset_size, self.config.num_samples),
             seed=self.config.seed)
         inception = metrics.inception_score(fake_probabilities, self.config.is_splits,
                                             seed=self.config.seed)
-        precision_recall = metrics.precision_recall(
+        precision_recall = neighbours.precision_recall(
             self.real_features, fake_features, k=self.config.nearest_neighbours)
         scores = {"fid": fid.value, "fid_raw": fid.raw, "fid_low": fid_interval.low,
                   "fid_high": fid_interval.high, "kid_mean": kid.mean,
                   "kid_std": kid.std, "is_mean": inception.mean, "is_std": inception.std,
                   "precision": precision_recall.precision, "recall": precision_recall.recall}
         if self.config.train_split is not None:
-            fake_distances, nearest = metrics.nearest_neighbours(fake_features,
-                                                                 self.train_features)
-            memorisation = metrics.memorisation(fake_distances, self.test_distances)
+            fake_distances, nearest = neighbours.nearest_neighbours(fake_features,
+                                                                    self.train_features)
+            memorisation = neighbours.memorisation(fake_distances, self.test_distances)
             scores.update(memorisation_ratio=memorisation.ratio,
                           memorisation_share=memorisation.share)
             if pairs_path is not None:

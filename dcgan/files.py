@@ -76,17 +76,19 @@ def atomic_path(path):
         partial.unlink(missing_ok=True)
 
 
-def remove_partials(directory, names) -> list[pathlib.Path]:
+def remove_partials(directory, names=None) -> list[pathlib.Path]:
     """Deletes the temporary files `atomic_path` leaves beside `directory/<name>` for each
-    of `names` when a kill, which skips its clean-up, interrupted a write. Only call it
-    when no other process writes those files.
+    of `names` (None: every name) when a kill, which skips its clean-up, interrupted a
+    write. Only call it when no other process writes those files.
 
     Returns:
       The deleted paths.
     """
+    directory = pathlib.Path(directory)
+    partials = (directory.glob("*.partial.*") if names is None
+                else (_partial_path(directory / name) for name in names))
     removed = []
-    for name in names:
-        partial = _partial_path(pathlib.Path(directory) / name)
+    for partial in partials:
         if partial.is_file():
             partial.unlink()
             removed.append(partial)

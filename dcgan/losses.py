@@ -1,4 +1,4 @@
-"""GAN losses and penalties: pure functions, and a registry of losses by name.
+"""GAN losses: pure functions of D's logits, and a registry of losses by name.
 
 Every loss has the signature `(real_logits, fake_logits) -> (d_loss, g_loss)`:
   real_logits: D's logits on real images, [batch] or [batch, 1], any float dtype.
@@ -9,8 +9,7 @@ Every loss has the signature `(real_logits, fake_logits) -> (d_loss, g_loss)`:
 The training step receives the function and never branches on its name. A new loss is
 one function decorated with `@register_loss("name")`.
 
-Penalties (`gradient_penalty`, `r1_penalty`, `r2_penalty`) take the discriminator and images instead
-and return per-example float32 [batch]; the step adds each, times its weight, to D's loss.
+D's penalties, which take the discriminator and images instead, are in `dcgan.penalties`.
 """
 
 import tensorflow as tf
@@ -18,16 +17,12 @@ import tensorflow as tf
 from dcgan.config import ConfigError
 
 __all__ = [
-    "GRADIENT_NORM_EPSILON",
     "LOSSES",
     "get_loss",
-    "gradient_penalty",
     "hinge",
     "least_squares",
     "minimax",
     "non_saturating",
-    "r1_penalty",
-    "r2_penalty",
     "register_loss",
     "relativistic",
     "wasserstein",
@@ -143,76 +138,3 @@ def relativistic(real_logits, fake_logits):
     """
     real_logits, fake_logits = _flat_float32(real_logits), _flat_float32(fake_logits)
     return tf.nn.softplus(fake_logits - real_logits), tf.nn.softplus(real_logits - fake_logits)
-
-
-# Penalties: pure functions of the discriminator and images, per example. The train step
-# adds `weight * penalty` to D's per-example loss before averaging over the global batch.
-
-# Added under the square root: the gradient of sqrt is infinite at 0, so a zero input
-# gradient would otherwise give NaN weights (tf.norm adds no epsilon;
-# keras-team/keras-io#910).
-GRADIENT_NORM_EPSILON = 1e-10
-
-
-def _input_gradient_squared_norms(discriminator, images):
-    """||d D(x) / d x||^2 for each example: float32 [batch].
-
-    The gradient is of D's unscaled float32 output at float32 images, whatever the
-    precision policy: a LossScaleOptimizer scales only the loss built from it. Summing the
-    outputs before differentiating gives per-example gradients because D treats examples
-    independently (a batch-normalised D would not).
-    """
-    images = tf.cast(images, tf.float32)
-    with tf.GradientTape() as tape:
-        tape.watch(images)
-        total_score = tf.reduce_sum(tf.cast(discriminator(images, training=True), tf.float32))
-    gradients = tf.cast(tape.gradient(total_score, images), tf.float32)
-    return tf.reduce_sum(tf.square(tf.reshape(gradients, [tf.shape(gradients)[0], -1])), axis=1)
-
-
-def gradient_penalty(discriminator, real_images, fake_images, alpha):
-    """The WGAN-GP gradient penalty (Gulrajani et al. 2017, algorithm 1).
-
-    penalty = (||grad D(x_hat)||_2 - 1)^2,  x_hat = alpha * x + (1 - alpha) * G(z),
-    with the norm computed as sqrt(sum of squares + GRADIENT_NORM_EPSILON), in float32.
-
-    Args:
-      discriminator: callable `(images, training=True) -> scores [batch, 1]`, treating
-        examples independently.
-      real_images, fake_images: [batch, 28, 28, 1] (any image shape), any float dtype.
-      alpha: float32 [batch, 1, 1, 1], drawn from U[0, 1] once per example.
-
-    Returns:
-      float32 [batch], each in [0, inf).
-    """
-    alpha = tf.cast(alpha, tf.float32)
-    interpolates = (alpha * tf.cast(real_images, tf.float32)
-                    + (1.0 - alpha) * tf.cast(fake_images, tf.float32))
-    squared_norms = _input_gradient_squared_norms(discriminator, interpolates)
-    return tf.square(tf.sqrt(squared_norms + GRADIENT_NORM_EPSILON) - 1.0)
-
-
-def r1_penalty(discriminator, real_images):
-    """The R1 penalty on real images (Mescheder et al. 2018).
-
-    penalty = ||grad D(x)||_2^2 / 2, in float32, so that its weight is the paper's gamma.
-
-    Args:
-      discriminator: as in `gradient_penalty`.
-      real_images: [batch, 28, 28, 1] (any image shape), any float dtype.
-
-    Returns:
-      float32 [batch], each in [0, inf).
-    """
-    return 0.5 * _input_gradient_squared_norms(discriminator, real_images)
-
-
-def r2_penalty(discriminator, fake_images):
-    """The R2 penalty on generated images (Mescheder et al. 2018; with R1 in R3GAN,
-    Huang et al. 2025).
-
-    penalty = ||grad D(G(z))||_2^2 / 2: `r1_penalty` (same arguments, dtypes and range)
-    at `fake_images` instead of real ones. The gradient is with respect to the images
-    only; the step passes them with G's gradient stopped.
-    """
-    return 0.5 * _input_gradient_squared_norms(discriminator, fake_images)

@@ -12,7 +12,7 @@ import re
 from typing import Callable
 
 from dcgan import losses, models
-from dcgan.config import (AUGMENTATIONS, CONDITIONINGS, LR_SCHEDULES, PRECISIONS, UPDATES,
+from dcgan.config import (AUGMENTATIONS, CONDITIONINGS, LR_SCHEDULES, DTYPE_POLICIES, UPDATES,
                           ConfigError, TrainConfig)
 from dcgan.validation import validate
 
@@ -68,7 +68,7 @@ OVERRIDES = {
     "max_steps": Override("max_steps", int, lower_bound=1),
     "max_train_minutes": Override("max_train_minutes", float),
     "steps_per_call": Override("steps_per_call", int, lower_bound=1),
-    "precision": Override("precision", str, PRECISIONS),
+    "dtype_policy": Override("dtype_policy", str, DTYPE_POLICIES),
     "jit_compile": Override("jit_compile", bool),
     "deterministic": Override("deterministic", bool),
     "checkpoint_every_steps": Override("checkpoint_every_steps", int, lower_bound=1),

@@ -27,7 +27,7 @@ def _duration(seconds: float) -> str:
 
 def header(name: str, state, global_batch: int, policy_name: str, strategy, run_dir) -> str:
     """The run's one-line description: `name` (its preset), the parameter counts of G and
-    D, the global batch, the precision policy, the replicas and their devices, the run
+    D, the global batch, the dtype policy, the replicas and their devices, the run
     directory."""
     devices = ", ".join(device.rpartition("device:")[2]
                         for device in strategy.extended.worker_devices)
@@ -43,11 +43,14 @@ class EpochProgress:
 
     Args:
       steps_per_epoch: the bar's length.
-      last_epoch: the 1-based number of the run's last epoch.
-      remaining_steps: steps this process has still to train, for the ETA.
+      last_epoch: the 1-based number of the run's last epoch (None: unknown, as for a
+        run that trains until `max_train_minutes`).
+      remaining_steps: steps this process has still to train, for the ETA (None:
+        unknown; no ETA is printed).
     """
 
-    def __init__(self, steps_per_epoch: int, last_epoch: int, remaining_steps: int):
+    def __init__(self, steps_per_epoch: int, last_epoch: int | None,
+                 remaining_steps: int | None):
         self.steps_per_epoch = steps_per_epoch
         self.last_epoch = last_epoch
         self.remaining_steps = remaining_steps
@@ -79,11 +82,14 @@ class EpochProgress:
         """Prints epoch `epoch`'s (1-based) line: its last step's losses, its training
         throughput, the wall time since the start and the estimated time to the end."""
         elapsed = time.perf_counter() - self.started
-        remaining = self.remaining_steps - self.steps_done
-        eta = elapsed / max(self.steps_done, 1) * remaining
         losses = " ".join(f"{name} {values[-1]:.3g}" for name, values in metrics.items())
         throughput = self.epoch_images / max(self.epoch_seconds, 1e-9)
         start = "\r\x1b[K" if self.bar is not None else ""  # Erase the bar.
-        print(f"{start}Epoch {epoch}/{self.last_epoch}: {losses}, {throughput:,.0f} img/s, "
-              f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}", flush=True)
+        of_last = "" if self.last_epoch is None else f"/{self.last_epoch}"
+        eta = ""
+        if self.remaining_steps is not None:
+            remaining = self.remaining_steps - self.steps_done
+            eta = f", ETA {_duration(elapsed / max(self.steps_done, 1) * remaining)}"
+        print(f"{start}Epoch {epoch}{of_last}: {losses}, {throughput:,.0f} img/s, "
+              f"elapsed {_duration(elapsed)}{eta}", flush=True)
         self.bar = None

@@ -62,15 +62,15 @@ def _layer_rng_states(model):
             if hasattr(layer, "seed_generator")]
 
 
-def planned_steps(config: TrainConfig) -> tuple[int, int]:
-    """(steps per epoch, steps of the whole run), before any `max_train_minutes` stop."""
+def planned_steps(config: TrainConfig) -> tuple[int, int | None]:
+    """(steps per epoch, steps of the whole run), before any `max_train_minutes` stop;
+    the second is None when neither `epochs` nor `max_steps` bounds the run."""
     # A step is one G update and reads n_critic batches.
     steps_per_epoch = data.num_examples(config.data) // (
         config.n_critic * config.data.global_batch_size)
-    total_steps = config.epochs * steps_per_epoch
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    return steps_per_epoch, total_steps
+    epoch_steps = None if config.epochs is None else config.epochs * steps_per_epoch
+    bounds = [steps for steps in (epoch_steps, config.max_steps) if steps is not None]
+    return steps_per_epoch, min(bounds, default=None)
 
 
 def _take_the_configs_constant_learning_rates(config: TrainConfig, gan_step: GanStep):

@@ -34,7 +34,7 @@ __all__ = [
 
 # Entries of config.json (dotted paths) that a resumed run must share with the run in the
 # directory. They decide what the checkpoint holds (architecture, noise_dim, the classes
-# and how D sees them, the fixed noise's shape, the precision policy: mixed_float16 adds
+# and how D sees them, the fixed noise's shape, the dtype policy: mixed_float16 adds
 # loss-scale variables) or what a step means (loss, update, batch size, split, seeds and
 # shuffle buffer: the data order). A constant learning rate is a variable of the
 # optimizer's checkpoint and a schedule is not, so the schedule and its warm-up stay too.
@@ -47,7 +47,7 @@ RESUME_FIELDS = (
     "config.model.num_classes",
     "config.model.conditioning",
     "config.num_fixed_samples",
-    "precision_policy",
+    "dtype_policy",
     "config.loss",
     "config.update",
     "config.n_critic",

@@ -5,13 +5,12 @@ Knows nothing of files, flags or loops over epochs: `GanStep.from_config` builds
 and returns their metrics by name.
 """
 
-import keras
 import tensorflow as tf
 
-from dcgan import augment, losses, models, schedules
+from dcgan import augment, ema, losses, models, optimizers, penalties, schedules
 from dcgan.config import TrainConfig
 
-__all__ = ["METRIC_NAMES", "GanStep", "ema_decay_after", "make_optimizer"]
+__all__ = ["METRIC_NAMES", "GanStep"]
 
 # The keys of what `GanStep.train` returns, in the order of losses.csv; each is the mean
 # over the global batch (and over the step's critic updates for D's): both losses, D's mean
@@ -50,26 +49,14 @@ class GanStep:
       global_batch_size: images per step over all replicas; per-example losses are
         averaged over it, so gradients summed over replicas are the global mean.
       noise_dim: length of z.
-      update: one of UPDATES.
-      jit_compile: compile the forward and backward passes with XLA. Noise is drawn and
-        updates are applied outside XLA: under jit the same seed draws other numbers
-        (tensorflow#121243), and optimizer variables created in XLA cannot be lifted out
-        (keras-team/keras#19005).
-      n_critic: D updates per step, each on the next batch of the iterator; > 1 only with
-        the alternating update.
-      gp_weight: weight of `losses.gradient_penalty` in D's loss (0: not computed).
-      r1_weight: weight of `losses.r1_penalty` in D's loss (0: not computed).
-      r2_weight: weight of `losses.r2_penalty` in D's loss (0: not computed).
-      penalty_every: compute the penalties in every this many D updates only, with
-        their weights times as many (lazy regularisation; 1: in every update).
+      update, jit_compile, n_critic, gp_weight, r1_weight, r2_weight, penalty_every,
+        ema_decay, augment: the `TrainConfig` fields of those names (0 or () for none).
+        Each step's n_critic D updates read the iterator's next batches; the
+        augmentation draws fresh parameters from `noise` for every batch, and the
+        penalties (`dcgan.penalties`) are taken at the images D sees.
       ema_generator: None, or a model built like `generator` whose weights become an
-        exponential moving average of G's, updated after every G update.
-      ema_decay: the average's decay once ramped up (see `ema_decay_after`), in (0, 1),
-        when `ema_generator` is given.
-      augment: names of `dcgan.config.AUGMENTATIONS`: D sees real and generated images
-        through these random transformations (`dcgan.augment`) in D's updates and in
-        G's, with fresh parameters from `noise` for every batch; the penalties are taken
-        at the images D sees. () for none.
+        exponential moving average of G's (`dcgan.ema`) after every G update; given
+        exactly when ema_decay is set.
     """
 
     def __init__(self, generator, discriminator, generator_optimizer,
@@ -103,6 +90,10 @@ class GanStep:
         discriminator_optimizer.build(discriminator.trainable_variables)
         self._replica_step = {"alternating": self._alternating_step,
                               "simultaneous": self._simultaneous_step}[update]
+        # XLA compiles the forward and backward passes only. Noise is drawn and updates
+        # are applied outside: under jit the same seed draws other numbers
+        # (tensorflow#121243), and optimizer variables created in XLA cannot be lifted
+        # out (keras-team/keras#19005).
         self._d_gradients = tf.function(self._d_gradients, jit_compile=jit_compile)
         self._g_gradients = tf.function(self._g_gradients, jit_compile=jit_compile)
         self._both_gradients = tf.function(self._both_gradients, jit_compile=jit_compile)
@@ -142,8 +133,10 @@ class GanStep:
             config, total_steps or 1)
         return cls(
             generator, discriminator,
-            make_optimizer(config.generator_optimizer, policy_name, g_learning_rate),
-            make_optimizer(config.discriminator_optimizer, policy_name, d_learning_rate),
+            optimizers.make_optimizer(config.generator_optimizer, policy_name,
+                                      g_learning_rate),
+            optimizers.make_optimizer(config.discriminator_optimizer, policy_name,
+                                      d_learning_rate),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
             config.model.noise_dim, update=config.update, jit_compile=config.jit_compile,
             n_critic=config.n_critic, gp_weight=config.gp_weight, r1_weight=config.r1_weight,
@@ -178,16 +171,9 @@ class GanStep:
         their double backpropagation.
         """
         def weighted(scale):
-            penalty = tf.zeros([tf.shape(real_images)[0]])
-            critic = self._critic(labels)
-            if self.gp_weight:
-                penalty += self.gp_weight * losses.gradient_penalty(
-                    critic, real_images, fake_images, alpha)
-            if self.r1_weight:
-                penalty += self.r1_weight * losses.r1_penalty(critic, real_images)
-            if self.r2_weight:
-                penalty += self.r2_weight * losses.r2_penalty(critic, fake_images)
-            return self._average(scale * penalty)
+            return self._average(scale * penalties.weighted_penalty(
+                self._critic(labels), real_images, fake_images, alpha, self.gp_weight,
+                self.r1_weight, self.r2_weight))
 
         penalized = self.gp_weight or self.r1_weight or self.r2_weight
         if not penalized or self.penalty_every == 1:
@@ -279,10 +265,11 @@ class GanStep:
         return augment.draw(self.augment, self.noise, tf.shape(real_images)[0],
                             real_images.shape[1])
 
-    def _apply(self, optimizer, gradients, model):
-        if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-            gradients = _non_finite_if_any_replica_is(gradients)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+    def _d_draws(self, real_images):
+        """The random inputs of one D update on `real_images`, in this order: (z, alpha,
+        (augmentation parameters of the real batch, of the generated batch))."""
+        return (self._noise(real_images), self._alpha(real_images),
+                (self._augmentation(real_images), self._augmentation(real_images)))
 
     def _images_and_labels(self, batch):
         """A batch of the iterator -> (images, labels; None when unconditional)."""
@@ -298,13 +285,12 @@ class GanStep:
         for batch in real_batches:
             real_images, labels = self._images_and_labels(batch)
             d_grads, metrics, real_logits = self._d_gradients(
-                real_images, labels, self._noise(real_images), self._alpha(real_images),
-                (self._augmentation(real_images), self._augmentation(real_images)))
-            self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
+                real_images, labels, *self._d_draws(real_images))
+            optimizers.apply_gradients(self.discriminator_optimizer, d_grads, self.discriminator)
             d_metrics.append(metrics)
         g_grads, g_loss = self._g_gradients(real_logits, labels, self._noise(real_images),
                                             self._augmentation(real_images))
-        self._apply(self.generator_optimizer, g_grads, self.generator)
+        optimizers.apply_gradients(self.generator_optimizer, g_grads, self.generator)
         metrics = {name: tf.reduce_mean([update[name] for update in d_metrics])
                    for name in d_metrics[0]}
         return _stacked({**metrics, "g_loss": g_loss})
@@ -313,27 +299,10 @@ class GanStep:
         """Both updates from one forward pass; returns the metrics as `_alternating_step`."""
         real_images, labels = self._images_and_labels(batch)
         d_grads, g_grads, metrics = self._both_gradients(
-            real_images, labels, self._noise(real_images), self._alpha(real_images),
-            (self._augmentation(real_images), self._augmentation(real_images)))
-        self._apply(self.discriminator_optimizer, d_grads, self.discriminator)
-        self._apply(self.generator_optimizer, g_grads, self.generator)
+            real_images, labels, *self._d_draws(real_images))
+        optimizers.apply_gradients(self.discriminator_optimizer, d_grads, self.discriminator)
+        optimizers.apply_gradients(self.generator_optimizer, g_grads, self.generator)
         return _stacked(metrics)
-
-    def _update_ema(self):
-        """ema <- d * ema + (1 - d) * w for every weight of G, trainable or not, with
-        d = `ema_decay_after(G's update count, ema_decay)`.
-
-        Runs in cross-replica context, where reading a mirrored variable gives its first
-        replica's value and assigning writes every replica's copy: the averages stay
-        identical on all replicas. G's trainable weights are identical there too; its
-        batch-norm moving statistics are per replica without synchronised batch norm, and
-        the first replica's (the ones a checkpoint saves) are averaged. Averaging them
-        rather than copying G's keeps them from the same window of training as the
-        averaged weights they normalise.
-        """
-        decay = ema_decay_after(self.generator_optimizer.iterations, self.ema_decay)
-        for average, weight in zip(self.ema_generator.weights, self.generator.weights):
-            average.assign(decay * average + (1.0 - decay) * weight)
 
     @tf.function
     def train(self, iterator, num_steps):
@@ -362,7 +331,8 @@ class GanStep:
             metrics = metrics.write(
                 step, self.strategy.reduce(tf.distribute.ReduceOp.SUM, per_replica, axis=None))
             if self.ema_generator is not None:
-                self._update_ema()
+                ema.update_ema(self.ema_generator, self.generator,
+                               self.generator_optimizer.iterations, self.ema_decay)
         stacked = metrics.stack()
         return {name: stacked[:, column] for column, name in enumerate(METRIC_NAMES)}
 
@@ -370,54 +340,3 @@ class GanStep:
 def _stacked(metrics: dict):
     """{name: float32 scalar} -> float32 [len(METRIC_NAMES)] in METRIC_NAMES order."""
     return tf.stack([metrics[name] for name in METRIC_NAMES])
-
-
-def ema_decay_after(num_updates, decay):
-    """The EMA decay after `num_updates` updates: min(decay, (1 + n) / (10 + n)).
-
-    The ramp-up of `tf.train.ExponentialMovingAverage(num_updates=...)`: the average's
-    half-life is about 8% of the updates so far until it reaches `decay`'s, so the early
-    average follows the fast-changing G instead of holding on to its random
-    initialisation (StyleGAN2-ADA ramps its half-life the same way, at 5%).
-
-    Args:
-      num_updates: int scalar (tensor or Python), updates so far, this one included.
-      decay: the decay the ramp-up ends at, in (0, 1).
-
-    Returns:
-      float32 scalar tensor in (0, decay].
-    """
-    num_updates = tf.cast(num_updates, tf.float32)
-    return tf.minimum(tf.constant(decay, tf.float32), (1.0 + num_updates) / (10.0 + num_updates))
-
-
-def _non_finite_if_any_replica_is(gradients):
-    """This replica's gradients, made non-finite if any replica's are.
-
-    Keras 3's LossScaleOptimizer under a MirroredStrategy decides whether to skip a step
-    from the first replica's own gradients before they are summed over replicas
-    (keras-team/keras#18691): an overflow on another replica goes into the weights as inf
-    or NaN and the loss scale is not lowered. The gradient penalty overflows float16 at
-    the initial loss scale in the first steps. One scalar all-reduce makes every replica
-    see the overflow; adding NaN to one gradient suffices, as the optimizer checks them all.
-    """
-    local_overflow = tf.logical_not(tf.reduce_all(
-        [tf.reduce_all(tf.math.is_finite(gradient)) for gradient in gradients]))
-    overflows = tf.distribute.get_replica_context().all_reduce(
-        tf.distribute.ReduceOp.SUM, tf.cast(local_overflow, tf.float32))
-    poison = tf.where(overflows > 0, tf.constant(float("nan"), gradients[0].dtype), 0.0)
-    return [gradients[0] + poison, *gradients[1:]]
-
-
-def make_optimizer(config, policy_name, learning_rate=None) -> keras.optimizers.Optimizer:
-    """Adam from an `OptimizerConfig`, wrapped for loss scaling under mixed_float16.
-
-    `learning_rate`: None for `config.learning_rate`, or a float or a schedule of the
-    update count in its place (see `dcgan.schedules`); under loss scaling the inner
-    optimizer's count, which skipped updates do not advance."""
-    optimizer = keras.optimizers.Adam(
-        learning_rate=config.learning_rate if learning_rate is None else learning_rate,
-        beta_1=config.beta_1, beta_2=config.beta_2)
-    if policy_name == "mixed_float16":
-        optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-    return optimizer

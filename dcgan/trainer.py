@@ -35,6 +35,7 @@ the same path: one machine, or storage they share.
 
 import contextlib
 import dataclasses
+import math
 import pathlib
 import subprocess
 import tempfile
@@ -104,7 +105,7 @@ def _run_record(config, strategy, policy_name, steps_per_epoch, run_info) -> dic
     """The contents of config.json."""
     return {
         "config": runs.config_record(config),
-        "precision_policy": policy_name,
+        "dtype_policy": policy_name,
         "replicas": strategy.num_replicas_in_sync,
         "workers": distribute.num_workers(strategy),
         "steps_per_epoch": steps_per_epoch,
@@ -122,9 +123,9 @@ def _start_chief(config, strategy, record, new_run, cleanup):
     if moved:
         print(f"Moved the previous run in {run_dir} to {moved}.")
     cleanup.enter_context(runs.lock(run_dir))
-    remove_leftovers(run_dir, config.epochs)
-    keras.mixed_precision.set_global_policy(record["precision_policy"])
-    state = build_run_state(config, record["precision_policy"], strategy)
+    remove_leftovers(run_dir)
+    keras.mixed_precision.set_global_policy(record["dtype_policy"])
+    state = build_run_state(config, record["dtype_policy"], strategy)
     write_json(run_dir / "config.json", record)
     log = LossLog(run_dir / "losses.csv", restored_step=state.steps_taken)
     return state, ChiefOutputs(config, state, log)
@@ -172,7 +173,7 @@ def _distributed_batches(config: TrainConfig, strategy, epoch: int, step_in_epoc
 def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
-    policy_name = distribute.resolve_precision(config.precision)
+    policy_name = distribute.resolve_dtype_policy(config.dtype_policy)
     steps_per_epoch, total_steps = planned_steps(config)
     validate(config, strategy.num_replicas_in_sync, distribute.num_workers(strategy),
              steps_per_epoch)
@@ -217,15 +218,17 @@ def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
 
 def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
                  total_steps) -> np.ndarray:
-    """Trains from the restored step to `total_steps`, or until `max_train_minutes` of
-    training: one `tf.function` call at a time, each within one epoch and one checkpoint
-    period. Checkpoints at every period's end, epoch end and the last step.
+    """Trains from the restored step to `total_steps` (None: no limit), or until
+    `max_train_minutes` of training: one `tf.function` call at a time, each within one
+    epoch and one checkpoint period. Checkpoints at every period's end, epoch end and the
+    last step.
 
     Returns:
       {name: float32 [steps]}, the metrics of the last call (NaN when no call ran).
     """
     images_per_step = config.n_critic * config.data.global_batch_size
-    last_epoch = -(-total_steps // steps_per_epoch)
+    # No step limit (epochs None): only the clock stops the run.
+    end = math.inf if total_steps is None else total_steps
 
     def out_of_time():
         return (config.max_train_minutes is not None
@@ -237,8 +240,12 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
         # A kill may have come between this epoch end's checkpoint and its sample grid,
         # which depends only on the restored state: redo it.
         outputs.end_of_epoch(step // steps_per_epoch, step)
-    bar = progress.EpochProgress(steps_per_epoch, last_epoch, total_steps - step)
-    while step < total_steps and not out_of_time():
+    if total_steps is None:
+        bar = progress.EpochProgress(steps_per_epoch, last_epoch=None, remaining_steps=None)
+    else:
+        bar = progress.EpochProgress(steps_per_epoch, -(-total_steps // steps_per_epoch),
+                                     total_steps - step)
+    while step < end and not out_of_time():
         epoch = step // steps_per_epoch
         epoch_end = (epoch + 1) * steps_per_epoch
         # One iterator per epoch (calls never straddle epochs); a resumed run skips the
@@ -246,9 +253,9 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
         iterator = iter(_distributed_batches(config, strategy, epoch,
                                              step - epoch * steps_per_epoch))
         bar.start_epoch()
-        while step < min(epoch_end, total_steps) and not out_of_time():
+        while step < min(epoch_end, end) and not out_of_time():
             period = config.checkpoint_every_steps
-            num_steps = min(config.steps_per_call, total_steps - step, epoch_end - step,
+            num_steps = min(config.steps_per_call, end - step, epoch_end - step,
                             period - step % period)
             started = time.perf_counter()
             metrics = stop.run(
@@ -263,7 +270,7 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
                        seconds, metrics)
             if step == epoch_end:
                 state.epoch.assign(epoch + 1)
-            if step in (epoch_end, total_steps) or step % period == 0 or out_of_time():
+            if step in (epoch_end, end) or step % period == 0 or out_of_time():
                 saver.save(step)
         bar.end_epoch(epoch + 1, metrics)
         if step == epoch_end:

@@ -53,6 +53,17 @@ def validate(config: TrainConfig, num_replicas: int = 1, num_workers: int = 1,
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ConfigError(f"The split {config.data.split!r} holds fewer images than one step's "
                           f"{config.n_critic} batch(es) of {config.data.global_batch_size}.")
+    if config.epochs is None and config.max_steps is None:
+        if config.max_train_minutes is None:
+            raise ConfigError("epochs=None trains until max_train_minutes, which is not set: "
+                              "set max_train_minutes, epochs or max_steps.")
+        if config.lr_schedule != "constant" or config.lr_warmup_steps:
+            # The schedule's horizon is the run's last step, unknown when only the clock
+            # stops the run.
+            raise ConfigError(f"lr_schedule={config.lr_schedule!r} with lr_warmup_steps="
+                              f"{config.lr_warmup_steps} needs the run's length in steps, "
+                              "which epochs=None does not give: set epochs or max_steps, "
+                              "or use the constant schedule without warm-up.")
     if config.max_train_minutes is not None and num_workers > 1:
         # Each worker times its own steps; workers that stopped at different steps would
         # wait for each other's all-reduces forever.

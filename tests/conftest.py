@@ -165,7 +165,7 @@ def tiny_config(run_dir, train_examples, batch_size, preset="tutorial", **overri
         preset, run_dir=str(run_dir),
         data=dataclasses.replace(preset.data, split=f"train[:{train_examples}]",
                                  global_batch_size=batch_size),
-        **{"precision": "float32", "deterministic": True, **overrides})
+        **{"dtype_policy": "float32", "deterministic": True, **overrides})
 
 
 def train_for_fixture(config, strategy):

@@ -144,7 +144,7 @@ def test_bench_writes_its_rows_and_a_profile(tmp_path):
     """Without --preset it measures train.py's default preset, `fast`."""
     json_path, profile_dir = tmp_path / "bench.json", tmp_path / "profile"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench.py"), "--batch_sizes=64", "--precisions=float32",
+        [sys.executable, str(ROOT / "bench.py"), "--batch_sizes=64", "--dtype_policies=float32",
          "--replicas=2",
          "--steps=4", "--warmup_steps=2", "--steps_per_call=2", "--repeats=2",
          "--matmul_size=256", f"--json_out={json_path}", f"--profile_dir={profile_dir}"],

@@ -43,7 +43,7 @@ def test_train_rejects_bad_flags_with_one_line(tmp_path, flag, message):
 
 @pytest.mark.parametrize("flag, message", [
     ("--batch_size=0", "flag --batch_size=0: 0 is not a positive integer"),
-    ("--precision=float8", "flag --precision=float8: value should be one of"),
+    ("--dtype_policy=float8", "flag --dtype_policy=float8: value should be one of"),
 ])
 def test_train_flag_parser_rejects_out_of_range_values(tmp_path, flag, message):
     """absl refuses these before main() runs, in its own two-line format."""

@@ -21,9 +21,9 @@ def test_missing_cpuinfo_means_no_bf16(tmp_path):
     assert distribute.cpu_supports_bf16(tmp_path / "absent") is False
 
 
-def test_explicit_precision_is_kept():
-    assert distribute.resolve_precision("float32") == "float32"
-    assert distribute.resolve_precision("mixed_float16") == "mixed_float16"
+def test_explicit_dtype_policy_is_kept():
+    assert distribute.resolve_dtype_policy("float32") == "float32"
+    assert distribute.resolve_dtype_policy("mixed_float16") == "mixed_float16"
 
 
 @pytest.mark.parametrize("capabilities, cpu_flags, expected", [
@@ -34,7 +34,7 @@ def test_explicit_precision_is_kept():
     ([], "avx512f avx512_bf16", "mixed_bfloat16"),
     ([], "avx2 avx512f", "float32"),
 ], ids=["cc8.0", "cc8.0+8.6", "cc7.5", "cc8.0+7.5", "cpu-bf16", "cpu-no-bf16"])
-def test_auto_precision_follows_the_hardware(monkeypatch, tmp_path, capabilities, cpu_flags,
+def test_auto_dtype_policy_follows_the_hardware(monkeypatch, tmp_path, capabilities, cpu_flags,
                                              expected):
     gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{index}", "GPU")
             for index in range(len(capabilities))]
@@ -48,7 +48,7 @@ def test_auto_precision_follows_the_hardware(monkeypatch, tmp_path, capabilities
     # The real flag parser, on this cpuinfo instead of the machine's.
     monkeypatch.setattr(distribute, "cpu_supports_bf16",
                         functools.partial(distribute.cpu_supports_bf16, cpuinfo))
-    assert distribute.resolve_precision("auto") == expected
+    assert distribute.resolve_dtype_policy("auto") == expected
 
 
 def test_strategy_uses_the_logical_cpu_devices():

@@ -11,7 +11,8 @@ from conftest import loss_rows, make_gan_step, random_batches, run_steps
 
 from dcgan import checkpoints, losses, models, trainer
 from dcgan.config import PRESETS, ConfigError, ModelConfig
-from dcgan.train_step import METRIC_NAMES, ema_decay_after
+from dcgan.ema import ema_decay_after
+from dcgan.train_step import METRIC_NAMES
 from dcgan.validation import validate
 
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import losses
+from dcgan import losses, penalties
 from dcgan.config import ConfigError
 
 REAL_LOGITS = np.array([[2.0], [-1.0], [0.0]], np.float32)
@@ -117,7 +117,7 @@ def _uniform_alpha(count, seed=2):
 def test_gradient_penalty_of_a_linear_critic_is_its_weight_norm(policy, rtol):
     critic = _linear_critic(_weight_of_norm(2.5))
     assert critic.layers[-1].compute_dtype == keras.mixed_precision.global_policy().compute_dtype
-    penalty = losses.gradient_penalty(critic, _image_batch(4, 0), _image_batch(4, 1),
+    penalty = penalties.gradient_penalty(critic, _image_batch(4, 0), _image_batch(4, 1),
                                       _uniform_alpha(4))
     assert penalty.dtype == tf.float32 and penalty.shape == (4,)
     np.testing.assert_allclose(penalty, (2.5 - 1.0) ** 2, rtol=rtol)
@@ -127,11 +127,11 @@ def test_gradient_penalty_is_taken_at_the_interpolates():
     real, fake, alpha = _image_batch(3, 0), _image_batch(3, 1), _uniform_alpha(3)
     interpolates = alpha * real + (1 - alpha) * fake
     expected = (np.linalg.norm(interpolates.reshape(3, -1), axis=1) - 1.0) ** 2
-    penalty = losses.gradient_penalty(_quadratic_critic, real, fake, alpha)
+    penalty = penalties.gradient_penalty(_quadratic_critic, real, fake, alpha)
     np.testing.assert_allclose(penalty, expected, rtol=1e-5)
 
 
-@pytest.mark.parametrize("penalty, seed", [(losses.r1_penalty, 0), (losses.r2_penalty, 1)],
+@pytest.mark.parametrize("penalty, seed", [(penalties.r1_penalty, 0), (penalties.r2_penalty, 1)],
                          ids=["r1_at_real", "r2_at_generated"])
 def test_r1_and_r2_penalties_are_half_the_squared_gradient_norm(penalty, seed):
     images = _image_batch(3, seed)
@@ -144,7 +144,7 @@ def test_r1_and_r2_penalties_are_half_the_squared_gradient_norm(penalty, seed):
 def test_gradient_penalty_has_finite_gradients_at_a_zero_input_gradient():
     critic = _linear_critic(np.zeros(IMAGE_SIZE, np.float32))
     with tf.GradientTape() as tape:
-        penalty = losses.gradient_penalty(critic, _image_batch(2, 0), _image_batch(2, 1),
+        penalty = penalties.gradient_penalty(critic, _image_batch(2, 0), _image_batch(2, 1),
                                           _uniform_alpha(2))
     kernel_gradient = tape.gradient(penalty, critic.trainable_variables[0])
     np.testing.assert_allclose(penalty, 1.0, atol=1e-4)
@@ -162,7 +162,7 @@ def test_gradient_penalty_survives_loss_scaling(policy):
     optimizer = keras.optimizers.LossScaleOptimizer(keras.optimizers.SGD(learning_rate=0.1))
     optimizer.build(kernel)
     with tf.GradientTape() as tape:
-        penalty = tf.reduce_mean(losses.gradient_penalty(
+        penalty = tf.reduce_mean(penalties.gradient_penalty(
             critic, _image_batch(4, 0), _image_batch(4, 1), _uniform_alpha(4)))
         scaled_penalty = optimizer.scale_loss(penalty)
     assert float(scaled_penalty) > 1000 * float(penalty)

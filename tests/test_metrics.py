@@ -4,7 +4,7 @@ import scipy.linalg
 import scipy.spatial.distance
 import scipy.stats
 
-from dcgan import metrics
+from dcgan import bootstrap, metrics, neighbours
 
 
 def _random_orthogonal(rng, dim):
@@ -179,14 +179,14 @@ def test_precision_recall_on_a_hand_checked_line():
     fake = np.array([[4.0], [5.0], [50.0], [52.0]])
     # k=1: real balls radius 1 cover [-1, 4], which holds fake 4 only. Fake radii are
     # 1, 1, 2, 2: balls [3, 5], [4, 6], [48, 52], [50, 54] hold real 3 only.
-    assert metrics.precision_recall(real, fake, k=1) == (0.25, 0.25)
+    assert neighbours.precision_recall(real, fake, k=1) == (0.25, 0.25)
     # k=2: real radii 2, 1, 1, 2 cover [-2, 5] (fakes 4 and 5); fake radii 46, 45, 45, 47.
-    assert metrics.precision_recall(real, fake, k=2) == (0.5, 1.0)
+    assert neighbours.precision_recall(real, fake, k=2) == (0.5, 1.0)
 
 
 def test_precision_recall_of_identical_sets_is_one():
     features = np.random.default_rng(10).normal(size=(200, 8))
-    assert metrics.precision_recall(features, features, k=3) == (1.0, 1.0)
+    assert neighbours.precision_recall(features, features, k=3) == (1.0, 1.0)
 
 
 def _brute_force_precision_recall(real, fake, k):
@@ -206,14 +206,14 @@ def test_precision_recall_in_small_blocks_matches_brute_force(monkeypatch):
     fake = rng.normal(0.5, 0.8, size=(600, 6))
     expected = _brute_force_precision_recall(real, fake, k=3)
     assert 0.05 < expected[0] < 0.95 and 0.05 < expected[1] < 0.95
-    assert metrics.precision_recall(real, fake, k=3) == pytest.approx(expected, abs=1e-12)
-    monkeypatch.setattr(metrics, "_DISTANCE_BLOCK_ELEMENTS", 5000)  # 7-8 rows per block.
-    assert metrics.precision_recall(real, fake, k=3) == pytest.approx(expected, abs=1e-12)
+    assert neighbours.precision_recall(real, fake, k=3) == pytest.approx(expected, abs=1e-12)
+    monkeypatch.setattr(neighbours, "_DISTANCE_BLOCK_ELEMENTS", 5000)  # 7-8 rows per block.
+    assert neighbours.precision_recall(real, fake, k=3) == pytest.approx(expected, abs=1e-12)
 
 
 def test_precision_recall_refuses_k_not_below_the_set_size():
     with pytest.raises(ValueError, match="k < N"):
-        metrics.precision_recall(np.zeros((3, 2)), np.zeros((10, 2)), k=3)
+        neighbours.precision_recall(np.zeros((3, 2)), np.zeros((10, 2)), k=3)
 
 
 def _scipy_fid(real, fake):
@@ -296,7 +296,7 @@ def _gaussian_fid_trials(num_fake, trials, seed):
     results = []
     for trial in range(trials):
         fake = rng.normal(size=(num_fake, dim)) @ mixing.T + true_mean
-        results.append(metrics.fid_interval(real, fake, num_resamples=200, seed=trial))
+        results.append(bootstrap.fid_interval(real, fake, num_resamples=200, seed=trial))
     return truth, results
 
 
@@ -322,11 +322,11 @@ def test_fid_interval_brackets_the_estimate_of_an_unbiased_case_and_is_seeded():
     rng = np.random.default_rng(2)
     real, fake = _correlated_features(rng, 3000, 6), _correlated_features(rng, 3000, 6, 1.0)
     estimate = metrics.fid(real, fake).value
-    interval = metrics.fid_interval(real, fake, seed=3)
+    interval = bootstrap.fid_interval(real, fake, seed=3)
     # Far from 0 the bias (~D / N) is small beside the spread: the estimate lies inside.
     assert interval.low < estimate < interval.high
-    assert metrics.fid_interval(real, fake, seed=3) == interval
-    narrower = metrics.fid_interval(real, fake, confidence=0.5, seed=3)
+    assert bootstrap.fid_interval(real, fake, seed=3) == interval
+    narrower = bootstrap.fid_interval(real, fake, confidence=0.5, seed=3)
     assert interval.low < narrower.low < narrower.high < interval.high
 
 
@@ -334,18 +334,18 @@ def test_fid_interval_refuses_bad_arguments():
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
     with pytest.raises(ValueError, match="confidence"):
-        metrics.fid_interval(real, fake, confidence=1.0)
+        bootstrap.fid_interval(real, fake, confidence=1.0)
     with pytest.raises(ValueError, match="num_resamples"):
-        metrics.fid_interval(real, fake, num_resamples=0)
+        bootstrap.fid_interval(real, fake, num_resamples=0)
     with pytest.raises(ValueError, match="more fake samples"):
-        metrics.fid_interval(real, fake[:3])
+        bootstrap.fid_interval(real, fake[:3])
 
 
 def test_nearest_neighbours_match_scipy_cdist_in_small_blocks(monkeypatch):
-    monkeypatch.setattr(metrics, "_DISTANCE_BLOCK_ELEMENTS", 7 * 40)  # 7 query rows a block.
+    monkeypatch.setattr(neighbours, "_DISTANCE_BLOCK_ELEMENTS", 7 * 40)  # 7 query rows a block.
     rng = np.random.default_rng(0)
     queries, references = rng.normal(size=(30, 5)), rng.normal(size=(40, 5))
-    distances, indices = metrics.nearest_neighbours(queries, references)
+    distances, indices = neighbours.nearest_neighbours(queries, references)
     expected = scipy.spatial.distance.cdist(queries, references)
     np.testing.assert_array_equal(indices, expected.argmin(axis=1))
     np.testing.assert_allclose(distances, expected.min(axis=1), rtol=1e-12)
@@ -355,15 +355,15 @@ def test_nearest_neighbours_match_scipy_cdist_in_small_blocks(monkeypatch):
 def test_nearest_neighbours_of_copies_are_exactly_zero():
     # Large features, where float32 |a|^2 + |b|^2 - 2ab alone would leave ~1e-2.
     references = np.random.default_rng(1).normal(loc=40.0, size=(200, 16))
-    distances, indices = metrics.nearest_neighbours(references[::-1], references)
+    distances, indices = neighbours.nearest_neighbours(references[::-1], references)
     assert np.all(distances == 0)
     np.testing.assert_array_equal(indices, np.arange(200)[::-1])
 
 
 def _memorisation_of(generated, train, test):
-    fake_distances, _ = metrics.nearest_neighbours(generated, train)
-    test_distances, _ = metrics.nearest_neighbours(test, train)
-    return metrics.memorisation(fake_distances, test_distances)
+    fake_distances, _ = neighbours.nearest_neighbours(generated, train)
+    test_distances, _ = neighbours.nearest_neighbours(test, train)
+    return neighbours.memorisation(fake_distances, test_distances)
 
 
 def test_memorisation_flags_a_copier_and_passes_new_draws():
@@ -378,9 +378,9 @@ def test_memorisation_flags_a_copier_and_passes_new_draws():
 
 
 def test_memorisation_against_hand_computed_values():
-    result = metrics.memorisation([0.5, 1.0, 2.0, 4.0], [1.0, 2.0, 3.0])
+    result = neighbours.memorisation([0.5, 1.0, 2.0, 4.0], [1.0, 2.0, 3.0])
     assert result.ratio == pytest.approx(1.5 / 2.0) and result.share == 0.25
     with pytest.raises(ValueError, match="median test distance is 0"):
-        metrics.memorisation([1.0], [0.0, 0.0, 1.0])
+        neighbours.memorisation([1.0], [0.0, 0.0, 1.0])
     with pytest.raises(ValueError, match="non-negative"):
-        metrics.memorisation([-1.0], [1.0])
+        neighbours.memorisation([-1.0], [1.0])

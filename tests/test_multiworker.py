@@ -29,7 +29,7 @@ TRAIN_PY = str(REPO / "train.py")
 TIMEOUT = 300  # Seconds a cluster may take to finish; it takes ~30-60 s on 2 busy cores.
 # 1024 images in batches of 64: 16 steps an epoch; 20 steps cross one epoch end. Only the
 # epoch end, a stop and the last step save a checkpoint.
-FLAGS = ("--preset=tutorial", "--train_examples=1024", "--batch_size=64", "--precision=float32",
+FLAGS = ("--preset=tutorial", "--train_examples=1024", "--batch_size=64", "--dtype_policy=float32",
          "--deterministic", "--max_steps=20", "--steps_per_call=2",
          "--checkpoint_every_steps=1000")
 # Runs train.py after code that saves the trainable weights of each worker at each of its

@@ -32,7 +32,7 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
 # The tutorial preset (the default's EMA and batch-norm D resume in test_extensions), 512
 # images in batches of 64: 8 steps an epoch, ~0.25 s a step on 2 busy cores.
-TINY = ("--preset=tutorial", "--train_examples=512", "--batch_size=64", "--precision=float32",
+TINY = ("--preset=tutorial", "--train_examples=512", "--batch_size=64", "--dtype_policy=float32",
         "--deterministic", "--cpu_devices=2")
 
 
@@ -520,7 +520,7 @@ def test_new_run_moves_the_old_run_aside(tmp_path, finished_run, two_replicas):
 
 def _record(**changes):
     config = dataclasses.replace(PRESETS["tutorial"], **changes)
-    return {"config": runs.config_record(config), "precision_policy": "float32"}
+    return {"config": runs.config_record(config), "dtype_policy": "float32"}
 
 
 def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_order():
@@ -531,15 +531,15 @@ def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_or
     assert runs.resume_mismatches(recorded, extended) == []
     other = _record(loss="minimax", model=ModelConfig("tutorial", noise_dim=64),
                     data=DataConfig(global_batch_size=128))
-    other["precision_policy"] = "mixed_float16"
+    other["dtype_policy"] = "mixed_float16"
     assert runs.resume_mismatches(recorded, other) == [
         "model.noise_dim: 100 in the run, 64 now",
-        "precision_policy: 'float32' in the run, 'mixed_float16' now",
+        "dtype_policy: 'float32' in the run, 'mixed_float16' now",
         "loss: 'non_saturating' in the run, 'minimax' now",
         "data.global_batch_size: 256 in the run, 128 now",
     ]
-    del recorded["precision_policy"]  # An older config.json: not compared.
-    assert runs.resume_mismatches(recorded, {**_record(), "precision_policy": "x"}) == []
+    del recorded["dtype_policy"]  # An older config.json: not compared.
+    assert runs.resume_mismatches(recorded, {**_record(), "dtype_policy": "x"}) == []
     assert runs.resume_mismatches(recorded, _record(seed=1)) == [
         "data.shuffle_seed: 0 in the run, 1 now", "seed: 0 in the run, 1 now"]
     # A run directory written while the shuffle seed was a field of its own.
@@ -687,6 +687,11 @@ def test_remove_partials_removes_only_temporary_files_of_the_named_artifacts(tmp
                                                      "x.partial.weights.h5"]
     assert sorted(path.name for path in tmp_path.iterdir()) == [
         "generator.keras", "metrics.partial.json", "my.partial_notes.txt"]
+    # Without names (a run's samples/, whose epochs a time budget leaves unknown): all.
+    removed = files.remove_partials(tmp_path)
+    assert [path.name for path in removed] == ["metrics.partial.json"]
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        "generator.keras", "my.partial_notes.txt"]
 
 
 @pytest.mark.parametrize("make", [

@@ -11,7 +11,7 @@ import tensorflow as tf
 
 from dcgan import run_state, schedules, trainer
 from dcgan.config import PRESETS, ConfigError, OptimizerConfig
-from dcgan.train_step import make_optimizer
+from dcgan.optimizers import make_optimizer
 
 PEAK = 2e-3
 

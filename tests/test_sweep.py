@@ -96,6 +96,17 @@ def test_overrides_are_applied_and_bad_ones_refused():
         sweeps.parse_config("fast:architecture=nope")
 
 
+@pytest.mark.slow
+def test_sweep_refuses_a_learning_rate_schedule_before_training(tmp_path):
+    # A sweep's runs have epochs=None, so a decaying schedule would have no horizon.
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "sweep.py"), "--configs=fast,fast:lr_schedule=cosine",
+         f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert result.returncode == 1
+    assert "lr_schedule='cosine' with lr_warmup_steps=0 needs the run's length" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
 def test_summary_gives_mean_and_range_over_seeds():
     rows = [{"config": "a", "budget_minutes": "5.0", "fid": fid, "minutes": minutes}
             for fid, minutes in (("10", "5.1"), ("20", "5.3"))]

@@ -6,7 +6,8 @@ from conftest import BATCH, make_gan_step, random_batches, run_steps
 
 from dcgan import losses, models
 from dcgan.config import ModelConfig, OptimizerConfig
-from dcgan.train_step import METRIC_NAMES, GanStep, make_optimizer
+from dcgan.optimizers import make_optimizer
+from dcgan.train_step import METRIC_NAMES, GanStep
 
 
 def _concatenate(calls):

@@ -77,9 +77,10 @@ def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path,
     assert discriminator.output_shape == (None, 1)
 
 
-def test_time_budget_stops_the_run_and_holds_on_resume(tmp_path, two_replicas):
+@pytest.mark.parametrize("epochs", [2, None])  # None: only the clock stops the run.
+def test_time_budget_stops_the_run_and_holds_on_resume(tmp_path, two_replicas, epochs):
     run_dir = tmp_path / "run"
-    config = _config(run_dir, max_train_minutes=1e-6)  # Spent by the first call.
+    config = _config(run_dir, max_train_minutes=1e-6, epochs=epochs)  # Spent by the first call.
     assert trainer.train(config, two_replicas)["step"] == 3  # steps_per_call
     assert checkpoints.list_checkpoints(run_dir)[-1].endswith("ckpt-3")
     assert trainer.train(config, two_replicas)["step"] == 3
@@ -97,7 +98,7 @@ def test_batch_not_divisible_by_replicas_is_refused(tmp_path, two_replicas):
 def test_mixed_float16_resume_restores_the_loss_scale(tmp_path, two_replicas, monkeypatch):
     run_dir = tmp_path / "run"
     # float16 is emulated on CPU, ~10 s a step here: one step, then the closing checkpoint.
-    config = _config(run_dir, max_steps=1, steps_per_call=1, precision="mixed_float16")
+    config = _config(run_dir, max_steps=1, steps_per_call=1, dtype_policy="mixed_float16")
     trainer.train(config, two_replicas)
     [row] = loss_rows(run_dir)
     assert np.isfinite(float(row["d_loss"]))

@@ -2,7 +2,7 @@ import dataclasses
 
 import pytest
 
-from dcgan import models
+from dcgan import models, run_state
 from dcgan.config import PRESETS, SIGMOID_RANGE, TANH_RANGE, ConfigError
 from dcgan.validation import validate
 
@@ -30,6 +30,11 @@ def _changed(preset, **fields):
      r"split 'test\[:300\]' holds fewer images than one step's 5 batch\(es\) of 64"),
     (_changed("fast", max_train_minutes=1.0), {"num_workers": 2},
      "max_train_minutes needs a single worker"),
+    (_changed("fast", epochs=None), {}, "epochs=None trains until max_train_minutes"),
+    (_changed("fast", epochs=None, max_train_minutes=1.0, lr_schedule="cosine"), {},
+     "lr_schedule='cosine' with lr_warmup_steps=0 needs the run's length in steps"),
+    (_changed("fast", epochs=None, max_train_minutes=1.0, lr_warmup_steps=10), {},
+     "lr_schedule='constant' with lr_warmup_steps=10 needs the run's length"),
 ])
 def test_each_cross_field_disagreement_is_refused(config, context, message):
     with pytest.raises(ConfigError, match=message):
@@ -62,3 +67,16 @@ def test_labels_follow_the_class_count_and_the_shuffle_seed_follows_the_seed():
     assert _changed("tutorial", model__num_classes=10).with_labels
     assert unconditional.shuffle_seed == unconditional.seed == 0
     assert _changed("tutorial", seed=5).shuffle_seed == 5
+
+
+@pytest.mark.parametrize("fields, total_steps", [
+    ({"epochs": None, "max_train_minutes": 1.0}, None),
+    ({"epochs": None, "max_steps": 7, "lr_schedule": "cosine"}, 7),
+    ({"epochs": 2, "max_steps": 7}, 7),
+    ({"epochs": 2, "max_steps": 700}, 2 * 9),
+])
+def test_only_the_clock_bounds_a_run_without_epochs_or_max_steps(fields, total_steps):
+    # 1,200 images in batches of 128: 9 steps an epoch.
+    config = _changed("fast", data__split="test[:1200]", **fields)
+    validate(config)
+    assert run_state.planned_steps(config) == (9, total_steps)
