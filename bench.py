@@ -26,7 +26,6 @@ import functools
 import glob
 import itertools
 import os
-import pathlib
 import resource
 import statistics
 import time
@@ -181,16 +180,6 @@ def preset_step_flops(preset, update):
         update, preset.n_critic, preset.gp_weight, preset.r1_weight)
 
 
-def _cpu_model():
-    """The CPU's model name from /proc/cpuinfo (None elsewhere)."""
-    try:
-        cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                 if line.startswith("model name")), None)
-
-
 @functools.cache
 def _strategy(replicas):
     """One strategy per replica count for the whole process. Every MirroredStrategy numbers
@@ -333,7 +322,7 @@ def main(argv):
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_table(rows, peaks)
     print(f"peak RSS {peak_rss_mib:.0f} MiB")
-    write_json(FLAGS.json_out, {"rows": rows, "peak_gflops": peaks, "cpu": _cpu_model(),
+    write_json(FLAGS.json_out, {"rows": rows, "peak_gflops": peaks, "cpu": distribute.cpu_model(),
                                 "peak_rss_mib": peak_rss_mib, "tensorflow": tf.__version__,
                                 "flags": FLAGS.flag_values_dict()})
 
