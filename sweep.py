@@ -31,7 +31,7 @@ from dcgan import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import checkpoints, distribute, evaluator, sweeps, trainer  # noqa: E402
+from dcgan import checkpoints, distribute, evaluator, progress, sweeps, trainer  # noqa: E402
 from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
 
 flags.DEFINE_list("configs", ["tutorial", "fast"], "Configurations: preset[:flag=value...].")
@@ -79,6 +79,12 @@ def main(argv):
     budgets = sorted(float(minutes) for minutes in FLAGS.minutes)
     for spec in FLAGS.configs:
         sweeps.parse_config(spec)  # Refuse a bad configuration before hours of training.
+    budget_text = (f"budgets {', '.join(FLAGS.budgets)} default-epochs" if FLAGS.budgets
+                   else f"budgets {', '.join(f'{minutes:g}' for minutes in budgets)} minutes")
+    print(progress.binary_header("sweep.py", [
+        f"configurations {', '.join(FLAGS.configs)}", f"seeds {', '.join(FLAGS.seeds)}",
+        budget_text, f"{FLAGS.num_samples:,} samples per FID", f"out_dir {out_dir}"]),
+        flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     log = sweeps.SweepLog(out_dir / "sweep.csv")
     # sweep.csv keeps no memorisation columns: skip embedding the training split.
