@@ -26,15 +26,23 @@ CUINIT = ("E0000 00:00:1796113848.477128    6627 cuda_platform.cc:52] failed cal
 GENERATOR_DATASET = ("W0000 00:00:1796113850.358399    6627 dataset.cc:997] Input of "
                      "GeneratorDatasetOp::Dataset will not be optimized because the dataset "
                      "does not implement the AsGraphDefInternal() method")
+AUTO_SHARD = ("W0000 00:00:1796125415.835768    8789 auto_shard.cc:559] The `assert_cardinality` "
+              "transformation is currently not handled by the auto-shard rewrite and will be "
+              "removed.")
+REMAPPER = ("E0000 00:00:1796125233.228915    5755 meta_optimizer.cc:967] remapper failed: "
+            "INVALID_ARGUMENT: Mutation::Apply error: fanout 'while/body/_1/while/Stateful"
+            "PartitionedCall/gradient_tape/tutorial_discriminator_1/leaky_re_lu_4_1/LeakyRelu/"
+            "LeakyReluGrad' exist for missing node 'while/body/_1/while/StatefulPartitionedCall/"
+            "tutorial_discriminator_1/conv2d_1_2/BiasAdd'.")
 ABSL_INFO = ("I1201 08:30:48.865566 140571494607744 dataset_info.py:711] Load dataset info "
              "from /root/tensorflow_datasets/fashion_mnist/3.0.1")
 NOISE = ("oneDNN custom operations", "Could not find cuda drivers", "cuInit",
          "Load dataset info", "Using MirroredStrategy", "Sharding callback duration",
-         "GeneratorDatasetOp", "absl::InitializeLog")
+         "GeneratorDatasetOp", "absl::InitializeLog", "auto-shard rewrite", "remapper failed")
 
 
 def test_the_filter_drops_cpp_lines_below_the_level_and_the_known_noise():
-    for line in (PRE_INIT_NOTE, ONEDNN, NO_CUDA, GENERATOR_DATASET):
+    for line in (PRE_INIT_NOTE, ONEDNN, NO_CUDA, GENERATOR_DATASET, AUTO_SHARD, REMAPPER):
         assert console._is_noise(line, min_level=1, hide_cuinit=False), line
     other_warning = "W0000 00:00:1796113850.3 6627 cpu_allocator_impl.cc:83] Allocation of"
     fatal = "F0000 00:00:1796113850.3 6627 check.cc:12] Check failed: x == y"
