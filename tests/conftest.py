@@ -177,6 +177,23 @@ def train_for_fixture(config, strategy):
         keras.mixed_precision.set_global_policy("float32")
 
 
+def tiny_run(path, epochs, num_classes=0):
+    """A tutorial run on 128 images in batches of 32 in `path`: 4 steps an epoch, a
+    checkpoint at each epoch's end."""
+    config = tiny_config(path, 128, 32, epochs=epochs, num_fixed_samples=4)
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, num_classes=num_classes))
+    train_for_fixture(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A `tiny_run` of 2 epochs, checkpoints at steps 4 and 8, for the session; tests
+    that write into it use a copy."""
+    return tiny_run(tmp_path_factory.mktemp("trained") / "run", epochs=2)
+
+
 def csv_rows(path):
     """The rows of the CSV file `path` (losses.csv, sweep.csv...) as dicts of strings."""
     with open(path, newline="") as file:

@@ -4,15 +4,18 @@ switches that bring the rest back."""
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
 
-from dcgan import console
+from dcgan import classifier, console, distribute
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
+# The end of every binary's header line but train.py's.
+DEVICES_AND_CPU = f"; devices CPU:0; CPU {distribute.cpu_model()}"
 
 # Lines a plain train.py printed before its first step (TensorFlow 2.21, TFDS 4.9.10).
 PRE_INIT_NOTE = ("WARNING: All log messages before absl::InitializeLog() is called are "
@@ -75,7 +78,7 @@ def _train(tmp_path, *args, env=None, prelude=None):
 WARNING_PRELUDE = f"""
 import runpy, sys, warnings
 from absl import logging
-from dcgan import console
+from dcgan import classifier, console, distribute
 console.quiet_startup()
 from dcgan import distribute
 make_strategy = distribute.make_strategy
@@ -138,3 +141,43 @@ def test_verbosity_and_the_environment_bring_the_info_lines_back(tmp_path, switc
         assert text not in result.stderr, (text, result.stderr[-3000:])
     if not switch:
         assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def _binary(script, *args):
+    """`script` (eval.py, generate.py) run with `args`, stdout and stderr captured."""
+    return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True,
+                          text=True, timeout=600, cwd=REPO)
+
+
+def _assert_quiet_stderr(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_eval_prints_a_header_then_each_checkpoint_with_its_progress(trained_run, tmp_path):
+    run_dir = shutil.copytree(trained_run, tmp_path / "run")
+    result = _binary("eval.py", f"--run_dir={run_dir}", "--num_samples=300",
+                     "--memorisation_split=train[:6000]")
+    _assert_quiet_stderr(result)
+    header, columns, *rows = result.stdout.splitlines()
+    assert header == (f"eval.py: run {run_dir}, 2 checkpoints; classifier "
+                      f"v{classifier.CLASSIFIER_VERSION} (sha256 "
+                      f"{classifier.CLASSIFIER_SHA256[:12]}); 300 samples against the test "
+                      f"split; memorisation against train[:6000]{DEVICES_AND_CPU}")
+    assert columns.split()[:3] == ["step", "FID", "FID"]
+    assert len(rows) == 2, result.stdout
+    for number, (step, row) in enumerate(zip((4, 8), rows), 1):
+        assert re.fullmatch(rf"\s+{step} .* {number}/2, elapsed \d+:\d\d, ETA \d+:\d\d", row), row
+
+
+@pytest.mark.slow
+def test_generate_prints_a_header_then_what_it_wrote(trained_run, tmp_path):
+    out_dir = tmp_path / "generated"
+    result = _binary("generate.py", f"--generator={trained_run}", f"--out_dir={out_dir}",
+                     "--num_images=6", "--seed=2")
+    _assert_quiet_stderr(result)
+    assert result.stdout.splitlines() == [
+        f"generate.py: 6 images, seed 2; generator {trained_run} (unconditional, pixel range "
+        f"(-1.0, 1.0)); into {out_dir}: grid.png, images.npy{DEVICES_AND_CPU}",
+        f"Wrote 6 images to {out_dir}"]
