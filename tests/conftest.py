@@ -85,6 +85,18 @@ def float32_policy_after():
     keras.mixed_precision.set_global_policy("float32")
 
 
+# What the binaries' console filter and absl verbosity hide by default (dcgan/console.py).
+NOISE = ("oneDNN custom operations", "Could not find cuda drivers", "cuInit",
+         "Load dataset info", "Using MirroredStrategy", "Sharding callback duration",
+         "GeneratorDatasetOp", "absl::InitializeLog", "auto-shard rewrite", "remapper failed")
+
+
+def assert_no_noise(stderr):
+    """No line of a binary's `stderr` is of the start-up noise hidden by default."""
+    noisy = [line for line in stderr.splitlines() if any(noise in line for noise in NOISE)]
+    assert not noisy, noisy
+
+
 def one_line_starting(stderr, prefix):
     """The one line of `stderr` that starts with `prefix`, asserted to be its last
     non-empty line (so no traceback or second message follows it)."""
