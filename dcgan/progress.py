@@ -64,11 +64,13 @@ class Countdown:
     def advance(self, units: int = 1) -> None:
         self.done += units
 
-    def timing(self) -> str:
+    def timing(self, most_seconds_left: float | None = None) -> str:
         """E.g. "elapsed 0:41, ETA 1:02"; the ETA assumes the remaining units cost what the
-        done ones did on average."""
+        done ones did on average, and is at most `most_seconds_left` (a time budget)."""
         elapsed = time.perf_counter() - self.started
         eta = elapsed / max(self.done, 1) * (self.total - self.done)
+        if most_seconds_left is not None:
+            eta = max(0.0, min(eta, most_seconds_left))
         return f"elapsed {_duration(elapsed)}, ETA {_duration(eta)}"
 
 
@@ -91,12 +93,16 @@ class EpochProgress:
       steps_per_epoch: the bar's length.
       last_epoch: the 1-based number of the run's last epoch.
       remaining_steps: steps this process has still to train, for the ETA.
+      train_seconds_left: the training time left in a budget (max_train_minutes), which
+        caps the ETA; None: no budget.
     """
 
-    def __init__(self, steps_per_epoch: int, last_epoch: int, remaining_steps: int):
+    def __init__(self, steps_per_epoch: int, last_epoch: int, remaining_steps: int,
+                 train_seconds_left: float | None = None):
         self.steps_per_epoch = steps_per_epoch
         self.last_epoch = last_epoch
         self.countdown = Countdown(remaining_steps)
+        self.train_seconds_left = train_seconds_left
         self.bar = None
         self.epoch_images = 0
         self.epoch_seconds = 0.0
@@ -111,6 +117,8 @@ class EpochProgress:
         """After a call of `num_steps` steps that trained `images` images in `seconds`;
         `metrics` holds {name: numpy [num_steps]}."""
         self.countdown.advance(num_steps)
+        if self.train_seconds_left is not None:
+            self.train_seconds_left -= seconds
         self.epoch_images += images
         self.epoch_seconds += seconds
         if self.bar is not None:
@@ -126,5 +134,5 @@ class EpochProgress:
         throughput = self.epoch_images / max(self.epoch_seconds, 1e-9)
         start = "\r\x1b[K" if self.bar is not None else ""  # Erase the bar.
         print(f"{start}Epoch {epoch}/{self.last_epoch}: {losses}, {throughput:,.0f} img/s, "
-              f"{self.countdown.timing()}", flush=True)
+              f"{self.countdown.timing(self.train_seconds_left)}", flush=True)
         self.bar = None

@@ -11,7 +11,7 @@ import sys
 import pytest
 from conftest import NOISE, assert_no_noise
 
-from dcgan import classifier, console, distribute
+from dcgan import classifier, console, distribute, progress
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
@@ -62,6 +62,24 @@ def test_resume_command_drops_new_run_only():
     assert console.resume_command(argv) == "python train.py '--run_dir=a b' --new_run_x=1"
 
 
+def test_the_eta_is_the_mean_time_per_unit_times_those_left_capped_by_a_budget(monkeypatch,
+                                                                           capsys):
+    clock = iter([100.0, 130.0, 1000.0, 1120.0])  # The two objects' starts and ends.
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    countdown = progress.Countdown(5)
+    countdown.advance(2)
+    assert countdown.timing() == "elapsed 0:30, ETA 0:45"  # 15 s a unit, 3 left.
+    # 4 steps of an epoch in 120 s, 40 s of them training, of a 100 s training budget:
+    # 60 s left, however many steps the epochs would still take.
+    epochs = progress.EpochProgress(steps_per_epoch=4, last_epoch=100, remaining_steps=400,
+                                    train_seconds_left=100.0)
+    epochs.start_epoch()
+    epochs.update(4, 4, images=256, seconds=40.0, metrics={"d_loss": [0.5]})
+    epochs.end_epoch(1, {"d_loss": [0.5]})
+    assert capsys.readouterr().out == ("Epoch 1/100: d_loss 0.5, 6 img/s, elapsed 2:00, "
+                                       "ETA 1:00\n")
+
+
 def _train(tmp_path, *args, env=None, prelude=None):
     """train.py with `args` (or `prelude`, a script that runs it in-process)."""
     command = [str(prelude)] if prelude else [TRAIN_PY]
@@ -76,7 +94,7 @@ def _train(tmp_path, *args, env=None, prelude=None):
 WARNING_PRELUDE = f"""
 import runpy, sys, warnings
 from absl import logging
-from dcgan import classifier, console, distribute
+from dcgan import console
 console.quiet_startup()
 from dcgan import distribute
 make_strategy = distribute.make_strategy
