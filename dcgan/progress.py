@@ -13,9 +13,9 @@ The other binaries start the same way, with `binary_header`: what they are about
 the devices and the CPU, on one line (`Countdown` times their long work, e.g. eval.py's
 checkpoints):
 
-  eval.py: run /tmp/run, 3 checkpoints (1 scored before); classifier v1 (sha256 1f0c...);
-  300 samples against the test split; memorisation against train[:6000]; devices CPU:0;
-  CPU AMD EPYC 7B13 64-Core Processor
+  eval.py: run runs/fast, 2 checkpoints; classifier v1 (sha256 d17de18921c4); 300 samples
+  against the test split; memorisation against train[:6000]; devices CPU:0; CPU Intel(R)
+  Xeon(R) Processor @ 2.80GHz
 """
 
 import sys
