@@ -25,8 +25,8 @@ import collections
 import functools
 import glob
 import itertools
+import math
 import os
-import pathlib
 import resource
 import statistics
 import time
@@ -41,7 +41,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dcgan import data, distribute, models, overrides, profiling  # noqa: E402
+from dcgan import data, distribute, models, overrides, profiling, progress  # noqa: E402
 from dcgan.config import PRESETS, TANH_RANGE  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 from dcgan.train_step import GanStep  # noqa: E402
@@ -182,16 +182,6 @@ def preset_step_flops(preset, update):
         update, preset.n_critic, preset.gp_weight, preset.r1_weight)
 
 
-def _cpu_model():
-    """The CPU's model name from /proc/cpuinfo (None elsewhere)."""
-    try:
-        cpuinfo = pathlib.Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return None
-    return next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
-                 if line.startswith("model name")), None)
-
-
 @functools.cache
 def _strategy(replicas):
     """One strategy per replica count for the whole process. Every MirroredStrategy numbers
@@ -296,10 +286,27 @@ def print_table(rows, peaks):
     print("peak: " + ", ".join(f"{dtype} {peak:.1f} GFLOP/s" for dtype, peak in peaks.items()))
 
 
+def header(preset) -> str:
+    """bench.py's first line: the configurations it measures and how, devices, CPU."""
+    axes = {"precisions": [f"{precision} ({distribute.resolve_precision(precision)})"
+                           if precision == "auto" else precision
+                           for precision in FLAGS.precisions],
+            "jit": FLAGS.jit, "replicas": FLAGS.replicas,
+            "steps_per_call": FLAGS.steps_per_call, "updates": FLAGS.updates or [preset.update],
+            "batch": FLAGS.batch_sizes or [str(preset.data.global_batch_size)]}
+    count = math.prod(len(values) for values in axes.values())
+    return progress.binary_header("bench.py", [
+        f"preset {FLAGS.preset}, {count} configuration{'s' * (count > 1)}: "
+        + " x ".join(f"{name} {', '.join(values)}" for name, values in axes.items()),
+        f"{FLAGS.repeats} repeats of {FLAGS.steps} steps after {FLAGS.warmup_steps} warm-up",
+        f"results to {FLAGS.json_out}"])
+
+
 def main(argv):
     del argv
     distribute.split_cpu(max(int(n) for n in FLAGS.replicas))
     preset = PRESETS[FLAGS.preset]
+    print(header(preset), flush=True)
     images = np.concatenate(list(data.load_split(
         data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=10_000), TANH_RANGE,
     ).as_numpy_iterator()))
@@ -308,6 +315,8 @@ def main(argv):
     rows = []
     for batch_size in map(int, FLAGS.batch_sizes or [preset.data.global_batch_size]):
         baseline = baseline_rate(images, batch_size)
+        print(f"baseline (tutorial loop, float32), batch {batch_size}: {baseline:.0f} img/s",
+              flush=True)
         rows.append({"name": "baseline (tutorial loop, float32)", "batch_size": batch_size,
                      "images_per_sec": baseline, "ratio": 1.0,
                      **flop_columns(baseline, baseline_flops, "float32", peaks)})
@@ -328,13 +337,13 @@ def main(argv):
                 **flop_columns(rate, preset_step_flops(preset, update),
                                compute_dtype(policy_name), peaks)})
             print(f"{rows[-1]['name']}: {rate:.0f} img/s, {rate / baseline:.2f}x, "
-                  f"{100 * rows[-1]['peak_fraction']:.0f}% of the peak")
+                  f"{100 * rows[-1]['peak_fraction']:.0f}% of the peak", flush=True)
     if FLAGS.profile_dir:
         profile(run_steps, FLAGS.profile_dir)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_table(rows, peaks)
     print(f"peak RSS {peak_rss_mib:.0f} MiB")
-    write_json(FLAGS.json_out, {"rows": rows, "peak_gflops": peaks, "cpu": _cpu_model(),
+    write_json(FLAGS.json_out, {"rows": rows, "peak_gflops": peaks, "cpu": distribute.cpu_model(),
                                 "peak_rss_mib": peak_rss_mib, "tensorflow": tf.__version__,
                                 "flags": FLAGS.flag_values_dict()})
 

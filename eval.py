@@ -20,7 +20,7 @@ from dcgan import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import checkpoints, data, evaluator  # noqa: E402
+from dcgan import checkpoints, classifier, data, evaluator, progress  # noqa: E402
 from dcgan.config import DEFAULT_DATA_DIR, ConfigError  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 
@@ -66,17 +66,44 @@ HEADER = (f"{'step':>8} {'FID':>10} {'FID 95% interval':>17} {'KID':>10} {'KID s
           f"{'copies':>7}")
 
 
+def _header(scored: str, config) -> str:
+    """eval.py's first line: what it scores, with which classifier, on how many images."""
+    memorisation = (f"memorisation against {config.train_split}" if config.train_split
+                    else "no memorisation check")
+    return progress.binary_header("eval.py", [
+        scored, f"classifier v{classifier.CLASSIFIER_VERSION} "
+                f"(sha256 {classifier.CLASSIFIER_SHA256[:12]})",
+        f"{config.num_samples:,} samples against the test split", memorisation])
+
+
 def _evaluate_run(scorer):
+    """Scores the run's checkpoints, each row followed by how many are done, the time
+    since the first and the ETA."""
+    countdown = None
+
+    def start(num_new):
+        nonlocal countdown
+        countdown = progress.Countdown(num_new)
+
+    def report(row):
+        if countdown is None:  # Scored before: no time to report.
+            print(_format(row))
+            return
+        countdown.advance()
+        first, *rest = _format(row).split("\n")
+        print("\n".join([f"{first}   {countdown.done}/{countdown.total}, "
+                         f"{countdown.timing()}", *rest]), flush=True)
+
     print(HEADER)
-    evaluator.evaluate_run(FLAGS.run_dir, scorer, on_row=lambda r: print(_format(r)),
-                           include_cached=True)
+    evaluator.evaluate_run(FLAGS.run_dir, scorer, on_row=report, include_cached=True,
+                           on_start=start)
     if not FLAGS.watch:
         return
     idle_since = time.monotonic()
     while time.monotonic() - idle_since < FLAGS.idle_minutes * 60:
         time.sleep(FLAGS.poll_seconds)
-        _, evaluated = evaluator.evaluate_run(FLAGS.run_dir, scorer,
-                                              on_row=lambda r: print(_format(r)))
+        _, evaluated = evaluator.evaluate_run(FLAGS.run_dir, scorer, on_row=report,
+                                              on_start=start)
         if evaluated:
             idle_since = time.monotonic()
     print(f"No new checkpoint for {FLAGS.idle_minutes} minutes; stopping.")
@@ -88,12 +115,16 @@ def main(argv):
     config = evaluator.EvalConfig(num_samples=FLAGS.num_samples, seed=FLAGS.seed,
                                   data_dir=FLAGS.data_dir, train_split=FLAGS.memorisation_split)
     generator = checkpoints.load_generator(FLAGS.generator) if FLAGS.generator else None
-    if generator is None and not os.path.isdir(FLAGS.run_dir):
-        raise ConfigError(f"Run directory {FLAGS.run_dir} does not exist.")
-    scorer = evaluator.Evaluator(config)
     if generator is None:
-        _evaluate_run(scorer)
+        if not os.path.isdir(FLAGS.run_dir):
+            raise ConfigError(f"Run directory {FLAGS.run_dir} does not exist.")
+        num_checkpoints = len(checkpoints.list_checkpoints(FLAGS.run_dir))
+        print(_header(f"run {FLAGS.run_dir}, {num_checkpoints} checkpoint"
+                      f"{'s' * (num_checkpoints != 1)}", config), flush=True)
+        _evaluate_run(evaluator.Evaluator(config))
         return
+    print(_header(f"generator {FLAGS.generator}", config), flush=True)
+    scorer = evaluator.Evaluator(config)
     row = scorer.evaluate(generator)
     print(HEADER)
     print(_format(row))

@@ -19,7 +19,7 @@ console.quiet_startup()  # Before TensorFlow loads.
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dcgan import checkpoints, data, images, models  # noqa: E402
+from dcgan import checkpoints, data, images, models, progress  # noqa: E402
 from dcgan.config import ConfigError  # noqa: E402
 from dcgan.files import atomic_path  # noqa: E402
 
@@ -58,12 +58,31 @@ def _labels(generator) -> np.ndarray | None:
     return np.full(FLAGS.num_images, asked, np.int32)
 
 
+def _header(generator, labels) -> str:
+    """generate.py's first line: the generator, what it draws, and the files it writes."""
+    if labels is None:
+        drawn = "unconditional"
+    elif FLAGS.class_name is None and FLAGS.class_id is None:
+        drawn = "every class in turn"
+    else:
+        drawn = f"class {data.CLASS_NAMES[labels[0]]}"
+    files = [name for name, wanted in [
+        ("grid.png", FLAGS.grid), ("image_*.png", FLAGS.individual), ("images.npy", FLAGS.npy),
+        ("labels.npy", FLAGS.npy and labels is not None)] if wanted]
+    return progress.binary_header("generate.py", [
+        f"{FLAGS.num_images} images, seed {FLAGS.seed}",
+        f"generator {FLAGS.generator} ({drawn}, pixel range "
+        f"{models.generator_output_range(generator)})",
+        f"into {FLAGS.out_dir}: {', '.join(files) or 'no files'}"])
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     generator = checkpoints.load_generator(FLAGS.generator)
     pixel_range = models.generator_output_range(generator)
     labels = _labels(generator)
+    print(_header(generator, labels), flush=True)
     z = tf.random.Generator.from_seed(FLAGS.seed).normal(
         [FLAGS.num_images, models.generator_noise_dim(generator)])
     label_tensor = None if labels is None else tf.constant(labels)
@@ -84,7 +103,7 @@ def main(argv):
         if labels is not None:
             with atomic_path(out_dir / "labels.npy") as partial:
                 np.save(partial, labels)
-    print(f"Wrote {FLAGS.num_images} images ({pixel_range} range) to {out_dir}")
+    print(f"Wrote {FLAGS.num_images} images to {out_dir}")
 
 
 if __name__ == "__main__":

@@ -35,7 +35,8 @@ from dcgan import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import checkpoints, distribute, evaluator, sweeps, trainer, validation  # noqa: E402
+from dcgan import (checkpoints, distribute, evaluator, progress, sweeps,  # noqa: E402
+                   trainer, validation)
 from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
 from dcgan.files import write_text  # noqa: E402
 
@@ -93,6 +94,12 @@ def main(argv):
     for spec in FLAGS.configs:
         # Refuse a bad configuration before hours of training.
         validation.validate(run_config(spec, 0, out_dir, minutes=1.0))  # Any budget.
+    budget_text = (f"budgets {', '.join(FLAGS.budgets)} default-epochs" if FLAGS.budgets
+                   else f"budgets {', '.join(f'{minutes:g}' for minutes in budgets)} minutes")
+    print(progress.binary_header("sweep.py", [
+        f"configurations {', '.join(FLAGS.configs)}", f"seeds {', '.join(FLAGS.seeds)}",
+        budget_text, f"{FLAGS.num_samples:,} samples per FID", f"out_dir {out_dir}"]),
+        flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
     log = sweeps.SweepLog(out_dir / "sweep.csv")
     # sweep.csv keeps no memorisation columns: skip embedding the training split.

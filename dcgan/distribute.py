@@ -15,6 +15,7 @@ import dataclasses
 import json
 import os
 import pathlib
+import platform
 
 import tensorflow as tf
 
@@ -23,6 +24,7 @@ from dcgan.config import ConfigError
 __all__ = [
     "STRATEGIES",
     "ClusterTask",
+    "cpu_model",
     "cpu_supports_bf16",
     "gather_from_replicas",
     "is_chief",
@@ -221,12 +223,25 @@ def replica_batches(global_batches: tf.data.Dataset, global_batch_size: int,
                      drop_remainder=True))
 
 
+def _cpuinfo(path) -> str:
+    """The text of /proc/cpuinfo (Linux), "" where there is none."""
+    try:
+        return pathlib.Path(path).read_text()
+    except OSError:
+        return ""
+
+
+def cpu_model(cpuinfo_path="/proc/cpuinfo") -> str:
+    """The CPU's model name, e.g. "AMD EPYC 7B13": the first "model name" of cpuinfo, else
+    what `platform` knows (e.g. "arm" or "x86_64")."""
+    return next((line.split(":", 1)[1].strip() for line in _cpuinfo(cpuinfo_path).splitlines()
+                 if line.startswith("model name")),
+                platform.processor() or platform.machine())
+
+
 def cpu_supports_bf16(cpuinfo_path="/proc/cpuinfo") -> bool:
     """True if the CPU has native bf16 matrix instructions (AMX-BF16 or AVX512-BF16)."""
-    try:
-        flags = pathlib.Path(cpuinfo_path).read_text().split()
-    except OSError:
-        return False
+    flags = _cpuinfo(cpuinfo_path).split()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 

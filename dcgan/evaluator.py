@@ -255,11 +255,12 @@ def _write(run_dir: pathlib.Path, rows: list[dict], evaluator: Evaluator):
         title=f"{run_dir.name}: {evaluator.config.num_samples} samples vs the test split")
 
 
-def evaluate_run(run_dir, evaluator: Evaluator, on_row=print,
-                 include_cached=False) -> tuple[list[dict], int]:
+def evaluate_run(run_dir, evaluator: Evaluator, on_row=print, include_cached=False,
+                 on_start=None) -> tuple[list[dict], int]:
     """Evaluates every checkpoint of `run_dir` that has no row yet, calling `on_row` with
     each new row as soon as it is scored (and first with the rows already scored, in step
-    order, when `include_cached`).
+    order, when `include_cached`). `on_start`, if given, is called with the number of
+    checkpoints to score, before the first is.
 
     Returns:
       (all rows sorted by step, how many were evaluated now).
@@ -279,6 +280,8 @@ def evaluate_run(run_dir, evaluator: Evaluator, on_row=print,
     if include_cached:
         for step in sorted(rows):
             on_row(rows[step])
+    if on_start is not None:
+        on_start(len(new))
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
     for prefix in new:
         generator = checkpoints.restore_generator(run_dir, prefix)

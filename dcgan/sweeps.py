@@ -10,14 +10,13 @@ import csv
 import dataclasses
 import json
 import pathlib
-import platform
 import re
 import tempfile
 
 import numpy as np
 import scipy.stats
 
-from dcgan import checkpoints, images, overrides, trainer
+from dcgan import checkpoints, distribute, images, overrides, trainer
 from dcgan.config import PRESETS, ConfigError
 from dcgan.files import atomic_path, write_json
 
@@ -59,18 +58,6 @@ def parse_config(spec: str):
     return overrides.apply(PRESETS[preset_name], values)
 
 
-def _cpu_model() -> str:
-    """The CPU's name from /proc/cpuinfo (Linux), else what `platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as file:
-            for line in file:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
                   timed_steps=300) -> dict:
     """The wall-clock of one epoch of preset `fast` on this machine: the unit of the
@@ -103,7 +90,7 @@ def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
     seconds_per_step = (seconds[total] - seconds[warmup]) / (total - warmup)
     record = {"minutes": seconds_per_step * steps_per_epoch / 60,
               "seconds_per_step": seconds_per_step, "steps_per_epoch": steps_per_epoch,
-              "timed_steps": total - warmup, "cpu": _cpu_model()}
+              "timed_steps": total - warmup, "cpu": distribute.cpu_model()}
     write_json(path, record)
     return record
 

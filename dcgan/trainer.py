@@ -240,11 +240,11 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
         # A kill may have come between this epoch end's checkpoint and its sample grid,
         # which depends only on the restored state: redo it.
         outputs.end_of_epoch(step // steps_per_epoch, step)
-    if total_steps is None:
-        bar = progress.EpochProgress(steps_per_epoch, last_epoch=None, remaining_steps=None)
-    else:
-        bar = progress.EpochProgress(steps_per_epoch, -(-total_steps // steps_per_epoch),
-                                     total_steps - step)
+    bar = progress.EpochProgress(
+        steps_per_epoch, None if total_steps is None else -(-total_steps // steps_per_epoch),
+        None if total_steps is None else total_steps - step,
+        None if config.max_train_minutes is None
+        else 60 * config.max_train_minutes - outputs.train_seconds)
     while step < end and not out_of_time():
         epoch = step // steps_per_epoch
         epoch_end = (epoch + 1) * steps_per_epoch

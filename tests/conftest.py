@@ -85,6 +85,18 @@ def float32_policy_after():
     keras.mixed_precision.set_global_policy("float32")
 
 
+# What the binaries' console filter and absl verbosity hide by default (dcgan/console.py).
+NOISE = ("oneDNN custom operations", "Could not find cuda drivers", "cuInit",
+         "Load dataset info", "Using MirroredStrategy", "Sharding callback duration",
+         "GeneratorDatasetOp", "absl::InitializeLog", "auto-shard rewrite", "remapper failed")
+
+
+def assert_no_noise(stderr):
+    """No line of a binary's `stderr` is of the start-up noise hidden by default."""
+    noisy = [line for line in stderr.splitlines() if any(noise in line for noise in NOISE)]
+    assert not noisy, noisy
+
+
 def one_line_starting(stderr, prefix):
     """The one line of `stderr` that starts with `prefix`, asserted to be its last
     non-empty line (so no traceback or second message follows it)."""
@@ -175,6 +187,23 @@ def train_for_fixture(config, strategy):
         return trainer.train(config, strategy)
     finally:
         keras.mixed_precision.set_global_policy("float32")
+
+
+def tiny_run(path, epochs, num_classes=0):
+    """A tutorial run on 128 images in batches of 32 in `path`: 4 steps an epoch, a
+    checkpoint at each epoch's end."""
+    config = tiny_config(path, 128, 32, epochs=epochs, num_fixed_samples=4)
+    config = dataclasses.replace(
+        config, model=dataclasses.replace(config.model, num_classes=num_classes))
+    train_for_fixture(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A `tiny_run` of 2 epochs, checkpoints at steps 4 and 8, for the session; tests
+    that write into it use a copy."""
+    return tiny_run(tmp_path_factory.mktemp("trained") / "run", epochs=2)
 
 
 def csv_rows(path):

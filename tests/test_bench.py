@@ -10,9 +10,10 @@ import sys
 import keras
 import pytest
 import tensorflow as tf
+from conftest import assert_no_noise
 from keras import layers
 
-from dcgan import models, profiling
+from dcgan import distribute, models, profiling
 from dcgan.config import PRESETS
 from dcgan.train_step import GanStep
 
@@ -150,8 +151,16 @@ def test_bench_writes_its_rows_and_a_profile(tmp_path):
          "--matmul_size=256", f"--json_out={json_path}", f"--profile_dir={profile_dir}"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
+    # The console: one header line first, and none of the start-up noise nor the
+    # auto-shard warning of each of the dataset's 1,000 epochs.
+    assert result.stdout.splitlines()[0] == (
+        "bench.py: preset fast, 1 configuration: precisions float32 x jit false x replicas 2 "
+        "x steps_per_call 2 x updates simultaneous x batch 64; 2 repeats of 4 steps after 2 "
+        f"warm-up; results to {json_path}; devices CPU:0, CPU:1; CPU {distribute.cpu_model()}")
+    assert_no_noise(result.stderr)
 
     report = json.loads(json_path.read_text())
+    assert report["cpu"] == distribute.cpu_model()
     names = [row["name"] for row in report["rows"]]
     assert names == ["baseline (tutorial loop, float32)", "input pipeline only",
                      "dcgan fast simultaneous float32 jit=False replicas=2 steps_per_call=2"]

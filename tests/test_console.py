@@ -4,15 +4,19 @@ switches that bring the rest back."""
 import os
 import pathlib
 import re
+import shutil
 import subprocess
 import sys
 
 import pytest
+from conftest import NOISE, assert_no_noise
 
-from dcgan import console
+from dcgan import classifier, console, distribute, progress
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
+# The end of every binary's header line but train.py's.
+DEVICES_AND_CPU = f"; devices CPU:0; CPU {distribute.cpu_model()}"
 
 # Lines a plain train.py printed before its first step (TensorFlow 2.21, TFDS 4.9.10).
 PRE_INIT_NOTE = ("WARNING: All log messages before absl::InitializeLog() is called are "
@@ -26,15 +30,20 @@ CUINIT = ("E0000 00:00:1796113848.477128    6627 cuda_platform.cc:52] failed cal
 GENERATOR_DATASET = ("W0000 00:00:1796113850.358399    6627 dataset.cc:997] Input of "
                      "GeneratorDatasetOp::Dataset will not be optimized because the dataset "
                      "does not implement the AsGraphDefInternal() method")
+AUTO_SHARD = ("W0000 00:00:1796125415.835768    8789 auto_shard.cc:559] The `assert_cardinality` "
+              "transformation is currently not handled by the auto-shard rewrite and will be "
+              "removed.")
+REMAPPER = ("E0000 00:00:1796125233.228915    5755 meta_optimizer.cc:967] remapper failed: "
+            "INVALID_ARGUMENT: Mutation::Apply error: fanout 'while/body/_1/while/Stateful"
+            "PartitionedCall/gradient_tape/tutorial_discriminator_1/leaky_re_lu_4_1/LeakyRelu/"
+            "LeakyReluGrad' exist for missing node 'while/body/_1/while/StatefulPartitionedCall/"
+            "tutorial_discriminator_1/conv2d_1_2/BiasAdd'.")
 ABSL_INFO = ("I1201 08:30:48.865566 140571494607744 dataset_info.py:711] Load dataset info "
              "from /root/tensorflow_datasets/fashion_mnist/3.0.1")
-NOISE = ("oneDNN custom operations", "Could not find cuda drivers", "cuInit",
-         "Load dataset info", "Using MirroredStrategy", "Sharding callback duration",
-         "GeneratorDatasetOp", "absl::InitializeLog")
 
 
 def test_the_filter_drops_cpp_lines_below_the_level_and_the_known_noise():
-    for line in (PRE_INIT_NOTE, ONEDNN, NO_CUDA, GENERATOR_DATASET):
+    for line in (PRE_INIT_NOTE, ONEDNN, NO_CUDA, GENERATOR_DATASET, AUTO_SHARD, REMAPPER):
         assert console._is_noise(line, min_level=1, hide_cuinit=False), line
     other_warning = "W0000 00:00:1796113850.3 6627 cpu_allocator_impl.cc:83] Allocation of"
     fatal = "F0000 00:00:1796113850.3 6627 check.cc:12] Check failed: x == y"
@@ -51,6 +60,33 @@ def test_the_filter_drops_cpp_lines_below_the_level_and_the_known_noise():
 def test_resume_command_drops_new_run_only():
     argv = ["train.py", "--new_run", "--run_dir=a b", "--nonew_run", "--new_run_x=1"]
     assert console.resume_command(argv) == "python train.py '--run_dir=a b' --new_run_x=1"
+
+
+def test_the_eta_is_the_mean_time_per_unit_times_those_left_capped_by_a_budget(monkeypatch,
+                                                                           capsys):
+    clock = iter([100.0, 130.0, 1000.0, 1120.0])  # The two objects' starts and ends.
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    countdown = progress.Countdown(5)
+    countdown.advance(2)
+    assert countdown.timing() == "elapsed 0:30, ETA 0:45"  # 15 s a unit, 3 left.
+    # 4 steps of an epoch in 120 s, 40 s of them training, of a 100 s training budget:
+    # 60 s left, however many steps the epochs would still take.
+    epochs = progress.EpochProgress(steps_per_epoch=4, last_epoch=100, remaining_steps=400,
+                                    train_seconds_left=100.0)
+    epochs.start_epoch()
+    epochs.update(4, 4, images=256, seconds=40.0, metrics={"d_loss": [0.5]})
+    epochs.end_epoch(1, {"d_loss": [0.5]})
+    assert capsys.readouterr().out == ("Epoch 1/100: d_loss 0.5, 6 img/s, elapsed 2:00, "
+                                       "ETA 1:00\n")
+
+
+def test_without_a_step_total_the_eta_is_the_budget_left_or_none(monkeypatch):
+    clock = iter([0.0, 50.0, 50.0])
+    monkeypatch.setattr(progress.time, "perf_counter", lambda: next(clock))
+    countdown = progress.Countdown(None)  # epochs=None: only the clock stops the run.
+    countdown.advance(10)
+    assert countdown.timing() == "elapsed 0:50"
+    assert countdown.timing(most_seconds_left=75.0) == "elapsed 0:50, ETA 1:15"
 
 
 def _train(tmp_path, *args, env=None, prelude=None):
@@ -99,8 +135,8 @@ def test_a_tiny_run_prints_a_header_a_line_per_epoch_and_the_warnings(tmp_path):
         assert re.fullmatch(rf"Epoch {number}/2: d_loss \S+ g_loss .* [\d,]+ img/s, "
                             r"elapsed \d+:\d\d, ETA \d+:\d\d", line), line
     assert done.startswith("Done: step 6, run directory ")
+    assert_no_noise(result.stderr)
     lines = result.stderr.splitlines()
-    assert not [line for line in lines if any(noise in line for noise in NOISE)], lines
     # stderr holds the two warnings and nothing else: the message and source line of
     # warnings.warn, and absl's line.
     assert len(lines) == 3, lines
@@ -130,3 +166,43 @@ def test_verbosity_and_the_environment_bring_the_info_lines_back(tmp_path, switc
         assert text not in result.stderr, (text, result.stderr[-3000:])
     if not switch:
         assert len(result.stderr.splitlines()) == 1, result.stderr
+
+
+def _binary(script, *args):
+    """`script` (eval.py, generate.py) run with `args`, stdout and stderr captured."""
+    return subprocess.run([sys.executable, str(REPO / script), *args], capture_output=True,
+                          text=True, timeout=600, cwd=REPO)
+
+
+def _assert_quiet_stderr(result):
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stderr == "", result.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_eval_prints_a_header_then_each_checkpoint_with_its_progress(trained_run, tmp_path):
+    run_dir = shutil.copytree(trained_run, tmp_path / "run")
+    result = _binary("eval.py", f"--run_dir={run_dir}", "--num_samples=300",
+                     "--memorisation_split=train[:6000]")
+    _assert_quiet_stderr(result)
+    header, columns, *rows = result.stdout.splitlines()
+    assert header == (f"eval.py: run {run_dir}, 2 checkpoints; classifier "
+                      f"v{classifier.CLASSIFIER_VERSION} (sha256 "
+                      f"{classifier.CLASSIFIER_SHA256[:12]}); 300 samples against the test "
+                      f"split; memorisation against train[:6000]{DEVICES_AND_CPU}")
+    assert columns.split()[:3] == ["step", "FID", "FID"]
+    assert len(rows) == 2, result.stdout
+    for number, (step, row) in enumerate(zip((4, 8), rows), 1):
+        assert re.fullmatch(rf"\s+{step} .* {number}/2, elapsed \d+:\d\d, ETA \d+:\d\d", row), row
+
+
+@pytest.mark.slow
+def test_generate_prints_a_header_then_what_it_wrote(trained_run, tmp_path):
+    out_dir = tmp_path / "generated"
+    result = _binary("generate.py", f"--generator={trained_run}", f"--out_dir={out_dir}",
+                     "--num_images=6", "--seed=2")
+    _assert_quiet_stderr(result)
+    assert result.stdout.splitlines() == [
+        f"generate.py: 6 images, seed 2; generator {trained_run} (unconditional, pixel range "
+        f"(-1.0, 1.0)); into {out_dir}: grid.png, images.npy{DEVICES_AND_CPU}",
+        f"Wrote 6 images to {out_dir}"]

@@ -1,4 +1,5 @@
 import functools
+import platform
 
 import pytest
 import tensorflow as tf
@@ -19,6 +20,16 @@ def test_cpu_bf16_detection_reads_cpuinfo_flags(tmp_path, flags, expected):
 
 def test_missing_cpuinfo_means_no_bf16(tmp_path):
     assert distribute.cpu_supports_bf16(tmp_path / "absent") is False
+
+
+def test_cpu_model_is_the_first_model_name_else_the_platforms(tmp_path):
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
+                       "model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu\n\n"
+                       "processor\t: 1\nmodel name\t: AMD EPYC 7B13 64-Core Processor\n")
+    assert distribute.cpu_model(cpuinfo) == "AMD EPYC 7B13 64-Core Processor"
+    assert distribute.cpu_model(tmp_path / "absent") == (platform.processor()
+                                                         or platform.machine())
 
 
 def test_explicit_dtype_policy_is_kept():

@@ -1,7 +1,6 @@
 """eval.py and dcgan.evaluator on a tiny real run directory."""
 
 import csv
-import dataclasses
 import json
 import pathlib
 import shutil
@@ -11,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import assert_one_error_line, tiny_config, train_for_fixture
+from conftest import assert_one_error_line, tiny_run
 
 from dcgan import checkpoints, classifier, data, evaluator, metrics
 from dcgan.config import TANH_RANGE, ConfigError, DataConfig
@@ -23,22 +22,6 @@ REPO = pathlib.Path(__file__).resolve().parent.parent
 MEMORISATION_SPLIT = "train[:6000]"
 SMALL = evaluator.EvalConfig(num_samples=300, batch_size=100, kid_subsets=5,
                              kid_subset_size=100, is_splits=3, train_split=MEMORISATION_SPLIT)
-
-
-def _tiny_run(path, epochs, num_classes=0):
-    """A tutorial run on 128 images in batches of 32: 4 steps an epoch, a checkpoint at
-    each epoch's end."""
-    config = tiny_config(path, 128, 32, epochs=epochs, num_fixed_samples=4)
-    config = dataclasses.replace(
-        config, model=dataclasses.replace(config.model, num_classes=num_classes))
-    train_for_fixture(config, tf.distribute.MirroredStrategy(["/cpu:0"]))
-    return path
-
-
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory):
-    """Checkpoints at steps 4 and 8; tests use a copy (`run_dir`)."""
-    return _tiny_run(tmp_path_factory.mktemp("eval") / "run", epochs=2)
 
 
 @pytest.fixture
@@ -166,7 +149,7 @@ def test_exported_generator(run_dir, tmp_path):
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
     """A conditional run with a checkpoint at step 4; tests use a copy."""
-    return _tiny_run(tmp_path_factory.mktemp("eval") / "conditional", epochs=1, num_classes=10)
+    return tiny_run(tmp_path_factory.mktemp("eval") / "conditional", epochs=1, num_classes=10)
 
 
 @pytest.fixture

@@ -1,15 +1,16 @@
 """sweep.py end to end on a tiny budget: rows, plot, and a stopped sweep that continues."""
 
 import pathlib
+import re
 import signal
 import subprocess
 import sys
 
 import pytest
 import tensorflow as tf
-from conftest import after_prelude, checkpoint_steps, csv_rows, loss_rows
+from conftest import after_prelude, assert_no_noise, checkpoint_steps, csv_rows, loss_rows
 
-from dcgan import sweeps
+from dcgan import distribute, sweeps
 from dcgan.config import ConfigError
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -44,6 +45,19 @@ def test_sweep_scores_each_budget_and_continues_after_a_kill_mid_segment(tmp_pat
                                                                    "0.01")
     assert float(row["minutes"]) >= 0.01 and float(row["fid"]) > 0
     run_dir = tmp_path / "fast_batch_size=32" / "seed_3"
+    # The console: sweep.py's header, then per segment its line, the trainer's header and
+    # epoch line (the budget ends the first epoch) and the score, then the table.
+    header, segment, train_header, epoch, score, *table = first.stdout.splitlines()
+    assert header == ("sweep.py: configurations fast:batch_size=32; seeds 3; budgets 0.01 "
+                      f"minutes; 200 samples per FID; out_dir {tmp_path}; devices CPU:0; "
+                      f"CPU {distribute.cpu_model()}")
+    assert segment == "== fast:batch_size=32, seed 3: training to 0.01 minutes"
+    assert train_header.startswith("fast: G ") and "global batch 32, " in train_header
+    assert train_header.endswith(f"1 replica (CPU:0), run directory {run_dir}")
+    assert re.fullmatch(r"Epoch 1/\d+: d_loss .* img/s, elapsed \d+:\d\d, ETA [\d:]+", epoch)
+    assert re.fullmatch(rf"   step {row['step']}, [\d.]+ min: FID [\d.]+", score), score
+    assert len(table) == 3 and all(line.startswith("|") for line in table), table
+    assert_no_noise(first.stderr)
     first_segment = int(row["step"])
     assert checkpoint_steps(run_dir) == [first_segment]
     grid = tf.io.decode_png(tf.io.read_file(
