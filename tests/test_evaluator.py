@@ -188,8 +188,8 @@ def test_conditional_run_is_scored_per_class(conditional_run_dir, test_split_fea
         assert float(csv_row[column]) == pytest.approx(row[column], rel=1e-12)
 
     # The same samples (same seed and batches as eval.py), classified and compared here.
-    scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=1300,
-                                                      train_split=MEMORISATION_SPLIT))
+    # Only its samples and classifier are used: no training images to embed.
+    scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=1300, train_split=None))
     samples, labels = scorer.samples(checkpoints.restore_generator(conditional_run_dir))
     assert np.array_equal(np.bincount(labels), [130] * 10)
     features, probabilities = classifier.embed(scorer.classifier, samples, TANH_RANGE)
