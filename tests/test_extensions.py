@@ -174,27 +174,30 @@ def _checkpointed_generator(run_dir, key):
 
 
 @pytest.mark.slow
-# Each run reads 4 batches of 32 an epoch; the interrupted run stops in epoch 2.
-@pytest.mark.parametrize("preset, overrides, train_examples", [
+# 2 epochs of 128 images in batches of 32; the interrupted run stops at the first step of
+# epoch 2.
+@pytest.mark.parametrize("preset, overrides, steps_per_epoch", [
     # n_critic=2: 2 batches a step.
-    ("wgan_gp", {"n_critic": 2, "ema_decay": 0.9}, 256),
+    ("wgan_gp", {"n_critic": 2, "ema_decay": 0.9}, 2),
     # G's batch-norm statistics in the average, D's batch norm in the checkpoint.
-    ("fast", {}, 128),
+    ("fast", {}, 4),
     # Spectral norm's power-iteration vectors in the checkpoint.
-    ("fast", {"model": ModelConfig("fast_sn", noise_dim=100)}, 128),
+    ("fast", {"model": ModelConfig("fast_sn", noise_dim=100)}, 4),
 ], ids=["wgan_gp", "fast", "fast_sn"])
 def test_ema_runs_resume_exactly_and_sample_from_the_average(tmp_path, preset, overrides,
-                                                              train_examples, two_replicas,
+                                                              steps_per_epoch, two_replicas,
                                                               float32_policy_after, short_run):
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-    overrides = {"train_examples": train_examples, "epochs": 2, **overrides}
+    overrides = {"train_examples": 128, "epochs": 2, **overrides}
     trainer.train(short_run(uninterrupted, preset, **overrides), two_replicas)
-    trainer.train(short_run(resumed, preset, max_steps=5, **overrides), two_replicas)
+    trainer.train(short_run(resumed, preset, max_steps=steps_per_epoch + 1, **overrides),
+                  two_replicas)
     trainer.train(short_run(resumed, preset, **overrides), two_replicas)
 
     rows = loss_rows(uninterrupted)
     assert [(row["step"], row["epoch"]) for row in rows] == [
-        (str(step), str(1 + (step - 1) // 4)) for step in range(1, 2 * 4 + 1)]
+        (str(step), str(1 + (step - 1) // steps_per_epoch))
+        for step in range(1, 2 * steps_per_epoch + 1)]
     penalized = preset == "wgan_gp"
     assert all((float(row["d_penalty"]) > 0) == penalized for row in rows)
     columns = ("step", "epoch") + METRIC_NAMES
