@@ -262,12 +262,12 @@ def interrupted_train(monkeypatch):
 
 @pytest.fixture
 def short_run():
-    """`short_run(run_dir, preset, **overrides)`: `tiny_config` for a few exactly
-    repeatable float32 steps on real data: 256 images, batches of 32, 1 epoch, 3 steps
-    per call."""
+    """`short_run(run_dir, preset, train_examples=256, **overrides)`: `tiny_config` for a
+    few exactly repeatable float32 steps on real data: the first `train_examples` images,
+    batches of 32, 1 epoch, 3 steps per call."""
 
-    def config(run_dir, preset="tutorial", **overrides):
-        return tiny_config(run_dir, 256, 32, preset,
+    def config(run_dir, preset="tutorial", train_examples=256, **overrides):
+        return tiny_config(run_dir, train_examples, 32, preset,
                            **{"seed": 1, "epochs": 1, "steps_per_call": 3, "num_fixed_samples": 4,
                               **overrides})
 

@@ -147,7 +147,7 @@ def test_bench_writes_its_rows_and_a_profile(tmp_path):
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench.py"), "--batch_sizes=64", "--dtype_policies=float32",
          "--replicas=2",
-         "--steps=4", "--warmup_steps=2", "--steps_per_call=2", "--repeats=2",
+         "--steps=4", "--warmup_steps=2", "--steps_per_call=2", "--repeats=1",
          "--matmul_size=256", f"--json_out={json_path}", f"--profile_dir={profile_dir}"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]

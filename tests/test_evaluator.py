@@ -20,6 +20,9 @@ pytestmark = pytest.mark.slow
 REPO = pathlib.Path(__file__).resolve().parent.parent
 # A tenth of the training split keeps the memorisation check's embedding short.
 MEMORISATION_SPLIT = "train[:6000]"
+# eval.py's runs here check its flags, files and errors, not what memorisation finds (the
+# in-process tests do, on MEMORISATION_SPLIT): fewer training images to embed each start.
+EVAL_PY_MEMORISATION_SPLIT = "train[:1000]"
 SMALL = evaluator.EvalConfig(num_samples=300, batch_size=100, kid_subsets=5,
                              kid_subset_size=100, is_splits=3, train_split=MEMORISATION_SPLIT)
 
@@ -89,7 +92,7 @@ def test_too_few_samples_for_fid_is_refused():
 
 
 def _eval(*args):
-    args = (f"--memorisation_split={MEMORISATION_SPLIT}", *args)
+    args = (f"--memorisation_split={EVAL_PY_MEMORISATION_SPLIT}", *args)
     return subprocess.run([sys.executable, str(REPO / "eval.py"), *args], capture_output=True,
                           text=True, timeout=300, cwd=REPO)
 
@@ -171,8 +174,8 @@ def test_conditional_run_is_scored_per_class(conditional_run_dir, test_split_fea
         assert float(csv_row[column]) == pytest.approx(row[column], rel=1e-12)
 
     # The same samples (same seed and batches as eval.py), classified and compared here.
-    scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=1300,
-                                                      train_split=MEMORISATION_SPLIT))
+    # Only its samples and classifier are used: no training images to embed.
+    scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=1300, train_split=None))
     samples, labels = scorer.samples(checkpoints.restore_generator(conditional_run_dir))
     assert np.array_equal(np.bincount(labels), [130] * 10)
     features, probabilities = classifier.embed(scorer.classifier, samples, TANH_RANGE)

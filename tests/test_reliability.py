@@ -147,11 +147,12 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
     """Four kills, each followed by the same command: the finished run directory is the
     one an uninterrupted run leaves, number for number."""
     reference_dir, run_dir = tmp_path / "reference", tmp_path / "run"
-    # 3 epochs of 8 steps; a checkpoint every 4 steps; calls of up to 3 steps, so
-    # losses.csv runs ahead of the last checkpoint.
-    flags = ("--epochs=3", "--steps_per_call=3", "--checkpoint_every_steps=4")
+    # 3 epochs of 4 steps (256 images); a checkpoint every 4 steps; calls of up to 3
+    # steps, so losses.csv runs ahead of the last checkpoint.
+    flags = ("--train_examples=256", "--epochs=3", "--steps_per_call=3",
+             "--checkpoint_every_steps=4")
     args = (f"--run_dir={run_dir}", *TINY, *flags)
-    trainer.train(_tiny_config(reference_dir, epochs=3, steps_per_call=3,
+    trainer.train(_tiny_config(reference_dir, 256, epochs=3, steps_per_call=3,
                                checkpoint_every_steps=4), two_replicas)
 
     # 1. Between two checkpoints, with rows beyond the last one in losses.csv.
@@ -176,7 +177,7 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
     result = _run(args, tmp_path, prelude=KILL_BEFORE_RENAME.format(
         prefixes=("epoch_0003",)))
     assert result.returncode == -signal.SIGKILL
-    assert checkpoint_steps(run_dir)[-1] == 24
+    assert checkpoint_steps(run_dir)[-1] == 12
     assert _partials(run_dir, ("epoch_0003",))
     assert not (run_dir / "samples" / "epoch_0003.png").exists()
 
@@ -193,7 +194,7 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
 
     columns = ("step", "epoch") + trainer.METRIC_NAMES
     rows = loss_rows(run_dir)
-    assert [int(row["step"]) for row in rows] == list(range(1, 25))
+    assert [int(row["step"]) for row in rows] == list(range(1, 13))
     assert ([[row[name] for name in columns] for row in rows]
             == [[row[name] for name in columns] for row in loss_rows(reference_dir)])
     resumed = checkpoints.restore_generator(run_dir).weights
