@@ -11,7 +11,6 @@ any test image is; memorisation.png shows the closest pairs.
   python eval.py --generator=runs/fast/generator.keras
 """
 
-import os
 import time
 
 from absl import app, flags
@@ -21,7 +20,7 @@ from dcgan import console
 console.quiet_startup()  # Before TensorFlow loads.
 
 from dcgan import checkpoints, classifier, data, evaluator, progress  # noqa: E402
-from dcgan.config import DEFAULT_DATA_DIR, ConfigError  # noqa: E402
+from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 
 flags.DEFINE_string("run_dir", "runs/fast", "Run directory whose checkpoints to score.")
@@ -116,9 +115,8 @@ def main(argv):
                                   data_dir=FLAGS.data_dir, train_split=FLAGS.memorisation_split)
     generator = checkpoints.load_generator(FLAGS.generator) if FLAGS.generator else None
     if generator is None:
-        if not os.path.isdir(FLAGS.run_dir):
-            raise ConfigError(f"Run directory {FLAGS.run_dir} does not exist.")
-        num_checkpoints = len(checkpoints.list_checkpoints(FLAGS.run_dir))
+        # Before the evaluator's minute of embedding the real images.
+        num_checkpoints = len(evaluator.checkpoints_to_score(FLAGS.run_dir))
         print(_header(f"run {FLAGS.run_dir}, {num_checkpoints} checkpoint"
                       f"{'s' * (num_checkpoints != 1)}", config), flush=True)
         _evaluate_run(evaluator.Evaluator(config))

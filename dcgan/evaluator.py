@@ -26,8 +26,8 @@ from dcgan import bootstrap, checkpoints, classifier, data, images, metrics, mod
 from dcgan.config import DEFAULT_DATA_DIR, ConfigError, DataConfig
 from dcgan.files import atomic_path, write_json
 
-__all__ = ["CONDITIONAL_COLUMNS", "EvalConfig", "METRIC_COLUMNS", "Evaluator", "class_column",
-           "evaluate_run"]
+__all__ = ["CONDITIONAL_COLUMNS", "EvalConfig", "METRIC_COLUMNS", "Evaluator",
+           "checkpoints_to_score", "class_column", "evaluate_run"]
 
 # fid_low, fid_high: the 95% bootstrap interval of `bootstrap.fid_interval` (the reference
 # statistics fixed). Rows written before these columns existed lack them: they are kept
@@ -255,6 +255,21 @@ def _write(run_dir: pathlib.Path, rows: list[dict], evaluator: Evaluator):
         title=f"{run_dir.name}: {evaluator.config.num_samples} samples vs the test split")
 
 
+def checkpoints_to_score(run_dir) -> list[str]:
+    """The checkpoint prefixes of `run_dir`, oldest first: what `evaluate_run` scores (or
+    skips as scored), checkable before an `Evaluator` embeds the real images.
+
+    Raises:
+      ConfigError: `run_dir` does not exist or has no checkpoint.
+    """
+    if not pathlib.Path(run_dir).is_dir():
+        raise ConfigError(f"Run directory {run_dir} does not exist.")
+    prefixes = checkpoints.list_checkpoints(run_dir)
+    if not prefixes:
+        raise ConfigError(f"{run_dir} has no checkpoint to evaluate.")
+    return prefixes
+
+
 def evaluate_run(run_dir, evaluator: Evaluator, on_row=print, include_cached=False,
                  on_start=None) -> tuple[list[dict], int]:
     """Evaluates every checkpoint of `run_dir` that has no row yet, calling `on_row` with
@@ -270,11 +285,7 @@ def evaluate_run(run_dir, evaluator: Evaluator, on_row=print, include_cached=Fal
         match the run's architecture. Nothing is written then.
     """
     run_dir = pathlib.Path(run_dir)
-    if not run_dir.is_dir():
-        raise ConfigError(f"Run directory {run_dir} does not exist.")
-    prefixes = checkpoints.list_checkpoints(run_dir)
-    if not prefixes:
-        raise ConfigError(f"{run_dir} has no checkpoint to evaluate.")
+    prefixes = checkpoints_to_score(run_dir)
     rows = {row["step"]: row for row in _load_rows(run_dir / "metrics.json", evaluator)}
     new = [prefix for prefix in prefixes if _checkpoint_step(prefix) not in rows]
     if include_cached:
