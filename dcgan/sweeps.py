@@ -259,7 +259,8 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
             beaten[better].append(worse)
         for spec in sorted(fids, key=lambda name: np.mean(fids[name])):
             mean, low, high = t_interval(fids[spec])
-            interval = "-" if np.isnan(low) else f"{low:.1f}-{high:.1f}"
+            # Brackets: with few seeds the low end can be negative (FID itself cannot).
+            interval = "-" if np.isnan(low) else f"[{low:.1f}, {high:.1f}]"
             shown_budget = budget / epoch["minutes"] if epoch else budget
             line = (f"| {shown_budget:.3g} | {spec} | {mean:.1f} | {interval} | "
                     f"{len(fids[spec])} | {np.mean(minutes[budget, spec]):.1f} | "

@@ -209,10 +209,10 @@ def test_leaderboard_markdown_from_a_sweep_csv(tmp_path):
     assert table[0].startswith("| budget (min) | configuration | FID mean |")
     half = 4.303 / 3**0.5
     assert table[2:] == [
-        f"| 5 | a | 11.0 | {11 - half:.1f}-{11 + half:.1f} | 3 | 5.2 | b |",
-        "| 5 | c | 17.5 | " + "{:.1f}-{:.1f}".format(*sweeps.t_interval([10.5, 30, 12])[1:])
+        f"| 5 | a | 11.0 | [{11 - half:.1f}, {11 + half:.1f}] | 3 | 5.2 | b |",
+        "| 5 | c | 17.5 | [{:.1f}, {:.1f}]".format(*sweeps.t_interval([10.5, 30, 12])[1:])
         + " | 3 | 5.0 | - |",
-        f"| 5 | b | 21.0 | {21 - half:.1f}-{21 + half:.1f} | 3 | 5.0 | - |",
+        f"| 5 | b | 21.0 | [{21 - half:.1f}, {21 + half:.1f}] | 3 | 5.0 | - |",
         "| 10 | a | 8.0 | - | 1 | 10.0 | - |"]
 
 
