@@ -288,9 +288,9 @@ def print_table(rows, peaks):
 
 def header(preset) -> str:
     """bench.py's first line: the configurations it measures and how, devices, CPU."""
-    axes = {"precisions": [f"{precision} ({distribute.resolve_precision(precision)})"
-                           if precision == "auto" else precision
-                           for precision in FLAGS.precisions],
+    axes = {"dtype_policies": [f"{policy} ({distribute.resolve_dtype_policy(policy)})"
+                               if policy == "auto" else policy
+                               for policy in FLAGS.dtype_policies],
             "jit": FLAGS.jit, "replicas": FLAGS.replicas,
             "steps_per_call": FLAGS.steps_per_call, "updates": FLAGS.updates or [preset.update],
             "batch": FLAGS.batch_sizes or [str(preset.data.global_batch_size)]}
@@ -298,7 +298,8 @@ def header(preset) -> str:
     return progress.binary_header("bench.py", [
         f"preset {FLAGS.preset}, {count} configuration{'s' * (count > 1)}: "
         + " x ".join(f"{name} {', '.join(values)}" for name, values in axes.items()),
-        f"{FLAGS.repeats} repeats of {FLAGS.steps} steps after {FLAGS.warmup_steps} warm-up",
+        f"{FLAGS.repeats} repeat{'s' * (FLAGS.repeats > 1)} of {FLAGS.steps} steps after "
+        f"{FLAGS.warmup_steps} warm-up",
         f"results to {FLAGS.json_out}"])
 
 

@@ -154,8 +154,8 @@ def test_bench_writes_its_rows_and_a_profile(tmp_path):
     # The console: one header line first, and none of the start-up noise nor the
     # auto-shard warning of each of the dataset's 1,000 epochs.
     assert result.stdout.splitlines()[0] == (
-        "bench.py: preset fast, 1 configuration: precisions float32 x jit false x replicas 2 "
-        "x steps_per_call 2 x updates simultaneous x batch 64; 2 repeats of 4 steps after 2 "
+        "bench.py: preset fast, 1 configuration: dtype_policies float32 x jit false x replicas 2 "
+        "x steps_per_call 2 x updates simultaneous x batch 64; 1 repeat of 4 steps after 2 "
         f"warm-up; results to {json_path}; devices CPU:0, CPU:1; CPU {distribute.cpu_model()}")
     assert_no_noise(result.stderr)
 

@@ -225,7 +225,7 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
 # inside the process, so the moment does not depend on the machine's load): the loop sees
 # them only at the next call boundary, as it would a signal sent by a scheduler.
 SIGNAL_IN_THIRD_CALL = """
-import os, signal
+import os, signal, time
 from dcgan import preemption
 _run, calls = preemption.LocalStop.run, []
 def run(self, train_call):
@@ -235,6 +235,9 @@ def run(self, train_call):
     def signalled_call():
         for _ in range({count}):
             os.kill(os.getpid(), signal.{name})
+            # Python runs the handler once for signals that arrive before it gets to it:
+            # the sleep (which a signal interrupts) lets it run before the next one.
+            time.sleep(0.05)
         return train_call()
     return _run(self, signalled_call)
 preemption.LocalStop.run = run
