@@ -51,8 +51,15 @@ def _start(args, log_path, prelude=None):
     command = ([*after_prelude(prelude, TRAIN_PY), *args] if prelude
                else [sys.executable, TRAIN_PY, *args])
     with open(log_path, "w") as log, open(f"{log_path}.stderr", "w") as errors:
+        # SIGINT at its default: a suite started in the background (`pytest &` from a
+        # script) inherits it ignored, and a second Ctrl-C would then be ignored too.
         return subprocess.Popen(command, cwd=REPO, stdout=log, stderr=errors,
-                                env={**os.environ, "PYTHONPATH": str(REPO)})
+                                env={**os.environ, "PYTHONPATH": str(REPO)},
+                                preexec_fn=_default_sigint)
+
+
+def _default_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _completed(process, log_path):
