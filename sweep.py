@@ -38,7 +38,7 @@ console.quiet_startup()  # Before TensorFlow loads.
 from dcgan import (checkpoints, distribute, evaluator, progress, sweeps,  # noqa: E402
                    trainer, validation)
 from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
-from dcgan.files import write_text  # noqa: E402
+from dcgan.files import atomic_path, write_text  # noqa: E402
 
 flags.DEFINE_list("configs", ["tutorial", "fast"], "Configurations: preset[:flag=value...].")
 flags.DEFINE_list("seeds", ["0"], "Seeds; each configuration runs once per seed.")
@@ -127,8 +127,10 @@ def main(argv):
                        "minutes": sweeps.trained_minutes(run_dir, result["step"]),
                        "step": result["step"], **scorer.evaluate(generator)}
                 (out_dir / GRID_DIR).mkdir(exist_ok=True)
-                shutil.copyfile(run_dir / "final_grid.png",
-                                out_dir / GRID_DIR / sweeps.grid_name(spec, seed, budget))
+                # Atomic, as every file of a run: a kill leaves no half-written grid.
+                with atomic_path(out_dir / GRID_DIR / sweeps.grid_name(spec, seed, budget)
+                                 ) as partial:
+                    shutil.copyfile(run_dir / "final_grid.png", partial)
                 log.add({key: row.get(key, "")
                          for key in ("budget_minutes",) + sweeps.SWEEP_COLUMNS})
                 print(f"   step {row['step']}, {row['minutes']:.2f} min: "
