@@ -42,7 +42,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from dcgan import data, distribute, models, overrides, profiling, progress  # noqa: E402
-from dcgan.config import PRESETS, TANH_RANGE  # noqa: E402
+from dcgan.config import TANH_RANGE  # noqa: E402
+from dcgan.presets import PRESETS  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
 from dcgan.train_step import GanStep  # noqa: E402
 

@@ -27,8 +27,9 @@ console.quiet_startup()  # Before TensorFlow loads.
 
 from dcgan import config as config_lib  # noqa: E402
 from dcgan import data, distribute, overrides, trainer  # noqa: E402
+from dcgan.presets import PRESETS  # noqa: E402
 
-flags.DEFINE_enum("preset", "fast", sorted(config_lib.PRESETS),
+flags.DEFINE_enum("preset", "fast", sorted(PRESETS),
                   "Architecture and training recipe; other flags override its values.")
 flags.DEFINE_string("run_dir", None, "Run directory (default runs/<preset>). An existing one "
                     "is resumed from its latest checkpoint.")
@@ -74,7 +75,7 @@ FLAGS = flags.FLAGS
 def config_from_flags() -> config_lib.TrainConfig:
     # About the flags, not the config: a config cannot tell an explicit
     # --conditioning=projection from the preset's default.
-    preset = config_lib.PRESETS[FLAGS.preset]
+    preset = PRESETS[FLAGS.preset]
     conditional = FLAGS.conditional or preset.model.num_classes > 0
     if FLAGS.conditioning and not conditional:
         raise config_lib.ConfigError("--conditioning applies only with --conditional")

@@ -17,7 +17,8 @@ import numpy as np
 import scipy.stats
 
 from dcgan import checkpoints, distribute, images, overrides, trainer
-from dcgan.config import PRESETS, ConfigError
+from dcgan.config import ConfigError
+from dcgan.presets import PRESETS
 from dcgan.files import atomic_path, write_json
 
 __all__ = [

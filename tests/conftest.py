@@ -15,7 +15,8 @@ import pytest
 import tensorflow as tf
 
 from dcgan import checkpoints, distribute, models, run_state, trainer
-from dcgan.config import PRESETS, DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from dcgan.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from dcgan.presets import PRESETS
 from dcgan.train_step import GanStep
 
 # Two logical CPU devices for the whole session, so MirroredStrategy runs real replicas.

@@ -9,7 +9,8 @@ import pytest
 import tensorflow as tf
 
 from dcgan import augment, models
-from dcgan.config import PRESETS, ConfigError, ModelConfig, OptimizerConfig
+from dcgan.config import ConfigError, ModelConfig, OptimizerConfig
+from dcgan.presets import PRESETS
 from dcgan.train_step import METRIC_NAMES, GanStep
 
 

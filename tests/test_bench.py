@@ -14,7 +14,7 @@ from conftest import assert_no_noise
 from keras import layers
 
 from dcgan import distribute, models, profiling
-from dcgan.config import PRESETS
+from dcgan.presets import PRESETS
 from dcgan.train_step import GanStep
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

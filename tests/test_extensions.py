@@ -10,7 +10,8 @@ import tensorflow as tf
 from conftest import loss_rows, make_gan_step, random_batches, run_steps
 
 from dcgan import checkpoints, losses, models, trainer
-from dcgan.config import PRESETS, ConfigError, ModelConfig
+from dcgan.config import ConfigError, ModelConfig
+from dcgan.presets import PRESETS
 from dcgan.ema import ema_decay_after
 from dcgan.train_step import METRIC_NAMES
 from dcgan.validation import validate

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from dcgan import models, trainer
-from dcgan.config import PRESETS, ConfigError, ModelConfig, OptimizerConfig
+from dcgan.config import ConfigError, ModelConfig, OptimizerConfig
+from dcgan.presets import PRESETS
 from dcgan.train_step import GanStep
 
 BATCH = 8

@@ -8,7 +8,8 @@ import pathlib
 import pytest
 
 from dcgan import overrides, sweeps
-from dcgan.config import PRESETS, ConfigError, TrainConfig
+from dcgan.config import ConfigError, TrainConfig
+from dcgan.presets import PRESETS
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

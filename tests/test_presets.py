@@ -6,7 +6,7 @@ import pytest
 from conftest import checkpoint_steps, loss_rows
 
 from dcgan import checkpoints, models, trainer
-from dcgan.config import PRESETS
+from dcgan.presets import PRESETS
 from dcgan.train_step import METRIC_NAMES
 
 PER_LOSS_PRESETS = ("hinge", "least_squares", "wgan_gp_fast", "r3gan", "fast_conditional")

@@ -25,8 +25,9 @@ from conftest import (after_prelude, assert_one_error_line, checkpoint_steps, cs
                       train_for_fixture)
 
 from dcgan import checkpoints, data, files, loss_log, losses, models, preemption, runs, trainer
-from dcgan.config import (DEFAULT_DATA_DIR, PRESETS, ConfigError, DataConfig, ModelConfig,
+from dcgan.config import (DEFAULT_DATA_DIR, ConfigError, DataConfig, ModelConfig,
                           OptimizerConfig, TrainConfig)
+from dcgan.presets import PRESETS
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")

@@ -10,7 +10,8 @@ import pytest
 import tensorflow as tf
 
 from dcgan import run_state, schedules, trainer
-from dcgan.config import PRESETS, ConfigError, OptimizerConfig
+from dcgan.config import ConfigError, OptimizerConfig
+from dcgan.presets import PRESETS
 from dcgan.optimizers import make_optimizer
 
 PEAK = 2e-3

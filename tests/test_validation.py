@@ -3,7 +3,8 @@ import dataclasses
 import pytest
 
 from dcgan import models, run_state
-from dcgan.config import PRESETS, SIGMOID_RANGE, TANH_RANGE, ConfigError
+from dcgan.config import SIGMOID_RANGE, TANH_RANGE, ConfigError
+from dcgan.presets import PRESETS
 from dcgan.validation import validate
 
 

@@ -1,0 +1,100 @@
+"""The named recipes (`train.py --preset=NAME`): one TrainConfig each.
+
+Each comment gives the paper or measurement the recipe follows; BUILD_NOTES.md holds the
+sweeps that chose the settings and the leaderboard that ranks them at equal minutes.
+"""
+
+import dataclasses
+
+from dcgan.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+
+__all__ = ["PRESETS"]
+
+
+PRESETS = {
+    # The TensorFlow DCGAN tutorial's recipe.
+    "tutorial": TrainConfig(
+        run_dir="runs/tutorial",
+        model=ModelConfig("tutorial", noise_dim=100),
+        data=DataConfig(global_batch_size=256),
+        generator_optimizer=OptimizerConfig(1e-4),
+        discriminator_optimizer=OptimizerConfig(1e-4),
+        update="simultaneous",
+    ),
+    # The Fashion-MNIST GAN this project grew from.
+    "fashion128": TrainConfig(
+        run_dir="runs/fashion128",
+        model=ModelConfig("fashion128", noise_dim=128),
+        data=DataConfig(global_batch_size=128),
+        generator_optimizer=OptimizerConfig(1e-4),
+        discriminator_optimizer=OptimizerConfig(1e-5),
+    ),
+    # Quality per minute (issue 11) and the default of train.py: the "fast" networks (see
+    # dcgan.models), Adam 2e-4 and beta1 0.5 (Radford et al. 2016), batch 128 for twice
+    # the updates per epoch, and samples from an EMA of G with a half-life of half an
+    # epoch. 18 epochs (8,424 steps) fit in a quarter of the tutorial's 50-epoch time on
+    # a 2-core CPU.
+    "fast": TrainConfig(
+        run_dir="runs/fast",
+        model=ModelConfig("fast", noise_dim=100),
+        data=DataConfig(global_batch_size=128),
+        generator_optimizer=OptimizerConfig(2e-4, beta_1=0.5),
+        discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.5),
+        update="simultaneous",
+        ema_decay=0.997,
+        epochs=18,
+    ),
+    # WGAN-GP (Gulrajani et al. 2017, algorithm 1): the paper's hyper-parameters with its
+    # batch of 64, for which they were chosen. Each G step reads 5 critic batches, so an
+    # epoch is 187 G steps at batch 64 and would be only 46 at 256.
+    "wgan_gp": TrainConfig(
+        run_dir="runs/wgan_gp",
+        model=ModelConfig("tutorial_critic", noise_dim=100),
+        data=DataConfig(global_batch_size=64),
+        generator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
+        discriminator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
+        loss="wasserstein",
+        update="alternating",
+        n_critic=5,
+        gp_weight=10.0,
+    ),
+}
+
+
+def _fast_with(name: str, **fields) -> TrainConfig:
+    """PRESETS["fast"] with `fields` replaced and its run directory runs/<name>."""
+    return dataclasses.replace(PRESETS["fast"], run_dir=f"runs/{name}", **fields)
+
+
+# The other losses on the fast networks (issue 20), so that a comparison of losses is not
+# a comparison of networks: fast's batch, schedule and EMA throughout. sweep.py ranks them
+# at equal minutes (BUILD_NOTES.md, "Leaderboard"); where a setting departs from fast's,
+# the comment gives the published recipe it follows.
+PRESETS.update({
+    # Lim & Ye 2017; Miyato et al. 2018 pair it with spectral norm, which lost to batch
+    # norm at equal minutes here (BUILD_NOTES.md, "Quality per minute").
+    "hinge": _fast_with("hinge", loss="hinge"),
+    # Mao et al. 2017, the 0-1 coding (a = 0, b = c = 1) with fast's Adam.
+    "least_squares": _fast_with("least_squares", loss="least_squares"),
+    # Gulrajani et al. 2017, algorithm 1 (penalty 10, 5 critic updates, Adam(1e-4, 0.5,
+    # 0.9), batch 64) on a critic without batch norm, which the penalty needs: fast_nf.
+    "wgan_gp_fast": _fast_with(
+        "wgan_gp_fast", model=ModelConfig("fast_nf", noise_dim=100),
+        data=DataConfig(global_batch_size=64),
+        generator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
+        discriminator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
+        loss="wasserstein", update="alternating", n_critic=5, gp_weight=10.0),
+    # R3GAN (Huang et al. 2025): the relativistic pairing loss with R1 and R2 of one
+    # gamma on a normalisation-free D, Adam beta_1 = 0 (their beta_2 0.99), and the
+    # penalties lazily every 16 D updates (Karras et al. 2020) to keep their double
+    # backpropagation cheap. gamma 0.1: their small-image settings are 0.05-0.1.
+    "r3gan": _fast_with(
+        "r3gan", model=ModelConfig("fast_nf", noise_dim=100),
+        generator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
+        discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
+        loss="relativistic", r1_weight=0.1, r2_weight=0.1, penalty_every=16),
+    # fast conditioned on the class (what `train.py --conditional` makes of fast), as a
+    # preset so that sweep.py can rank it.
+    "fast_conditional": _fast_with(
+        "fast_conditional", model=ModelConfig("fast", noise_dim=100, num_classes=10)),
+})
