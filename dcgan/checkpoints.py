@@ -41,6 +41,7 @@ def _shape_mismatches(checkpoint: tf.train.Checkpoint, reader) -> list[str]:
     shape. Objects are paired as `restore` pairs them: by name, from the root down the
     checkpoint's object graph."""
     graph = trackable_object_graph_pb2.TrackableObjectGraph()
+    # The key under which every object-based checkpoint stores its object graph.
     graph.ParseFromString(reader.get_tensor("_CHECKPOINTABLE_OBJECT_GRAPH"))
     saved_shapes = reader.get_variable_to_shape_map()
     mismatches, visited = [], set()
@@ -70,9 +71,10 @@ def restore_checkpoint(checkpoint: tf.train.Checkpoint, prefix: str):
     has the shape saved in `prefix`.
 
     `restore` raises at the first variable of another shape, before it returns the status
-    whose `expect_partial()` silences the partly restored checkpoint; TensorFlow then logs
-    a "Value in checkpoint could not be found" warning for each value left whenever the
-    restore's state is garbage-collected, e.g. after a binary has printed its error.
+    whose `expect_partial()` would silence the partly restored checkpoint; TensorFlow then
+    logs a "Value in checkpoint could not be found" warning for each value left when the
+    restore's state is garbage-collected (`_CheckpointRestoreCoordinatorDeleter.__del__`
+    in tensorflow/python/checkpoint/checkpoint.py), in a binary after its error line.
 
     Returns:
       The load status `restore` returns.
