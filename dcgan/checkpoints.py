@@ -54,7 +54,8 @@ def _shape_mismatches(checkpoint: tf.train.Checkpoint, reader) -> list[str]:
         for attribute in node.attributes:
             if attribute.name == "VARIABLE_VALUE":
                 saved = tuple(saved_shapes[attribute.checkpoint_key])
-                if saved != tuple(trackable.shape):
+                # Compatible, as restore asks: a dimension of None takes any size.
+                if not tf.TensorShape(trackable.shape).is_compatible_with(saved):
                     mismatches.append(f"{'/'.join(path)}: {saved} in the checkpoint, "
                                       f"{tuple(trackable.shape)} in the model")
         children = tf.train.TrackableView.children(trackable)

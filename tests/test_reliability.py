@@ -685,6 +685,14 @@ def test_restore_latest_refuses_other_shapes_and_leaves_no_warnings(tmp_path):
     assert not [record.getMessage() for record in records]
 
 
+def test_restore_latest_fills_a_dimension_of_none(tmp_path):
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable([1.0, 2.0])),
+                               str(tmp_path), max_to_keep=1).save()
+    checkpoint = tf.train.Checkpoint(v=tf.Variable([0.0, 0.0, 0.0], shape=[None]))
+    runs.restore_latest(checkpoint, tmp_path)
+    assert checkpoint.v.numpy().tolist() == [1.0, 2.0]
+
+
 def test_restore_latest_skips_checkpoints_whose_files_are_gone(tmp_path, capsys):
     checkpoint = _save_checkpoints(tmp_path, [1.0, 2.0, 3.0])
     for path in tmp_path.glob("ckpt-3.*"):
