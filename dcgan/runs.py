@@ -18,6 +18,7 @@ import time
 
 import tensorflow as tf
 
+from dcgan.checkpoints import restore_checkpoint
 from dcgan.files import DiskFullError, disk_full_message, no_space_path
 
 __all__ = [
@@ -303,7 +304,7 @@ def restore_latest(checkpoint: tf.train.Checkpoint, directory, repair=True) -> s
             last_preserved_timestamp=state.last_preserved_timestamp)
     prefix = existing[-1]
     try:
-        checkpoint.restore(prefix).assert_existing_objects_matched()
+        restore_checkpoint(checkpoint, prefix).assert_existing_objects_matched()
     except Exception as error:  # noqa: BLE001 - TensorFlow raises OpErrors, IndexError
         # ("Read less bytes than requested" for a truncated file), ValueError, AssertionError.
         if len(existing) > 1:

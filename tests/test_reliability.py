@@ -5,8 +5,10 @@ they are few and marked slow. The rest call the library in-process.
 """
 
 import dataclasses
+import gc
 import hashlib
 import json
+import logging
 import os
 import pathlib
 import shlex
@@ -444,7 +446,7 @@ def truncated_data_dir(tmp_path_factory):
 def _bad_input(name, tmp_path, finished_run, truncated_data_dir):
     """(run_dir, extra flags, expected message) of each bad input."""
     run_dir = tmp_path / "run"
-    if name in ("other settings", "corrupt checkpoint"):
+    if name in ("other settings", "corrupt checkpoint", "checkpoint of other models"):
         shutil.copytree(finished_run, run_dir)
     if name == "missing dataset":
         return run_dir, [f"--data_dir={tmp_path / 'empty'}"], "Fashion-MNIST is not prepared"
@@ -457,6 +459,17 @@ def _bad_input(name, tmp_path, finished_run, truncated_data_dir):
         return run_dir, ["--loss=minimax", "--seed=1"], (
             "holds another run (loss: 'non_saturating' in the run, 'minimax' now; "
             "data.shuffle_seed: 0 in the run, 1 now; seed: 0 in the run, 1 now)")
+    if name == "checkpoint of other models":  # config.json says fashion128, as the flags do.
+        config_path = run_dir / "config.json"
+        record = json.loads(config_path.read_text())
+        record["config"]["model"]["architecture"] = "fashion128"
+        record["config"]["data"]["pixel_range"] = [0.0, 1.0]
+        config_path.write_text(json.dumps(record))
+        # The first variable restore would meet: the tutorial D's first kernel.
+        return run_dir, ["--architecture=fashion128"], (
+            f"Cannot restore checkpoint {run_dir}/checkpoints/ckpt-2: its variables have "
+            "other shapes, discriminator/_operations/1/_kernel: (5, 5, 1, 64) in the "
+            "checkpoint, (5, 5, 1, 32) in the model")
     assert name == "corrupt checkpoint"
     data_file = next((run_dir / "checkpoints").glob("ckpt-2.data-*"))
     data_file.write_bytes(data_file.read_bytes()[:1000])
@@ -466,7 +479,7 @@ def _bad_input(name, tmp_path, finished_run, truncated_data_dir):
 @pytest.mark.slow
 @pytest.mark.parametrize("name", ["missing dataset", "truncated record file",
                                   "unwritable run_dir", "other settings",
-                                  "corrupt checkpoint"])
+                                  "corrupt checkpoint", "checkpoint of other models"])
 def test_train_py_refuses_bad_input_with_one_line_and_changes_nothing(
         name, tmp_path, finished_run, truncated_data_dir):
     run_dir, flags, message = _bad_input(name, tmp_path, finished_run, truncated_data_dir)
@@ -648,6 +661,37 @@ def test_restore_latest_refuses_a_truncated_checkpoint_and_names_the_previous(tm
             f"Cannot restore checkpoint {tmp_path}/ckpt-2: .*previous checkpoint "
             f"{tmp_path}/ckpt-1, move {tmp_path}/ckpt-2.index and")):
         runs.restore_latest(checkpoint, tmp_path)
+
+
+def test_restore_latest_refuses_other_shapes_and_leaves_no_warnings(tmp_path):
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable([1.0, 2.0])),
+                               str(tmp_path), max_to_keep=1).save()
+    checkpoint = tf.train.Checkpoint(v=tf.Variable([0.0, 0.0, 0.0]))
+    records = []
+    handler = logging.Handler()
+    handler.emit = records.append
+    tf_logger = logging.getLogger("tensorflow")
+    tf_logger.addHandler(handler)
+    try:
+        with pytest.raises(runs.RunDirectoryError, match=(
+                r"ckpt-1: its variables have other shapes, v: \(2,\) in the checkpoint, "
+                r"\(3,\) in the model\. No earlier checkpoint")):
+            runs.restore_latest(checkpoint, tmp_path)
+        # A restore that raised logs what it left unrestored when its objects are
+        # collected (at exit in a binary, after the error line).
+        del checkpoint
+        gc.collect()
+    finally:
+        tf_logger.removeHandler(handler)
+    assert not [record.getMessage() for record in records]
+
+
+def test_restore_latest_fills_a_dimension_of_none(tmp_path):
+    tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable([1.0, 2.0])),
+                               str(tmp_path), max_to_keep=1).save()
+    checkpoint = tf.train.Checkpoint(v=tf.Variable([0.0, 0.0, 0.0], shape=[None]))
+    runs.restore_latest(checkpoint, tmp_path)
+    assert checkpoint.v.numpy().tolist() == [1.0, 2.0]
 
 
 def test_restore_latest_skips_checkpoints_whose_files_are_gone(tmp_path, capsys):
