@@ -53,6 +53,10 @@ _NOISE = (
     # as it was before it, which runs unfused with the same results. An ERROR line that
     # alarms for nothing.
     re.compile(r"\] remapper failed: INVALID_ARGUMENT: Mutation::Apply error"),
+    # A run that stops inside its first epoch (a sweep's segment, a max_steps or a clock
+    # budget) leaves the decoded-image cache half filled; tf.data discards that part and
+    # the next run's first epoch fills it again, so nothing is lost or repeated.
+    re.compile(r"The calling iterator did not fully read the dataset being cached"),
     # Echoes of an op's error status, which reaches Python as an exception anyway (and
     # is then handled, e.g. OUT_OF_RANGE at a dataset's end, or reported).
     re.compile(r"\] OP_REQUIRES failed at "),

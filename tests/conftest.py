@@ -89,7 +89,8 @@ def float32_policy_after():
 # What the binaries' console filter and absl verbosity hide by default (dcgan/console.py).
 NOISE = ("oneDNN custom operations", "Could not find cuda drivers", "cuInit",
          "Load dataset info", "Using MirroredStrategy", "Sharding callback duration",
-         "GeneratorDatasetOp", "absl::InitializeLog", "auto-shard rewrite", "remapper failed")
+         "GeneratorDatasetOp", "absl::InitializeLog", "auto-shard rewrite", "remapper failed",
+         "did not fully read the dataset being cached")
 
 
 def assert_no_noise(stderr):

@@ -38,12 +38,17 @@ REMAPPER = ("E0000 00:00:1796125233.228915    5755 meta_optimizer.cc:967] remapp
             "PartitionedCall/gradient_tape/tutorial_discriminator_1/leaky_re_lu_4_1/LeakyRelu/"
             "LeakyReluGrad' exist for missing node 'while/body/_1/while/StatefulPartitionedCall/"
             "tutorial_discriminator_1/conv2d_1_2/BiasAdd'.")
+PARTIAL_CACHE = ("W0000 00:00:1796142298.898124   23809 cache_dataset_ops.cc:912] The calling "
+                 "iterator did not fully read the dataset being cached. In order to avoid "
+                 "unexpected truncation of the dataset, the partially cached contents of the "
+                 "dataset  will be discarded.")
 ABSL_INFO = ("I1201 08:30:48.865566 140571494607744 dataset_info.py:711] Load dataset info "
              "from /root/tensorflow_datasets/fashion_mnist/3.0.1")
 
 
 def test_the_filter_drops_cpp_lines_below_the_level_and_the_known_noise():
-    for line in (PRE_INIT_NOTE, ONEDNN, NO_CUDA, GENERATOR_DATASET, AUTO_SHARD, REMAPPER):
+    for line in (PRE_INIT_NOTE, ONEDNN, NO_CUDA, GENERATOR_DATASET, AUTO_SHARD, REMAPPER,
+                 PARTIAL_CACHE):
         assert console._is_noise(line, min_level=1, hide_cuinit=False), line
     other_warning = "W0000 00:00:1796113850.3 6627 cpu_allocator_impl.cc:83] Allocation of"
     fatal = "F0000 00:00:1796113850.3 6627 check.cc:12] Check failed: x == y"
