@@ -1,5 +1,6 @@
 """sweep.py end to end on a tiny budget: rows, plot, and a stopped sweep that continues."""
 
+import json
 import pathlib
 import re
 import signal
@@ -274,6 +275,22 @@ def test_leaderboard_in_default_epochs_with_the_lowest_seed_grid(tmp_path):
     assert table[4:] == [
         f"| {budget} | {line.split(' | ', 1)[1]} {grid} |"
         for budget, line, grid in zip(("2", "2", "2", "4"), without_grids[2:], grids)]
+
+
+def test_the_shipped_leaderboard_is_the_table_of_its_sweep_csv():
+    """docs/leaderboard and the README's table are what sweep.py makes of the shipped
+    sweep.csv, with a grid that exists for every row: no number typed by hand."""
+    docs = ROOT / "docs" / "leaderboard"
+    table = sweeps.leaderboard(sweeps.SweepLog(docs / "sweep.csv").rows,
+                               json.loads((docs / "default_epoch.json").read_text()),
+                               docs / "grids")
+    assert (docs / "leaderboard.md").read_text() == table + "\n"
+    assert table.replace("](grids/", "](docs/leaderboard/grids/") in (
+        ROOT / "README.md").read_text()
+    rows = [line for line in table.splitlines() if line.startswith("| ")][1:]  # Less the header.
+    grids = re.findall(r"\]\((grids/[^)]+)\)", table)
+    assert len(grids) == len(rows) > 0
+    assert all((docs / grid).is_file() for grid in grids)
 
 
 def test_leaderboard_gives_conditional_rows_their_class_scores(tmp_path):
