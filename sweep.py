@@ -25,7 +25,6 @@ time was on a shared machine.
 """
 
 import dataclasses
-import json
 import pathlib
 import shutil
 
@@ -58,10 +57,6 @@ flags.DEFINE_bool("leaderboard", False, "Train nothing: print (and write to lead
 
 FLAGS = flags.FLAGS
 
-# Under out_dir: each scored run's final sample grid, named by `sweeps.grid_name`.
-GRID_DIR = "grids"
-
-
 def run_config(spec: str, seed: int, run_dir: pathlib.Path, minutes: float):
     """The configuration `spec` trained with `seed` in `run_dir` for `minutes` in all:
     epochs=None, so only the clock stops it (and a learning-rate schedule, whose horizon
@@ -75,10 +70,7 @@ def run_config(spec: str, seed: int, run_dir: pathlib.Path, minutes: float):
 def print_leaderboard(out_dir: pathlib.Path, rows):
     """The leaderboard of `rows`, in default-epochs if the sweep measured one, with the
     grids of <out_dir>/grids; also written to <out_dir>/leaderboard.md."""
-    epoch_path = out_dir / "default_epoch.json"
-    epoch = json.loads(epoch_path.read_text()) if epoch_path.exists() else None
-    grid_dir = out_dir / GRID_DIR
-    table = sweeps.leaderboard(rows, epoch, grid_dir if grid_dir.is_dir() else None)
+    table = sweeps.out_dir_leaderboard(out_dir, rows)
     write_text(out_dir / "leaderboard.md", table + "\n")
     print(table)
 
@@ -126,10 +118,10 @@ def main(argv):
                 row = {"budget_minutes": budget, "config": spec, "seed": seed,
                        "minutes": sweeps.trained_minutes(run_dir, result["step"]),
                        "step": result["step"], **scorer.evaluate(generator)}
-                (out_dir / GRID_DIR).mkdir(exist_ok=True)
+                (out_dir / sweeps.GRID_DIR).mkdir(exist_ok=True)
                 # Atomic, as every file of a run: a kill leaves no half-written grid.
-                with atomic_path(out_dir / GRID_DIR / sweeps.grid_name(spec, seed, budget)
-                                 ) as partial:
+                grid = out_dir / sweeps.GRID_DIR / sweeps.grid_name(spec, seed, budget)
+                with atomic_path(grid) as partial:
                     shutil.copyfile(run_dir / "final_grid.png", partial)
                 log.add({key: row.get(key, "")
                          for key in ("budget_minutes",) + sweeps.SWEEP_COLUMNS})

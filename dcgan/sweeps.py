@@ -18,10 +18,11 @@ import scipy.stats
 
 from dcgan import checkpoints, distribute, images, overrides, trainer
 from dcgan.config import ConfigError
-from dcgan.presets import PRESETS
 from dcgan.files import atomic_path, write_json
+from dcgan.presets import PRESETS
 
 __all__ = [
+    "GRID_DIR",
     "SWEEP_COLUMNS",
     "SweepLog",
     "default_epoch",
@@ -29,6 +30,7 @@ __all__ = [
     "directory_name",
     "grid_name",
     "leaderboard",
+    "out_dir_leaderboard",
     "parse_config",
     "plot",
     "t_interval",
@@ -37,6 +39,8 @@ __all__ = [
     "trained_minutes",
 ]
 
+# Under a sweep's out_dir: each scored run's final sample grid, named by `grid_name`.
+GRID_DIR = "grids"
 SWEEP_COLUMNS = ("config", "seed", "minutes", "step", "fid", "kid_mean", "is_mean",
                  "precision", "recall", "intra_fid", "class_accuracy")
 # Scored for conditional generators only; empty in the rows of others.
@@ -274,6 +278,17 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
                 line += f" {_first_grid(grid_dir, spec, sorted(seeds[budget, spec]), budget)} |"
             lines.append(line)
     return "\n".join(lines)
+
+
+def out_dir_leaderboard(out_dir, rows) -> str:
+    """`leaderboard` of `rows` as sweep.py writes it to <out_dir>/leaderboard.md: in
+    default-epochs if <out_dir>/default_epoch.json holds the sweep's, with the grids of
+    <out_dir>/GRID_DIR if there are any."""
+    out_dir = pathlib.Path(out_dir)
+    epoch_path = out_dir / "default_epoch.json"
+    epoch = json.loads(epoch_path.read_text()) if epoch_path.exists() else None
+    grid_dir = out_dir / GRID_DIR
+    return leaderboard(rows, epoch, grid_dir if grid_dir.is_dir() else None)
 
 
 def plot(path, rows):

@@ -1,6 +1,5 @@
 """sweep.py end to end on a tiny budget: rows, plot, and a stopped sweep that continues."""
 
-import json
 import pathlib
 import re
 import signal
@@ -281,9 +280,7 @@ def test_the_shipped_leaderboard_is_the_table_of_its_sweep_csv():
     """docs/leaderboard and the README's table are what sweep.py makes of the shipped
     sweep.csv, with a grid that exists for every row: no number typed by hand."""
     docs = ROOT / "docs" / "leaderboard"
-    table = sweeps.leaderboard(sweeps.SweepLog(docs / "sweep.csv").rows,
-                               json.loads((docs / "default_epoch.json").read_text()),
-                               docs / "grids")
+    table = sweeps.out_dir_leaderboard(docs, sweeps.SweepLog(docs / "sweep.csv").rows)
     assert (docs / "leaderboard.md").read_text() == table + "\n"
     assert table.replace("](grids/", "](docs/leaderboard/grids/") in (
         ROOT / "README.md").read_text()
