@@ -115,7 +115,7 @@ def main(argv):
                                   data_dir=FLAGS.data_dir, train_split=FLAGS.memorisation_split)
     generator = checkpoints.load_generator(FLAGS.generator) if FLAGS.generator else None
     if generator is None:
-        # Before the evaluator's minute of embedding the real images.
+        # Before the evaluator embeds the real images (a minute unless they are cached).
         num_checkpoints = len(evaluator.checkpoints_to_score(FLAGS.run_dir))
         print(_header(f"run {FLAGS.run_dir}, {num_checkpoints} checkpoint"
                       f"{'s' * (num_checkpoints != 1)}", config), flush=True)

@@ -30,6 +30,7 @@ __all__ = [
     "CLASS_NAMES",
     "DatasetUnavailableError",
     "class_index",
+    "dataset_version",
     "load_arrays",
     "load_split",
     "num_examples",
@@ -166,6 +167,15 @@ def _prepared_builder(data_dir):
     if not builder.is_prepared():
         raise DatasetUnavailableError(f"Fashion-MNIST is not prepared in {data_dir}. {fix}")
     return builder
+
+
+def dataset_version(data_dir=DEFAULT_DATA_DIR) -> str:
+    """The TFDS version of the Fashion-MNIST prepared in `data_dir`, e.g. "3.0.1".
+
+    Raises:
+      DatasetUnavailableError: it is not prepared there.
+    """
+    return str(_prepared_builder(data_dir).version)
 
 
 def num_examples(config: DataConfig) -> int:

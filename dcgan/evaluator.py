@@ -11,6 +11,7 @@ Files written in a run directory (atomically; rows already there are kept and re
   memorisation.png  the latest checkpoint's samples closest to a training image, above
                  those training images
   tensorboard/   eval/* scalars beside the training ones
+and, in the TFDS data directory, the real images' features (see `Evaluator`).
 """
 
 import csv
@@ -22,7 +23,8 @@ import re
 import numpy as np
 import tensorflow as tf
 
-from dcgan import bootstrap, checkpoints, classifier, data, images, metrics, models, neighbours
+from dcgan import (bootstrap, checkpoints, classifier, data, feature_cache, images, metrics,
+                   models, neighbours)
 from dcgan.config import DEFAULT_DATA_DIR, ConfigError, DataConfig
 from dcgan.files import atomic_path, write_json
 
@@ -95,24 +97,59 @@ class EvalConfig:
 
 class Evaluator:
     """Scores generators against the real test split with the shipped classifier, and
-    their memorisation against the training split."""
+    their memorisation against the training split.
+
+    What it computes at the start, the test split's features and labels and, with a
+    train_split, that split's features, its images as uint8 and each test image's
+    distance to its nearest training image, is cached on disk (`dcgan.feature_cache`) in
+    `<data_dir>/dcgan_features/`, keyed by everything those numbers depend on: the
+    classifier's sha256, the split, the pixel range, the batch size, the TFDS dataset
+    version, and the TensorFlow and NumPy versions. The next Evaluator with the same ones
+    loads them instead of embedding 70,000 images again. Delete that directory to clear
+    the cache.
+
+    Raises:
+      DatasetUnavailableError: Fashion-MNIST is not prepared in `config.data_dir`.
+      ClassifierIntegrityError: the classifier's weights are not the shipped ones.
+    """
 
     def __init__(self, config: EvalConfig):
         self.config = config
         self.classifier = classifier.load_classifier()
-        real_images, self.real_labels = self._load("test", with_labels=True)
-        self.real_features, _ = classifier.embed(
-            self.classifier, real_images, classifier.CLASSIFIER_PIXEL_RANGE, config.batch_size)
+        key = {"classifier_sha256": classifier.CLASSIFIER_SHA256,
+               "pixel_range": list(classifier.CLASSIFIER_PIXEL_RANGE),
+               "batch_size": config.batch_size,
+               "dataset_version": data.dataset_version(config.data_dir),
+               "tensorflow": tf.__version__, "numpy": np.__version__}
+        test = feature_cache.cached_arrays(config.data_dir, "test", {"split": "test", **key},
+                                           self._embed_test)
+        self.real_features, self.real_labels = test["features"], test["labels"]
         if config.train_split is not None:
-            train_images = self._load(config.train_split, with_labels=False)
-            self.train_features, _ = classifier.embed(self.classifier, train_images,
-                                                      classifier.CLASSIFIER_PIXEL_RANGE,
-                                                      config.batch_size)
-            # uint8 for the pictures of the closest pairs: a quarter of float32's 188 MB.
-            self.train_images = images.to_uint8(train_images,
-                                                classifier.CLASSIFIER_PIXEL_RANGE)
-            self.test_distances, _ = neighbours.nearest_neighbours(self.real_features,
-                                                                   self.train_features)
+            train = feature_cache.cached_arrays(
+                config.data_dir, config.train_split,
+                {"split": config.train_split, "distances_of": "test", **key},
+                self._embed_train)
+            self.train_features, self.train_images, self.test_distances = (
+                train["features"], train["images"], train["test_distances"])
+
+    def _embed_test(self) -> dict[str, np.ndarray]:
+        pixels, labels = self._load("test", with_labels=True)
+        return {"features": self._embed(pixels), "labels": labels}
+
+    def _embed_train(self) -> dict[str, np.ndarray]:
+        """The train_split's features, its uint8 images (for the pictures of the closest
+        pairs: a quarter of float32's 188 MB) and the test images' distances to it."""
+        pixels = self._load(self.config.train_split, with_labels=False)
+        features = self._embed(pixels)
+        test_distances, _ = neighbours.nearest_neighbours(self.real_features, features)
+        return {"features": features,
+                "images": images.to_uint8(pixels, classifier.CLASSIFIER_PIXEL_RANGE),
+                "test_distances": test_distances}
+
+    def _embed(self, pixels) -> np.ndarray:
+        features, _ = classifier.embed(self.classifier, pixels,
+                                       classifier.CLASSIFIER_PIXEL_RANGE, self.config.batch_size)
+        return features
 
     def _load(self, split, with_labels):
         """A split's images in the classifier's pixel range (and labels)."""

@@ -1,6 +1,7 @@
 """eval.py and dcgan.evaluator on a tiny real run directory."""
 
 import csv
+import dataclasses
 import json
 import pathlib
 import shutil
@@ -12,8 +13,8 @@ import pytest
 import tensorflow as tf
 from conftest import assert_one_error_line, tiny_run
 
-from dcgan import checkpoints, classifier, data, evaluator, metrics
-from dcgan.config import TANH_RANGE, ConfigError, DataConfig
+from dcgan import checkpoints, classifier, data, evaluator, feature_cache, metrics, neighbours
+from dcgan.config import DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE, ConfigError, DataConfig
 
 pytestmark = pytest.mark.slow
 
@@ -23,8 +24,12 @@ MEMORISATION_SPLIT = "train[:6000]"
 # eval.py's runs here check its flags, files and errors, not what memorisation finds (the
 # in-process tests do, on MEMORISATION_SPLIT): fewer training images to embed each start.
 EVAL_PY_MEMORISATION_SPLIT = "train[:1000]"
+# 20 bootstrap resamples, not 200: the tests here check that the interval is written and
+# ordered (tests/test_bootstrap.py its coverage), and the resamples were half of each
+# evaluate() call.
 SMALL = evaluator.EvalConfig(num_samples=300, batch_size=100, kid_subsets=5,
-                             kid_subset_size=100, is_splits=3, train_split=MEMORISATION_SPLIT)
+                             kid_subset_size=100, is_splits=3, fid_resamples=20,
+                             train_split=MEMORISATION_SPLIT)
 
 
 @pytest.fixture
@@ -39,6 +44,15 @@ def scorer():
 
 
 @pytest.fixture(scope="module")
+def scored_run(trained_run, scorer, tmp_path_factory):
+    """(A copy of `trained_run` that `evaluate_run` has scored, its rows, how many it
+    evaluated.) Tests that write into it use a copy."""
+    run_dir = shutil.copytree(trained_run, tmp_path_factory.mktemp("scored") / "run")
+    rows, evaluated = evaluator.evaluate_run(run_dir, scorer, on_row=lambda row: None)
+    return run_dir, rows, evaluated
+
+
+@pytest.fixture(scope="module")
 def test_split_features(scorer):
     """Classifier features float64 [10000, 128] and labels [10000] of the test split,
     read here (in the generators' tanh range, not the evaluator's) rather than by it."""
@@ -50,15 +64,19 @@ def test_split_features(scorer):
     return features, labels
 
 
-def test_rows_for_every_checkpoint_then_skipped(run_dir, scorer, test_split_features):
-    rows, evaluated = evaluator.evaluate_run(run_dir, scorer, on_row=lambda row: None)
+def test_rows_for_every_checkpoint_then_skipped(scored_run, scorer, test_split_features):
+    run_dir, rows, evaluated = scored_run
     assert evaluated == 2 and [row["step"] for row in rows] == [4, 8]
     for row in rows:
         assert row["num_samples"] == 300
         assert row["fid"] > 0 and row["is_mean"] >= 1 and 0 <= row["precision"] <= 1
+    # The same generator gets the same scores, called again.
+    generator = checkpoints.restore_generator(run_dir)
+    assert {name: rows[-1][name] for name in evaluator.METRIC_COLUMNS} == scorer.evaluate(
+        generator)
     # The last row against the test split embedded here (metrics.fid and
     # metrics.inception_score are checked against scipy and closed forms elsewhere).
-    samples, _ = scorer.samples(checkpoints.restore_generator(run_dir))
+    samples, _ = scorer.samples(generator)
     features, probabilities = classifier.embed(scorer.classifier, samples, TANH_RANGE)
     real_features, _ = test_split_features
     assert rows[-1]["fid"] == pytest.approx(metrics.fid(real_features, features).value,
@@ -78,12 +96,6 @@ def test_rows_for_every_checkpoint_then_skipped(run_dir, scorer, test_split_feat
     reported = []
     evaluator.evaluate_run(run_dir, scorer, on_row=reported.append, include_cached=True)
     assert reported == rows  # eval.py's table lists the cached rows too.
-
-
-def test_same_generator_same_scores(run_dir, scorer):
-    generator = checkpoints.restore_generator(run_dir)
-    first, second = scorer.evaluate(generator), scorer.evaluate(generator)
-    assert first == second
 
 
 def test_too_few_samples_for_fid_is_refused():
@@ -235,10 +247,8 @@ def test_memorisation_passes_a_generator_that_returns_test_images(
     assert scores["memorisation_share"] == 0.0
 
 
-def test_rows_cached_before_the_interval_columns_are_kept(run_dir, scorer, tmp_path):
-    old = tmp_path / "old"
-    shutil.copytree(run_dir, old)
-    evaluator.evaluate_run(old, scorer, on_row=lambda row: None)
+def test_rows_cached_before_the_interval_columns_are_kept(scored_run, scorer, tmp_path):
+    old = shutil.copytree(scored_run[0], tmp_path / "old")
     record = json.loads((old / "metrics.json").read_text())
     # As an eval.py of before the interval and memorisation wrote it, without step 8.
     new_columns = ("fid_low", "fid_high", "memorisation_ratio", "memorisation_share")
@@ -252,3 +262,139 @@ def test_rows_cached_before_the_interval_columns_are_kept(run_dir, scorer, tmp_p
     assert old_row["fid_low"] == "" and float(old_row["fid"]) == rows[0]["fid"]
     assert 0 <= float(new_row["fid_low"]) <= float(new_row["fid_high"])
     assert (old / "memorisation.png").exists()
+
+
+# The feature cache's tests: their own data directories, the prepared dataset linked in,
+# so they neither depend on the order they run in nor on the shared cache in
+# DEFAULT_DATA_DIR (which the tests above fill and reuse, run after run).
+CACHE_CONFIG = dataclasses.replace(SMALL, train_split="train[:1000]")
+
+
+@pytest.fixture(scope="module")
+def cached(tmp_path_factory):
+    """(An Evaluator of CACHE_CONFIG in a data directory of its own, which it has filled
+    with its two cache entries, and that config.) Tests that add or damage entries use a
+    copy of the directory (`copy_data_dir`)."""
+    data_dir = tmp_path_factory.mktemp("cached") / "data"
+    data_dir.mkdir()
+    (data_dir / data.DATASET_NAME).symlink_to(
+        pathlib.Path(DEFAULT_DATA_DIR).expanduser() / data.DATASET_NAME)
+    config = dataclasses.replace(CACHE_CONFIG, data_dir=str(data_dir))
+    return evaluator.Evaluator(config), config
+
+
+def copy_data_dir(config, tmp_path):
+    """`config` with a copy of its data directory (the dataset still linked, the cache
+    copied)."""
+    copy = shutil.copytree(config.data_dir, tmp_path / "data", symlinks=True)
+    return dataclasses.replace(config, data_dir=str(copy))
+
+
+def cache_entries(config) -> list[str]:
+    """The file names in `config`'s cache directory without their hashes, sorted."""
+    directory = pathlib.Path(config.data_dir) / feature_cache.CACHE_DIRECTORY
+    return sorted(path.name.rsplit("-", 1)[0] for path in directory.iterdir())
+
+
+@pytest.fixture
+def embeddings(monkeypatch):
+    """The batch sizes of every `classifier.embed` call and the splits of every TFDS read
+    from here on."""
+    calls = {"embed": [], "read": []}
+    embed, load_split = classifier.embed, data.load_split
+
+    def counted_embed(model, images, pixel_range, batch_size=500):
+        calls["embed"].append(batch_size)
+        return embed(model, images, pixel_range, batch_size)
+
+    def counted_load_split(config, *args, **kwargs):
+        calls["read"].append(config.split)
+        return load_split(config, *args, **kwargs)
+
+    monkeypatch.setattr(classifier, "embed", counted_embed)
+    monkeypatch.setattr(data, "load_split", counted_load_split)
+    return calls
+
+
+CACHED_ARRAYS = ("real_features", "real_labels", "train_features", "train_images",
+                 "test_distances")
+
+
+def test_a_second_evaluator_loads_the_cache_bit_for_bit(cached, embeddings):
+    first, config = cached
+    assert cache_entries(config) == ["test", "train_1000"]  # No partial file left.
+    second = evaluator.Evaluator(config)
+    assert embeddings == {"embed": [], "read": []}
+    for name in CACHED_ARRAYS:
+        assert getattr(second, name).dtype == getattr(first, name).dtype
+        assert np.array_equal(getattr(second, name), getattr(first, name)), name
+
+    # As embedded here, read from TFDS outside the evaluator.
+    def split(name):
+        return DataConfig(data_dir=config.data_dir, split=name,
+                          global_batch_size=config.batch_size, drop_remainder=False)
+
+    test_pixels, test_labels = data.load_arrays(split("test"), SIGMOID_RANGE, with_labels=True)
+    train_pixels = data.load_arrays(split(config.train_split), SIGMOID_RANGE)
+    test_features, _ = classifier.embed(second.classifier, test_pixels, SIGMOID_RANGE,
+                                        config.batch_size)
+    train_features, _ = classifier.embed(second.classifier, train_pixels, SIGMOID_RANGE,
+                                         config.batch_size)
+    assert np.array_equal(second.real_features, test_features)
+    assert np.array_equal(second.real_labels, test_labels)
+    assert np.array_equal(second.train_features, train_features)
+    assert np.array_equal(second.train_images, np.round(train_pixels * 255).astype(np.uint8))
+    assert np.array_equal(second.test_distances,
+                          neighbours.nearest_neighbours(test_features, train_features)[0])
+
+
+def test_another_split_or_batch_size_is_a_miss(cached, embeddings, tmp_path):
+    _, config = cached
+    config = copy_data_dir(config, tmp_path)
+    # The test split's entry is reused; the other training split's embedded.
+    other_split = evaluator.Evaluator(dataclasses.replace(config, train_split="train[:500]"))
+    assert embeddings["embed"] == [config.batch_size]
+    assert len(other_split.train_features) == 500
+    embeddings["embed"].clear()
+    evaluator.Evaluator(dataclasses.replace(config, batch_size=200, train_split=None))
+    assert embeddings["embed"] == [200]
+    assert cache_entries(config) == ["test", "test", "train_1000", "train_500"]
+
+
+def test_a_damaged_cache_file_is_recomputed_with_a_warning(cached, trained_run, tmp_path,
+                                                           caplog):
+    first, config = cached
+    config = copy_data_dir(config, tmp_path)
+    [entry] = (pathlib.Path(config.data_dir) / feature_cache.CACHE_DIRECTORY).glob("train*")
+    size = entry.stat().st_size
+    entry.write_bytes(entry.read_bytes()[:size // 2])
+    recomputed = evaluator.Evaluator(config)
+    [warning] = [record for record in caplog.records if record.levelname == "WARNING"]
+    assert f"Feature cache {entry} could not be read" in warning.getMessage()
+    assert "\n" not in warning.getMessage()
+    assert entry.stat().st_size == size  # Rewritten whole.
+    for name in CACHED_ARRAYS:
+        assert np.array_equal(getattr(recomputed, name), getattr(first, name)), name
+    generator = checkpoints.restore_generator(trained_run)
+    assert recomputed.evaluate(generator) == first.evaluate(generator)
+
+
+def test_a_cache_file_of_another_key_is_recomputed_with_a_warning(tmp_path, caplog):
+    computed = []
+
+    def compute(value):
+        computed.append(value)
+        return {"values": np.full(3, value, np.float64)}
+
+    first = feature_cache.cached_arrays(tmp_path, "x", {"value": 1}, lambda: compute(1))
+    again = feature_cache.cached_arrays(tmp_path, "x", {"value": 1}, lambda: compute(1))
+    assert computed == [1] and np.array_equal(again["values"], first["values"])
+    # As if two keys' hashes collided: key 2's file holds key 1's entry.
+    shutil.copy(feature_cache.cache_path(tmp_path, "x", {"value": 1}),
+                feature_cache.cache_path(tmp_path, "x", {"value": 2}))
+    other = feature_cache.cached_arrays(tmp_path, "x", {"value": 2}, lambda: compute(2))
+    assert computed == [1, 2] and np.array_equal(other["values"], [2.0, 2.0, 2.0])
+    [warning] = caplog.records
+    assert "holds the features of another key" in warning.getMessage()
+    feature_cache.cached_arrays(tmp_path, "x", {"value": 2}, lambda: compute(2))
+    assert computed == [1, 2]  # Rewritten with key 2.
