@@ -69,6 +69,8 @@ def _save(path: pathlib.Path, key: dict, arrays: dict[str, np.ndarray]) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
         descriptor, partial = tempfile.mkstemp(dir=path.parent, prefix=f"{path.stem}.partial-",
                                                suffix=".npz")
+        # mkstemp's file is private; the cache is as shared as the data directory it is in.
+        os.fchmod(descriptor, 0o644)
         with os.fdopen(descriptor, "wb") as file:
             np.savez(file, **{_KEY_ARRAY: np.array(_key_json(key))}, **arrays)
         os.replace(partial, path)

@@ -369,7 +369,8 @@ def test_a_damaged_cache_file_is_recomputed_with_a_warning(cached, trained_run, 
     size = entry.stat().st_size
     entry.write_bytes(entry.read_bytes()[:size // 2])
     recomputed = evaluator.Evaluator(config)
-    [warning] = [record for record in caplog.records if record.levelname == "WARNING"]
+    [warning] = [record for record in caplog.records if "Feature cache" in record.getMessage()]
+    assert warning.levelname == "WARNING"
     assert f"Feature cache {entry} could not be read" in warning.getMessage()
     assert "\n" not in warning.getMessage()
     assert entry.stat().st_size == size  # Rewritten whole.
@@ -394,7 +395,8 @@ def test_a_cache_file_of_another_key_is_recomputed_with_a_warning(tmp_path, capl
                 feature_cache.cache_path(tmp_path, "x", {"value": 2}))
     other = feature_cache.cached_arrays(tmp_path, "x", {"value": 2}, lambda: compute(2))
     assert computed == [1, 2] and np.array_equal(other["values"], [2.0, 2.0, 2.0])
-    [warning] = caplog.records
+    [warning] = [record for record in caplog.records if "Feature cache" in record.getMessage()]
+    assert warning.levelname == "WARNING"
     assert "holds the features of another key" in warning.getMessage()
     feature_cache.cached_arrays(tmp_path, "x", {"value": 2}, lambda: compute(2))
     assert computed == [1, 2]  # Rewritten with key 2.
