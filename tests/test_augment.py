@@ -207,10 +207,18 @@ def test_the_augmentation_is_drawn_outside_xla():
 
 
 @pytest.mark.slow
-def test_an_augmented_run_resumes_exactly(tmp_path, short_run, resumes_exactly, two_replicas,
-                                          float32_policy_after):
-    # The augmentation's draws come from the checkpointed noise generator: a resumed run
-    # draws what the uninterrupted one drew. 8 steps of the fast recipe, stopped after 3.
-    config = short_run(tmp_path / "run", "fast", augment=("color", "translation", "cutout"))
+def test_an_augmented_run_with_lazy_r1_and_r2_resumes_exactly(tmp_path, short_run,
+                                                              resumes_exactly, two_replicas,
+                                                              float32_policy_after):
+    """One exact resume of options whose effects have tests of their own (above, and
+    test_lazy_penalties'): the augmentation, whose draws come from the checkpointed noise
+    generator, so a resumed run draws what the uninterrupted one drew; R3GAN's loss with
+    R1 and R2 every 4 D updates, whose count the checkpointed optimizer step gives; the
+    fast recipe's EMA generator; D's spectral norm, whose power-iteration vectors the
+    losses depend on. R3GAN's own D is this one without the spectral norm."""
+    # 8 steps of the fast recipe, stopped after 3.
+    config = short_run(tmp_path / "run", "fast", model=ModelConfig("fast_sn", noise_dim=100),
+                       augment=("color", "translation", "cutout"), loss="relativistic",
+                       r1_weight=1.0, r2_weight=1.0, penalty_every=4)
     rows = resumes_exactly(config, two_replicas, calls=1)
-    assert len(rows) == 8
+    assert [int(row["step"]) for row in rows if float(row["d_penalty"]) > 0] == [1, 5]
