@@ -1,5 +1,6 @@
 """DiffAugment: each transformation on hand-made images, its gradient, the pixel range,
-and the step showing D every real and generated batch through the policy."""
+and the step showing D every real and generated batch through the policy; an augmented
+run's exact resume. The jit step's draws: test_train_step's jit_compile test."""
 
 import dataclasses
 
@@ -208,4 +209,5 @@ def test_an_augmented_run_with_lazy_r1_and_r2_resumes_exactly(tmp_path, short_ru
                        augment=("color", "translation", "cutout"), loss="relativistic",
                        r1_weight=1.0, r2_weight=1.0, penalty_every=4)
     rows = resumes_exactly(config, two_replicas, calls=1)
+    assert len(rows) == 8
     assert [int(row["step"]) for row in rows if float(row["d_penalty"]) > 0] == [1, 5]
