@@ -281,15 +281,19 @@ def resumes_exactly(interrupted_train):
     """`resumes_exactly(config, strategy, calls)`: trains `config` uninterrupted in
     `config.run_dir` + "-uninterrupted", and interrupted after `calls` training calls
     then resumed in `config.run_dir`; asserts that both wrote the same losses.csv (but
-    the timings) and hold the same G and D weights at the end. Returns the losses.csv
-    rows."""
+    the timings) and hold the same G and D weights at the end, and the same generator
+    `checkpoints.restore_generator` samples from (the EMA average when the run keeps
+    one, read from the checkpoint file, not through the run state that trained it).
+    Returns the losses.csv rows."""
     TIMINGS = ("images_per_sec", "train_seconds")
 
     def rows_and_weights(config, strategy):
         state = run_state.build_run_state(config, "float32", strategy)
         rows = [{name: value for name, value in row.items() if name not in TIMINGS}
                 for row in csv_rows(pathlib.Path(config.run_dir) / "losses.csv")]
-        return rows, [w.numpy() for w in state.generator.weights + state.discriminator.weights]
+        sampler = checkpoints.restore_generator(config.run_dir)
+        return rows, [w.numpy() for w in state.generator.weights + state.discriminator.weights
+                      + sampler.weights]
 
     def check(config, strategy, calls):
         uninterrupted = dataclasses.replace(config, run_dir=config.run_dir + "-uninterrupted")

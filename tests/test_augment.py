@@ -1,5 +1,6 @@
 """DiffAugment: each transformation on hand-made images, its gradient, the pixel range,
-and the step showing D every real and generated batch through the policy."""
+and the step showing D every real and generated batch through the policy; an augmented
+run's exact resume. The jit step's draws: test_train_step's jit_compile test."""
 
 import dataclasses
 
@@ -11,7 +12,7 @@ import tensorflow as tf
 from dcgan import augment, models
 from dcgan.config import ConfigError, ModelConfig, OptimizerConfig
 from dcgan.presets import PRESETS
-from dcgan.train_step import METRIC_NAMES, GanStep
+from dcgan.train_step import GanStep
 
 
 def _reference_translation(image, dy, dx, fill):
@@ -194,23 +195,19 @@ def test_the_step_shows_d_every_batch_through_the_policy_with_fresh_parameters(u
 
 
 @pytest.mark.slow
-def test_the_augmentation_is_drawn_outside_xla():
-    """XLA's random numbers differ from eager ones: with the draws inside the compiled
-    gradients, the jit step would see other squares and shifts and other losses."""
-    policy = ("color", "translation", "cutout")
-    # The steps are kept alive: tf.function holds its method's GanStep by a weak reference.
-    gan_steps = [_gan_step(policy, jit_compile=jit) for jit in (False, True)]
-    metrics = [gan_step.train(iter([_real_batch()] * 2), tf.constant(2, tf.int32))
-               for gan_step in gan_steps]
-    for name in METRIC_NAMES:
-        np.testing.assert_allclose(metrics[1][name], metrics[0][name], rtol=1e-4, atol=1e-5)
-
-
-@pytest.mark.slow
-def test_an_augmented_run_resumes_exactly(tmp_path, short_run, resumes_exactly, two_replicas,
-                                          float32_policy_after):
-    # The augmentation's draws come from the checkpointed noise generator: a resumed run
-    # draws what the uninterrupted one drew. 8 steps of the fast recipe, stopped after 3.
-    config = short_run(tmp_path / "run", "fast", augment=("color", "translation", "cutout"))
+def test_an_augmented_run_with_lazy_r1_and_r2_resumes_exactly(tmp_path, short_run,
+                                                              resumes_exactly, two_replicas,
+                                                              float32_policy_after):
+    """One exact resume of options whose effects have tests of their own (above, and
+    test_lazy_penalties'): the augmentation, whose draws come from the checkpointed noise
+    generator, so a resumed run draws what the uninterrupted one drew; R3GAN's loss with
+    R1 and R2 every 4 D updates, whose count the checkpointed optimizer step gives; the
+    fast recipe's EMA generator; D's spectral norm, whose power-iteration vectors the
+    losses depend on. R3GAN's own D is this one without the spectral norm."""
+    # 8 steps of the fast recipe, stopped after 3.
+    config = short_run(tmp_path / "run", "fast", model=ModelConfig("fast_sn", noise_dim=100),
+                       augment=("color", "translation", "cutout"), loss="relativistic",
+                       r1_weight=1.0, r2_weight=1.0, penalty_every=4)
     rows = resumes_exactly(config, two_replicas, calls=1)
     assert len(rows) == 8
+    assert [int(row["step"]) for row in rows if float(row["d_penalty"]) > 0] == [1, 5]

@@ -9,11 +9,10 @@ import pytest
 import tensorflow as tf
 from conftest import loss_rows, make_gan_step, random_batches, run_steps
 
-from dcgan import checkpoints, losses, models, trainer
+from dcgan import checkpoints, losses, models, run_state, trainer
 from dcgan.config import ConfigError, ModelConfig
 from dcgan.presets import PRESETS
 from dcgan.ema import ema_decay_after
-from dcgan.train_step import METRIC_NAMES
 from dcgan.validation import validate
 
 
@@ -176,47 +175,44 @@ def _checkpointed_generator(run_dir, key):
 
 
 @pytest.mark.slow
-# 2 epochs of 128 images in batches of 32; the interrupted run stops at the first step of
-# epoch 2.
-@pytest.mark.parametrize("preset, overrides, steps_per_epoch", [
-    # n_critic=2: 2 batches a step.
-    ("wgan_gp", {"n_critic": 2, "ema_decay": 0.9}, 2),
-    # G's batch-norm statistics in the average, D's batch norm in the checkpoint.
-    ("fast", {}, 4),
-    # Spectral norm's power-iteration vectors in the checkpoint.
-    ("fast", {"model": ModelConfig("fast_sn", noise_dim=100)}, 4),
-], ids=["wgan_gp", "fast", "fast_sn"])
-def test_ema_runs_resume_exactly_and_sample_from_the_average(tmp_path, preset, overrides,
-                                                              steps_per_epoch, two_replicas,
-                                                              float32_policy_after, short_run):
-    uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-    overrides = {"train_examples": 128, "epochs": 2, **overrides}
-    trainer.train(short_run(uninterrupted, preset, **overrides), two_replicas)
-    trainer.train(short_run(resumed, preset, max_steps=steps_per_epoch + 1, **overrides),
-                  two_replicas)
-    trainer.train(short_run(resumed, preset, **overrides), two_replicas)
-
-    rows = loss_rows(uninterrupted)
+def test_a_wgan_gp_run_with_ema_and_a_cosine_schedule_resumes_exactly_and_samples_from_ema(
+        tmp_path, short_run, resumes_exactly, two_replicas, float32_policy_after):
+    """One exact resume of several options, each of whose effect has a test of its own
+    above and in test_schedules: 2 critic updates (2 batches) a step, the penalty, the
+    EMA generator, a cosine schedule with warm-up. resumes_exactly compares the losses,
+    G, D and the average. The other presets' resumes: test_augment (fast: batch-norm D,
+    EMA), test_trainer (conditional, spectral norm), test_lazy_penalties (R3GAN)."""
+    # 256 images, 2 critic batches of 32 per step: 4 steps an epoch, 8 in all; calls of 2
+    # steps, stopped after 3 calls (step 6, in epoch 2).
+    config = short_run(tmp_path / "run", "wgan_gp", n_critic=2, ema_decay=0.9, epochs=2,
+                       steps_per_call=2, lr_schedule="cosine", lr_warmup_steps=2,
+                       lr_floor=0.05)
+    rows = resumes_exactly(config, two_replicas, calls=3)
     assert [(row["step"], row["epoch"]) for row in rows] == [
-        (str(step), str(1 + (step - 1) // steps_per_epoch))
-        for step in range(1, 2 * steps_per_epoch + 1)]
-    penalized = preset == "wgan_gp"
-    assert all((float(row["d_penalty"]) > 0) == penalized for row in rows)
-    columns = ("step", "epoch") + METRIC_NAMES
-    assert ([[row[c] for c in columns] for row in loss_rows(resumed)]
-            == [[row[c] for c in columns] for row in rows])
+        (str(step), str(1 + (step - 1) // 4)) for step in range(1, 9)]
+    assert all(float(row["d_penalty"]) > 0 for row in rows)
 
-    restored = checkpoints.restore_generator(uninterrupted)
-    average = _values(_checkpointed_generator(uninterrupted, "ema_generator").weights)
-    raw = _values(_checkpointed_generator(uninterrupted, "generator").weights)
+    # The schedule: both optimizers at its floor after their 8 and 16 updates.
+    state = run_state.build_run_state(config, "float32", two_replicas)
+    g_optimizer = state.gan_step.generator_optimizer
+    d_optimizer = state.gan_step.discriminator_optimizer
+    assert (int(g_optimizer.iterations.numpy()), int(d_optimizer.iterations.numpy())) == (8, 16)
+    peak = config.generator_optimizer.learning_rate
+    assert float(g_optimizer.learning_rate) == pytest.approx(0.05 * peak)
+    assert float(d_optimizer.learning_rate) == pytest.approx(0.05 * peak)
+    g_rate = g_optimizer._learning_rate
+    assert [float(g_rate(n)) for n in (0, 1, 2, 5)] == pytest.approx(
+        [0.0, peak / 2, peak, peak * (0.05 + 0.95 / 2)])
+
+    # Samples come from the average, in the checkpoint and in the exported generator.
+    run_dir = tmp_path / "run"
+    restored = checkpoints.restore_generator(run_dir)
+    average = _values(_checkpointed_generator(run_dir, "ema_generator").weights)
+    raw = _values(_checkpointed_generator(run_dir, "generator").weights)
     for weight, average_weight, raw_weight in zip(_values(restored.weights), average, raw):
         np.testing.assert_array_equal(weight, average_weight)
         assert not np.allclose(average_weight, raw_weight)
-    for weight, average_weight in zip(_values(checkpoints.restore_generator(resumed).weights),
-                                      average):
-        np.testing.assert_array_equal(weight, average_weight)
-
-    exported = keras.models.load_model(uninterrupted / "generator.keras")
+    exported = keras.models.load_model(run_dir / "generator.keras")
     z = np.random.default_rng(0).normal(size=(4, 100)).astype(np.float32)
     np.testing.assert_allclose(exported(z, training=False), restored(z, training=False),
                                atol=1e-6)

@@ -1,6 +1,6 @@
 """R3GAN's pairing (Huang et al. 2025): the relativistic loss with R1 and R2 on a
-normalisation-free D, its penalties lazy (every k D updates, weight times k), on 2
-logical CPU replicas and through an exact resume."""
+normalisation-free D, its penalties lazy (every k D updates, weight times k). Their
+exact resume on 2 logical CPU replicas is test_augment's augmented run."""
 
 import dataclasses
 
@@ -42,7 +42,7 @@ def _d_penalties(gan_step, strategy, num_steps):
 
 
 # One device: the penalties' double backpropagation under a tf.cond takes long to trace,
-# and the 2-replica run is the resume test's below.
+# and the 2-replica run is test_augment's resume test.
 @pytest.mark.slow
 @pytest.mark.parametrize("update", ["alternating", "simultaneous"])
 def test_a_lazy_penalty_is_k_times_the_penalty_every_k_d_updates(update):
@@ -73,13 +73,3 @@ def test_penalty_settings_are_checked():
 def test_r2_on_a_batch_norm_discriminator_is_refused(tmp_path, short_run):
     with pytest.raises(ConfigError, match="has batch norm"):
         trainer.train(short_run(tmp_path / "run", "fast", r2_weight=1.0))
-
-
-@pytest.mark.slow
-def test_the_r3gan_pairing_trains_lazily_and_resumes_exactly(
-        tmp_path, short_run, resumes_exactly, two_replicas, float32_policy_after):
-    # 8 steps of the fast recipe with R3GAN's loss, penalties and D; penalised every 4.
-    config = short_run(tmp_path / "run", "fast", model=MODEL, loss="relativistic",
-                       r1_weight=1.0, r2_weight=1.0, penalty_every=4)
-    rows = resumes_exactly(config, two_replicas, calls=1)
-    assert [int(row["step"]) for row in rows if float(row["d_penalty"]) > 0] == [1, 5]

@@ -33,7 +33,7 @@ from dcgan.presets import PRESETS
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
-# The tutorial preset (the default's EMA and batch-norm D resume in test_extensions), 512
+# The tutorial preset (the fast recipe's EMA and batch-norm D resume in test_trainer), 512
 # images in batches of 64: 8 steps an epoch, ~0.25 s a step on 2 busy cores.
 TINY = ("--preset=tutorial", "--train_examples=512", "--batch_size=64", "--dtype_policy=float32",
         "--deterministic", "--cpu_devices=2")

@@ -131,10 +131,14 @@ def test_an_overflow_on_the_second_replica_skips_the_update(policy, two_replicas
 
 @pytest.mark.slow
 def test_jit_compile_computes_the_steps_of_the_graph_without_xla(two_replicas):
-    """The same weights, batches and noise through two steps with and without XLA. The
-    critic has no dropout, whose masks XLA draws with other random bits."""
+    """The same weights, batches and noise through two steps with and without XLA, with
+    every augmentation on: XLA's random numbers differ from eager ones, so with the
+    augmentation drawn inside the compiled gradients the jit step would see other squares,
+    shifts and losses. The spectrally normalised D has no dropout, whose masks XLA draws
+    with other random bits."""
     strategy = two_replicas
-    compiled, plain = (make_gan_step(strategy, ModelConfig("tutorial_critic"), jit_compile=jit)
+    compiled, plain = (make_gan_step(strategy, ModelConfig("fast_sn"), jit_compile=jit,
+                                     augment=("color", "translation", "cutout"))
                        for jit in (True, False))
     compiled_metrics = run_steps(compiled, random_batches(strategy), 2)
     plain_metrics = run_steps(plain, random_batches(strategy), 2)

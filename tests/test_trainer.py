@@ -155,15 +155,22 @@ def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(tmp_pa
                                                                           two_replicas):
     """Stopped mid-epoch and resumed, a run equals an uninterrupted one. Conditional, so
     the labels are resumed too (the unconditional path: test_reliability's kill -9 test
-    and test_extensions' EMA test). Concatenation's training steps are checked in
-    test_extensions; the resume and the grid do not depend on the conditioning."""
+    and the exact resumes of test_extensions and test_augment). The fast recipe, so the
+    EMA generator (which restore_generator returns) is resumed too; its batch-norm D
+    (moving statistics in the checkpoint) is the suite's one exact resume of D's batch
+    norm. Concatenation's training steps are checked in test_extensions; the resume and
+    the grid do not depend on the conditioning."""
     uninterrupted, resumed = tmp_path / "uninterrupted", tmp_path / "resumed"
-    conditioning = "projection"
-    # 128 images: 4 steps an epoch; stopped at step 5, the first of epoch 2.
-    trainer.train(_conditional(_config(uninterrupted, 128), conditioning), two_replicas)
-    trainer.train(_conditional(_config(resumed, 128, max_steps=5), conditioning), two_replicas)
+
+    def config(run_dir, **overrides):
+        # 128 images: 4 steps an epoch.
+        return _conditional(_config(run_dir, 128, preset="fast", **overrides), "projection")
+
+    trainer.train(config(uninterrupted), two_replicas)
+    # Stopped at step 5, the first of epoch 2.
+    trainer.train(config(resumed, max_steps=5), two_replicas)
     embedding_at_step_5 = _class_embedding(checkpoints.restore_generator(resumed))
-    trainer.train(_conditional(_config(resumed, 128), conditioning), two_replicas)
+    trainer.train(config(resumed), two_replicas)
 
     metric_columns = ("step", "epoch") + trainer.METRIC_NAMES
     expected = [[row[name] for name in metric_columns] for row in loss_rows(uninterrupted)]
@@ -174,7 +181,12 @@ def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(tmp_pa
     assert np.all(np.diff(train_seconds) > 0)  # The clock carries over the resume.
     generator = checkpoints.restore_generator(resumed)
     expected_weights = checkpoints.restore_generator(uninterrupted).weights
-    for weight, expected_weight in zip(generator.weights, expected_weights):
+    discriminators = [run_state.build_run_state(config(run_dir), "float32",
+                                                two_replicas).discriminator
+                      for run_dir in (resumed, uninterrupted)]
+    for weight, expected_weight in zip(generator.weights + discriminators[0].weights,
+                                       expected_weights + discriminators[1].weights,
+                                       strict=True):
         np.testing.assert_array_equal(weight.numpy(), expected_weight.numpy())
     # Training went on after the resume, in the class embedding too.
     assert not np.allclose(_class_embedding(generator), embedding_at_step_5)
