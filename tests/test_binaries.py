@@ -1,5 +1,6 @@
 """The absl binaries as a user runs them: subprocesses, exit codes, one-line errors."""
 
+import importlib.util
 import json
 import os
 import pathlib
@@ -10,9 +11,11 @@ import sys
 import numpy as np
 import pytest
 import tensorflow as tf
+from absl import flags
 from conftest import assert_one_error_line
 
-from dcgan import files, runs
+from dcgan import checkpoints, data, distribute, files, models, runs
+from dcgan.config import ConfigError, ModelConfig
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -28,28 +31,57 @@ def _run(script, *args, timeout=300):
 BOUNDED = ("--max_steps=1", "--train_examples=256")
 
 
-@pytest.mark.parametrize("flag, message", [
-    ("--g_learning_rate=-1", "train.py: error: learning_rate must be positive, got -1.0"),
-    ("--n_critic=0", "train.py: error: n_critic must be positive, got 0"),
-    ("--conditioning=concat", "train.py: error: --conditioning applies only with --conditional"),
-    ("--r1_weight=10", "train.py: error: The fast discriminator has batch norm"),
-    ("--loss=wasserstein", "train.py: error: loss 'wasserstein' needs a penalty"),
-])
-def test_train_rejects_bad_flags_with_one_line(tmp_path, flag, message):
-    result = _run("train.py", f"--run_dir={tmp_path / 'run'}", *BOUNDED, flag)
-    assert_one_error_line(result, "train.py", message)
-    assert not (tmp_path / "run").exists()
+@pytest.fixture(scope="module")
+def train_flags():
+    """`train_flags(*args)`: train.py's config_from_flags() after parsing `args` as its
+    command line, in this process (no TensorFlow start); the flags are reset after."""
+    # The module name test_overrides also loads it under: absl allows a flag to be
+    # defined again by the module of that name.
+    spec = importlib.util.spec_from_file_location("train_binary", REPO / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+
+    def config_from(*args):
+        try:
+            train.FLAGS(["train.py", *args])
+            return train.config_from_flags()
+        finally:
+            train.FLAGS.unparse_flags()
+
+    return config_from
 
 
 @pytest.mark.parametrize("flag, message", [
-    ("--batch_size=0", "flag --batch_size=0: 0 is not a positive integer"),
-    ("--dtype_policy=float8", "flag --dtype_policy=float8: value should be one of"),
+    ("--g_learning_rate=-1", "learning_rate must be positive, got -1.0"),
+    ("--n_critic=0", "n_critic must be positive, got 0"),
+    ("--conditioning=concat", "--conditioning applies only with --conditional"),
+    ("--r1_weight=10", "The fast discriminator has batch norm"),
+    ("--loss=wasserstein", "loss 'wasserstein' needs a penalty"),
 ])
-def test_train_flag_parser_rejects_out_of_range_values(tmp_path, flag, message):
+def test_train_rejects_bad_flags(train_flags, flag, message):
+    """The flags reach the config and its validation. How train.py prints the error (one
+    line, exit status 1, no run directory): test_console's
+    test_verbosity_and_the_environment_bring_the_info_lines_back[default]."""
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        train_flags(flag)
+
+
+def test_train_flags_set_the_config(train_flags):
+    config = train_flags("--conditional", "--conditioning=concat", "--ema_decay=0.9",
+                         "--train_examples=128")
+    assert (config.model.num_classes, config.model.conditioning) == (10, "concat")
+    assert (config.ema_decay, config.data.split) == (0.9, "train[:128]")
+
+
+def test_train_flag_parser_rejects_out_of_range_values(tmp_path, train_flags):
     """absl refuses these before main() runs, in its own two-line format."""
-    result = _run("train.py", f"--run_dir={tmp_path / 'run'}", *BOUNDED, flag)
+    with pytest.raises(flags.IllegalFlagValueError,
+                       match=re.escape("flag --dtype_policy=float8: value should be one of")):
+        train_flags("--dtype_policy=float8")
+    result = _run("train.py", f"--run_dir={tmp_path / 'run'}", *BOUNDED, "--batch_size=0")
     assert result.returncode == 1
-    assert f"FATAL Flags parsing error: {message}" in result.stderr, result.stderr[-1500:]
+    assert ("FATAL Flags parsing error: flag --batch_size=0: 0 is not a positive integer"
+            in result.stderr), result.stderr[-1500:]
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run").exists()
 
@@ -70,21 +102,26 @@ def test_train_then_generate(tmp_path):
     assert 200 < peak_rss_mib < 24 * 1024
 
     out_dir = tmp_path / "generated"
+    outputs = []
     for source in (run_dir / "generator.keras", run_dir):
         result = _run("generate.py", f"--generator={source}", f"--out_dir={out_dir}",
                       "--num_images=6", "--individual", "--seed=3")
         assert result.returncode == 0, result.stderr[-3000:]
+        # The console: a header, the files written, and nothing on stderr.
+        assert result.stderr == "", result.stderr[-3000:]
+        assert result.stdout.splitlines() == [
+            f"generate.py: 6 images, seed 3; generator {source} (unconditional, pixel range "
+            f"(-1.0, 1.0)); into {out_dir}: grid.png, image_*.png, images.npy; devices "
+            f"CPU:0; CPU {distribute.cpu_model()}", f"Wrote 6 images to {out_dir}"]
         samples = np.load(out_dir / "images.npy")
         assert samples.shape == (6, 28, 28, 1) and samples.dtype == np.float32
         assert samples.min() >= -1 and samples.max() <= 1
         assert len(list(out_dir.glob("image_*.png"))) == 6
         first = tf.io.decode_png(tf.io.read_file(str(out_dir / "image_00000.png"))).numpy()
         assert first.shape == (28, 28, 1)
-    again = _run("generate.py", f"--generator={run_dir}", f"--out_dir={tmp_path / 'again'}",
-                 "--num_images=6", "--seed=3")
-    assert again.returncode == 0  # The same seed gives the same images.
-    np.testing.assert_array_equal(np.load(tmp_path / "again" / "images.npy"),
-                                  np.load(out_dir / "images.npy"))
+        outputs.append(samples)
+    # The same seed gives the same images, from the export as from the run's checkpoint.
+    np.testing.assert_array_equal(*outputs)
     refused_dir = tmp_path / "refused"
     asked_a_class = _run("generate.py", f"--generator={run_dir}", f"--out_dir={refused_dir}",
                          "--class_name=Bag")
@@ -93,17 +130,14 @@ def test_train_then_generate(tmp_path):
 
 
 @pytest.mark.slow
-def test_conditional_train_then_generate_a_class(tmp_path):
-    run_dir = tmp_path / "run"
-    result = _run("train.py", f"--run_dir={run_dir}", "--conditional", "--conditioning=concat",
-                  "--train_examples=128", "--batch_size=32", "--epochs=1", "--cpu_devices=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    model = json.loads((run_dir / "config.json").read_text())["config"]["model"]
-    assert (model["num_classes"], model["conditioning"]) == (10, "concat")
+def test_generate_a_class_of_a_conditional_generator(tmp_path):
+    """Untrained: what generate.py does with the labels does not need a trained one (how
+    train.py --conditional sets the config: test_train_flags_set_the_config)."""
+    path = tmp_path / "generator.keras"
+    models.build_generator(ModelConfig(num_classes=10, conditioning="concat")).save(path)
 
     def generate(out_dir, *flags):
-        result = _run("generate.py", f"--generator={run_dir / 'generator.keras'}",
-                      f"--out_dir={out_dir}", *flags)
+        result = _run("generate.py", f"--generator={path}", f"--out_dir={out_dir}", *flags)
         assert result.returncode == 0, result.stderr[-3000:]
         return np.load(out_dir / "images.npy"), np.load(out_dir / "labels.npy")
 
@@ -119,19 +153,19 @@ def test_conditional_train_then_generate_a_class(tmp_path):
     np.testing.assert_allclose(every_class[7], sneakers[7], atol=1e-6)
     assert not np.allclose(every_class[6], sneakers[6])
 
-    refused_dir = tmp_path / "refused"
-    misspelt = _run("generate.py", f"--generator={run_dir}", f"--out_dir={refused_dir}",
-                    "--class_name=Snekaer")
-    assert_one_error_line(misspelt, "generate.py", "Unknown class name 'Snekaer'; "
-                          "Fashion-MNIST's classes are T-shirt/top, Trouser, Pullover")
-    assert not refused_dir.exists()
 
-
-def test_generate_reports_a_missing_generator(tmp_path):
-    result = _run("generate.py", f"--generator={tmp_path / 'nope.keras'}",
-                  f"--out_dir={tmp_path / 'out'}")
-    assert_one_error_line(result, "generate.py", "does not exist")
-    assert not (tmp_path / "out").exists()
+def test_what_generate_and_eval_load_is_refused_with_what_is_wrong(tmp_path):
+    """The messages of their one error line (the line itself:
+    test_a_file_that_is_not_a_keras_model_is_one_error_line)."""
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'nope.keras'} does not exist")):
+        checkpoints.load_generator(tmp_path / "nope.keras")
+    for junk in _junk_models(tmp_path):
+        with pytest.raises(ConfigError, match=re.escape(f"{junk} is not a Keras model")):
+            checkpoints.load_generator(junk)
+    with pytest.raises(ConfigError, match=re.escape(
+            "Unknown class name 'Snekaer'; Fashion-MNIST's classes are T-shirt/top, Trouser, "
+            "Pullover")):
+        data.class_index("Snekaer")
 
 
 def _junk_models(directory):
@@ -148,16 +182,17 @@ def _junk_models(directory):
 @pytest.mark.slow
 @pytest.mark.parametrize("binary", ["eval.py", "generate.py"])
 def test_a_file_that_is_not_a_keras_model_is_one_error_line(tmp_path, binary):
-    for junk in _junk_models(tmp_path):
-        result = _run(binary, f"--generator={junk}", f"--out_dir={tmp_path / 'out'}"
-                      if binary == "generate.py" else f"--data_dir={tmp_path / 'no_data'}")
-        assert_one_error_line(result, binary, f"{junk} is not a Keras model")
+    # The other kinds of junk: test_what_generate_and_eval_load_is_refused_with_what_is_wrong.
+    junk = tmp_path / "text.keras"
+    junk.write_text("not a model\n")
+    result = _run(binary, f"--generator={junk}", f"--out_dir={tmp_path / 'out'}"
+                  if binary == "generate.py" else f"--data_dir={tmp_path / 'no_data'}")
+    assert_one_error_line(result, binary, f"{junk} is not a Keras model")
     assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("binary, args, fragment", [
-    ("train.py", ["--n_critic=0", "--max_steps=2"], "n_critic must be positive, got 0"),
     ("bench.py", ["--data_dir={tmp}", "--json_out={tmp}/bench.json", "--steps=1"],
      "Fashion-MNIST"),
     # A worker's error goes to stdout, behind its index; the launcher's line says so.
@@ -166,20 +201,11 @@ def test_a_file_that_is_not_a_keras_model_is_one_error_line(tmp_path, binary):
      "the chief (worker 0) failed"),
 ])
 def test_every_binary_ends_a_failure_in_one_error_line(tmp_path, binary, args, fragment):
+    # train.py: test_console's test_verbosity_and_the_environment_bring_the_info_lines_back;
     # eval.py and generate.py: test_a_file_that_is_not_a_keras_model_is_one_error_line;
-    # sweep.py: test_sweep_reports_a_run_directory_error_in_one_line.
+    # sweep.py: test_sweep's test_sweep_refuses_a_learning_rate_schedule_before_training.
     result = _run(binary, *(arg.format(tmp=tmp_path) for arg in args))
     assert_one_error_line(result, pathlib.Path(binary).name, fragment)
-
-
-@pytest.mark.slow
-def test_sweep_reports_a_run_directory_error_in_one_line(tmp_path):
-    # The run directory of configuration "fast" would be below a regular file.
-    (tmp_path / "fast").write_text("")
-    result = _run("sweep.py", "--configs=fast", "--minutes=0.01", "--num_samples=129",
-                  f"--out_dir={tmp_path}")
-    assert_one_error_line(result, "sweep.py", f"Run directory {tmp_path / 'fast' / 'seed_0'} "
-                          "is not writable")
 
 
 @pytest.fixture
@@ -261,9 +287,8 @@ def test_train_py_on_a_full_disk_stops_in_one_line_and_resumes_once_freed(small_
 
 @pytest.mark.slow
 def test_generate_py_on_a_full_disk_is_one_error_line(tmp_path, small_disk):
-    from dcgan import config, models
     path = tmp_path / "generator.keras"
-    models.build_generator(config.ModelConfig()).save(path)
+    models.build_generator(ModelConfig()).save(path)
     out_dir = small_disk("16k") / "out"
     result = _run("generate.py", f"--generator={path}", f"--out_dir={out_dir}")
     assert_one_error_line(result, "generate.py",

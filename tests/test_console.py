@@ -165,6 +165,7 @@ def test_verbosity_and_the_environment_bring_the_info_lines_back(tmp_path, switc
                     env=switch.get("env"))
     assert result.returncode == 1
     assert result.stderr.splitlines()[-1] == "train.py: error: n_critic must be positive, got 0"
+    assert not (tmp_path / "run").exists()
     for text in shown:
         assert text in result.stderr, (text, result.stderr[-3000:])
     for text in hidden:
@@ -199,15 +200,3 @@ def test_eval_prints_a_header_then_each_checkpoint_with_its_progress(trained_run
     assert len(rows) == 2, result.stdout
     for number, (step, row) in enumerate(zip((4, 8), rows), 1):
         assert re.fullmatch(rf"\s+{step} .* {number}/2, elapsed \d+:\d\d, ETA \d+:\d\d", row), row
-
-
-@pytest.mark.slow
-def test_generate_prints_a_header_then_what_it_wrote(trained_run, tmp_path):
-    out_dir = tmp_path / "generated"
-    result = _binary("generate.py", f"--generator={trained_run}", f"--out_dir={out_dir}",
-                     "--num_images=6", "--seed=2")
-    _assert_quiet_stderr(result)
-    assert result.stdout.splitlines() == [
-        f"generate.py: 6 images, seed 2; generator {trained_run} (unconditional, pixel range "
-        f"(-1.0, 1.0)); into {out_dir}: grid.png, images.npy{DEVICES_AND_CPU}",
-        f"Wrote 6 images to {out_dir}"]
