@@ -4,6 +4,8 @@ runs and of one GanStep, and the checks of a binary's one-line messages."""
 
 import csv
 import dataclasses
+import functools
+import importlib.util
 import pathlib
 import signal
 import socket
@@ -24,6 +26,17 @@ from dcgan.train_step import GanStep
 distribute.split_cpu(2)
 # Tests compare runs number for number.
 tf.config.experimental.enable_op_determinism()
+
+
+@functools.cache
+def train_binary():
+    """train.py loaded as a module (its FLAGS, config_from_flags), once per test process:
+    absl refuses to define its flags a second time."""
+    spec = importlib.util.spec_from_file_location(
+        "train_binary", pathlib.Path(__file__).resolve().parents[1] / "train.py")
+    train = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(train)
+    return train
 
 
 @pytest.fixture(autouse=True)

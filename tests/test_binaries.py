@@ -1,6 +1,5 @@
 """The absl binaries as a user runs them: subprocesses, exit codes, one-line errors."""
 
-import importlib.util
 import json
 import os
 import pathlib
@@ -12,7 +11,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
-from conftest import assert_one_error_line
+from conftest import assert_one_error_line, train_binary
 
 from dcgan import checkpoints, data, distribute, files, models, runs
 from dcgan.config import ConfigError, ModelConfig
@@ -35,11 +34,7 @@ BOUNDED = ("--max_steps=1", "--train_examples=256")
 def train_flags():
     """`train_flags(*args)`: train.py's config_from_flags() after parsing `args` as its
     command line, in this process (no TensorFlow start); the flags are reset after."""
-    # The module name test_overrides also loads it under: absl allows a flag to be
-    # defined again by the module of that name.
-    spec = importlib.util.spec_from_file_location("train_binary", REPO / "train.py")
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    train = train_binary()
 
     def config_from(*args):
         try:

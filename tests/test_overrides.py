@@ -2,16 +2,13 @@
 field's documentation, and sweep specs and flags set the same fields."""
 
 import dataclasses
-import importlib.util
-import pathlib
 
 import pytest
+from conftest import train_binary
 
 from dcgan import overrides, sweeps
 from dcgan.config import ConfigError, TrainConfig
 from dcgan.presets import PRESETS
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _field(path):
@@ -35,9 +32,7 @@ def test_every_entry_names_a_field_of_its_type(name):
 
 
 def test_train_py_defines_every_flag_with_the_field_documentation():
-    spec = importlib.util.spec_from_file_location("train_binary", ROOT / "train.py")
-    train = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(train)
+    train = train_binary()
     for name in overrides.OVERRIDES:
         flag = train.FLAGS[name]
         assert flag.default is None
