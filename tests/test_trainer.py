@@ -1,6 +1,7 @@
 """Short real training runs (2 logical CPU replicas) and the run directory they leave."""
 
 import dataclasses
+import math
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 import tensorflow as tf
 from conftest import checkpoint_steps, loss_rows, tiny_config
 
-from dcgan import checkpoints, run_state, trainer
+from dcgan import checkpoints, data, run_state, trainer
 from dcgan.config import ConfigError
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("float32_policy_after")]
@@ -207,3 +208,23 @@ def test_a_class_count_other_than_fashion_mnists_is_refused(tmp_path, two_replic
     with pytest.raises(ConfigError, match="has 10 classes, got num_classes=5"):
         trainer.train(config, two_replicas)
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("end, iterator_end", [(math.inf, 12), (9, 12), (6, 8)])
+def test_one_input_iterator_serves_several_epochs_each_in_its_own_order(
+        tmp_path, monkeypatch, two_replicas, end, iterator_end):
+    """From step 5 (epoch 1) with two epochs an iterator: epoch 1's steps after the first,
+    then all of epoch 2 unless `end` falls in epoch 1, each epoch in the order load_split
+    gives it alone; the global batches split across the replicas."""
+    monkeypatch.setattr(trainer, "EPOCHS_PER_ITERATOR", 2)
+    config = tiny_config(tmp_path, 128, 32, seed=4)  # 4 steps an epoch.
+    iterator, ends_at = trainer._distributed_batches(config, two_replicas, 5, 4, end)
+    read = [np.concatenate([replica.numpy() for replica in
+                            two_replicas.experimental_local_results(batch)])
+            for batch in iterator]
+    expected = [batch for epoch in range(1, iterator_end // 4)
+                for batch in data.load_split(config.data, config.pixel_range,
+                                             shuffle_seed=config.shuffle_seed, first_epoch=epoch)
+                .as_numpy_iterator()][1:]
+    assert ends_at == iterator_end and len(read) == iterator_end - 5
+    np.testing.assert_array_equal(np.stack(read), np.stack(expected))
