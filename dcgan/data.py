@@ -265,7 +265,7 @@ def load_split(config: DataConfig, pixel_range, *, with_labels: bool = False,
     batches = one_epoch(first_epoch)
     for epoch in range(first_epoch + 1, first_epoch + epochs):
         batches = batches.concatenate(one_epoch(epoch))
-    # No autotuning: deleting an iterator waits for the autotuner's thread, which sleeps
+    # No autotuning: deleting an iterator can wait for the autotuner's thread, which sleeps
     # on a timer that doubles up to a minute (54 s between the last epoch and the end of
     # a 3-epoch run, 1.3 s without). Untuned, the pipeline still reads ~25,000 images a
     # second, ~50x what the default step takes.
