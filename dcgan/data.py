@@ -267,8 +267,8 @@ def load_split(config: DataConfig, pixel_range, *, with_labels: bool = False,
         batches = batches.concatenate(one_epoch(epoch))
     # No autotuning: deleting an iterator can wait for the autotuner's thread, which sleeps
     # on a timer that doubles up to a minute (54 s between the last epoch and the end of
-    # a 3-epoch run, 1.3 s without). Untuned, the pipeline still reads ~25,000 images a
-    # second, ~50x what the default step takes.
+    # a 3-epoch run, 1.3 s without). Untuned, the pipeline still reads over 20,000 images
+    # a second, ~45x what the default step takes.
     options = tf.data.Options()
     options.autotune.enabled = False
     return (batches
