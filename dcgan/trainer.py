@@ -160,7 +160,7 @@ def _check_one_restored_step(strategy, state: RunState, run_dir):
 EPOCHS_PER_ITERATOR = 25
 
 
-def _distributed_batches(config: TrainConfig, strategy, step: int, steps_per_epoch: int,
+def _step_batch_iterator(config: TrainConfig, strategy, step: int, steps_per_epoch: int,
                          end: float):
     """An iterator over the distributed step batches from `step` on, through the end of
     EPOCHS_PER_ITERATOR epochs or of the epoch holding step `end` (math.inf: no end),
@@ -263,7 +263,7 @@ def _train_steps(config, strategy, state, outputs, saver, stop, steps_per_epoch,
         epoch = step // steps_per_epoch
         epoch_end = (epoch + 1) * steps_per_epoch
         if step == iterator_end:
-            iterator, iterator_end = _distributed_batches(config, strategy, step,
+            iterator, iterator_end = _step_batch_iterator(config, strategy, step,
                                                           steps_per_epoch, end)
         bar.start_epoch()
         while step < min(epoch_end, end) and not out_of_time():

@@ -218,7 +218,7 @@ def test_one_input_iterator_serves_several_epochs_each_in_its_own_order(
     gives it alone; the global batches split across the replicas."""
     monkeypatch.setattr(trainer, "EPOCHS_PER_ITERATOR", 2)
     config = tiny_config(tmp_path, 128, 32, seed=4)  # 4 steps an epoch.
-    iterator, ends_at = trainer._distributed_batches(config, two_replicas, 5, 4, end)
+    iterator, ends_at = trainer._step_batch_iterator(config, two_replicas, 5, 4, end)
     read = [np.concatenate([replica.numpy() for replica in
                             two_replicas.experimental_local_results(batch)])
             for batch in iterator]

@@ -57,7 +57,7 @@ def test_the_context_checks_pass_where_the_context_allows():
 def test_the_pixel_range_follows_the_architecture(architecture, pixel_range):
     config = _changed("tutorial", model__architecture=architecture)
     assert config.pixel_range == pixel_range == models.output_range(architecture)
-    # The pipeline scales the real images to it (`trainer._distributed_batches`), and the
+    # The pipeline scales the real images to it (`trainer._step_batch_iterator`), and the
     # config no longer holds a value of its own that could disagree.
     assert "pixel_range" not in {field.name for field in dataclasses.fields(config.data)}
 
