@@ -97,4 +97,9 @@ PRESETS.update({
     # preset so that sweep.py can rank it.
     "fast_conditional": _fast_with(
         "fast_conditional", model=ModelConfig("fast", noise_dim=100, num_classes=10)),
+    # The conditional version of the best other loss: hinge, level with the default at 2
+    # and 5 default-epochs (BUILD_NOTES.md, "Leaderboard"), on fast_conditional's networks.
+    "hinge_conditional": _fast_with(
+        "hinge_conditional", loss="hinge",
+        model=ModelConfig("fast", noise_dim=100, num_classes=10)),
 })

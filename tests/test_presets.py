@@ -9,7 +9,8 @@ from dcgan import checkpoints, models, trainer
 from dcgan.presets import PRESETS
 from dcgan.train_step import METRIC_NAMES
 
-PER_LOSS_PRESETS = ("hinge", "least_squares", "wgan_gp_fast", "r3gan", "fast_conditional")
+PER_LOSS_PRESETS = ("hinge", "least_squares", "wgan_gp_fast", "r3gan", "fast_conditional",
+                    "hinge_conditional")
 
 
 @pytest.mark.slow
