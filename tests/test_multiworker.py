@@ -25,9 +25,9 @@ from dcgan.config import ConfigError
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
 TIMEOUT = 300  # Seconds a cluster may take to finish; it takes ~30-60 s on 2 busy cores.
-# 1024 images in batches of 64: 16 steps an epoch; 20 steps cross one epoch end. Only the
+# 512 images in batches of 32: 16 steps an epoch; 20 steps cross one epoch end. Only the
 # epoch end, a stop and the last step save a checkpoint.
-FLAGS = ("--preset=tutorial", "--train_examples=1024", "--batch_size=64", "--dtype_policy=float32",
+FLAGS = ("--preset=tutorial", "--train_examples=512", "--batch_size=32", "--dtype_policy=float32",
          "--deterministic", "--max_steps=20", "--steps_per_call=2",
          "--checkpoint_every_steps=1000")
 # Runs train.py after code that saves the trainable weights of each worker at each of its
@@ -108,7 +108,7 @@ def _assert_same_weights(tmp_path, name, step):
 def one_process_run(tmp_path_factory):
     """The rows of losses.csv of FLAGS in one process with two logical CPU replicas."""
     run_dir = tmp_path_factory.mktemp("one_process") / "run"
-    config = tiny_config(run_dir, 1024, 64, max_steps=20, steps_per_call=2,
+    config = tiny_config(run_dir, 512, 32, max_steps=20, steps_per_call=2,
                          checkpoint_every_steps=1000)
     train_for_fixture(config, mirrored_on_two_cpus())
     return loss_rows(run_dir)
