@@ -66,6 +66,9 @@ def _fast_with(name: str, **fields) -> TrainConfig:
     return dataclasses.replace(PRESETS["fast"], run_dir=f"runs/{name}", **fields)
 
 
+# fast's networks conditioned on the class (a projection D).
+_FAST_CONDITIONAL_MODEL = ModelConfig("fast", noise_dim=100, num_classes=10)
+
 # The other losses on the fast networks (issue 20), so that a comparison of losses is not
 # a comparison of networks: fast's batch, schedule and EMA throughout. sweep.py ranks them
 # at equal minutes (BUILD_NOTES.md, "Leaderboard"); where a setting departs from fast's,
@@ -95,11 +98,9 @@ PRESETS.update({
         loss="relativistic", r1_weight=0.1, r2_weight=0.1, penalty_every=16),
     # fast conditioned on the class (what `train.py --conditional` makes of fast), as a
     # preset so that sweep.py can rank it.
-    "fast_conditional": _fast_with(
-        "fast_conditional", model=ModelConfig("fast", noise_dim=100, num_classes=10)),
+    "fast_conditional": _fast_with("fast_conditional", model=_FAST_CONDITIONAL_MODEL),
     # The conditional version of the best other loss: hinge, level with the default at 2
     # and 5 default-epochs (BUILD_NOTES.md, "Leaderboard"), on fast_conditional's networks.
-    "hinge_conditional": _fast_with(
-        "hinge_conditional", loss="hinge",
-        model=ModelConfig("fast", noise_dim=100, num_classes=10)),
+    "hinge_conditional": _fast_with("hinge_conditional", loss="hinge",
+                                    model=_FAST_CONDITIONAL_MODEL),
 })
