@@ -45,8 +45,9 @@ PRESETS = {
         epochs=18,
     ),
     # WGAN-GP as published (Gulrajani et al. 2017, algorithm 1) on the tutorial's
-    # networks: the paper's hyper-parameters with its batch of 64, for which they were chosen. Each G step reads 5 critic batches, so an
-    # epoch is 187 G steps at batch 64 and would be only 46 at 256.
+    # networks: the paper's hyper-parameters with its batch of 64, for which they were
+    # chosen. Each G step reads 5 critic batches, so an epoch is 187 G steps at batch 64
+    # and would be only 46 at 256.
     "wgan_gp_paper": TrainConfig(
         run_dir="runs/wgan_gp_paper",
         model=ModelConfig("tutorial_critic", noise_dim=100),

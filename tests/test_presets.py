@@ -1,11 +1,13 @@
 """The per-loss presets of issue 20 and the conditional fast: each trains on 2 logical CPU replicas, with the loss,
 networks and penalties it names, and its run writes what a run writes."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import checkpoint_steps, loss_rows
 
-from dcgan import checkpoints, models, trainer
+from dcgan import checkpoints, models, sweeps, trainer
 from dcgan.presets import PRESETS
 from dcgan.train_step import METRIC_NAMES
 
@@ -33,3 +35,10 @@ def test_each_loss_preset_trains_on_two_replicas(preset, tmp_path, short_run, tw
     generator = checkpoints.restore_generator(tmp_path / preset)
     assert generator.name.startswith("fast")
     assert models.generator_num_classes(generator) == config.model.num_classes
+
+
+def test_wgan_gp_is_the_tuned_wgan_gp_fast_the_leaderboard_measured():
+    """The shipped leaderboard's wgan_gp rows were trained as this override of
+    wgan_gp_fast before it became the preset: the two must stay one configuration."""
+    tuned = sweeps.parse_config("wgan_gp_fast:n_critic=1:d_learning_rate=4e-4:penalty_every=4")
+    assert dataclasses.replace(tuned, run_dir="runs/wgan_gp") == PRESETS["wgan_gp"]

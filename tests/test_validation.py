@@ -19,7 +19,7 @@ def _changed(preset, **fields):
 
 
 @pytest.mark.parametrize("config, context, message", [
-    (_changed("wgan_gp", update="simultaneous"), {}, "n_critic=5 needs the alternating update"),
+    (_changed("wgan_gp_paper", update="simultaneous"), {}, "n_critic=5 needs the alternating update"),
     (_changed("wgan_gp", gp_weight=0.0), {}, "loss 'wasserstein' needs a penalty"),
     (_changed("tutorial", model__num_classes=5), {}, "has 10 classes, got num_classes=5"),
     (_changed("tutorial", model__architecture="nope"), {}, "Unknown architecture 'nope'"),
@@ -27,7 +27,7 @@ def _changed(preset, **fields):
     (_changed("fast", r1_weight=1.0), {}, "The fast discriminator has batch norm"),
     (_changed("tutorial", data__global_batch_size=33), {"num_replicas": 2},
      "global batch size 33 is not divisible by the 2 replicas"),
-    (_changed("wgan_gp", data__split="test[:300]"), {"steps_per_epoch": 0},
+    (_changed("wgan_gp_paper", data__split="test[:300]"), {"steps_per_epoch": 0},
      r"split 'test\[:300\]' holds fewer images than one step's 5 batch\(es\) of 64"),
     (_changed("fast", max_train_minutes=1.0), {"num_workers": 2},
      "max_train_minutes needs a single worker"),
