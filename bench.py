@@ -142,27 +142,6 @@ def baseline_rate(images, batch_size):
     return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats)
 
 
-def peak_gflops(dtype, size, repeats):
-    """The machine's matmul peak in `dtype`: GFLOP/s of the best of `repeats` [size, size]
-    x [size, size] `tf.matmul`s (2 size^3 FLOPs each), after one untimed warm-up.
-
-    A square matmul this large is what oneDNN runs closest to the cores' FMA rate, so its
-    rate is the most a step's convolutions (which are matmuls) can reach in that dtype.
-    """
-    a, b = (tf.cast(tf.random.stateless_normal([size, size], seed=[0, seed]), dtype)
-            for seed in (1, 2))
-    # Reduced inside the function so that a scalar, not the product, is copied out; the
-    # sum is size^2 of the 2 size^3 FLOPs.
-    matmul = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
-    matmul(a, b).numpy()
-    seconds = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        matmul(a, b).numpy()
-        seconds.append(time.perf_counter() - started)
-    return 2 * size**3 / min(seconds) / 1e9
-
-
 def compute_dtype(policy_name):
     """The dtype a Keras policy's layers compute in: "float32", "bfloat16" or "float16"."""
     return keras.mixed_precision.Policy(policy_name).compute_dtype
@@ -268,7 +247,7 @@ def measure_peaks():
     """GFLOP/s by dtype name, of float32 (the baseline's) and every --dtype_policies's."""
     dtypes = {"float32"} | {compute_dtype(distribute.resolve_dtype_policy(dtype_policy))
                             for dtype_policy in FLAGS.dtype_policies}
-    peaks = {dtype: peak_gflops(dtype, FLAGS.matmul_size, FLAGS.repeats)
+    peaks = {dtype: distribute.matmul_gflops(dtype, FLAGS.matmul_size, FLAGS.repeats)
              for dtype in sorted(dtypes)}
     for dtype, peak in peaks.items():
         print(f"peak {dtype}: {peak:.1f} GFLOP/s ({FLAGS.matmul_size}^2 matmul)")

@@ -27,6 +27,7 @@ __all__ = [
     "config_record",
     "lock",
     "prepare",
+    "recorded_dtype_policy",
     "remove_interrupted_saves",
     "restore_latest",
     "resume_mismatches",
@@ -126,6 +127,16 @@ def _free_name(run_dir: pathlib.Path) -> pathlib.Path:
         candidate = run_dir.with_name(f"{run_dir.name}.old-{stamp}-{counter}")
         counter += 1
     return candidate
+
+
+def recorded_dtype_policy(run_dir) -> str | None:
+    """The dtype policy in the config.json of the run in `run_dir`; None where there is
+    none or it cannot be read (`prepare` says why)."""
+    try:
+        return json.loads((pathlib.Path(run_dir) / "config.json").read_text()).get(
+            "dtype_policy")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def prepare(run_dir, record: dict, new_run: bool = False) -> pathlib.Path | None:

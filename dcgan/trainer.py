@@ -116,6 +116,17 @@ def _run_record(config, strategy, policy_name, steps_per_epoch, run_info) -> dic
     }
 
 
+def _dtype_policy(config, new_run) -> str:
+    """The run's Keras policy: `config.dtype_policy` resolved, except that "auto" resumes
+    a run in the policy its config.json records, which auto's timing of this machine
+    (`distribute.resolve_dtype_policy`) need not give again."""
+    if config.dtype_policy == "auto" and not new_run:
+        recorded = runs.recorded_dtype_policy(config.run_dir)
+        if recorded:
+            return recorded
+    return distribute.resolve_dtype_policy(config.dtype_policy)
+
+
 def _start_chief(config, strategy, record, new_run, cleanup):
     """Locks the run directory and restores its run state; returns (state, outputs)."""
     run_dir = pathlib.Path(config.run_dir)
@@ -186,7 +197,7 @@ def _step_batch_iterator(config: TrainConfig, strategy, step: int, steps_per_epo
 def _train(config, strategy, run_info, new_run, signals, cleanup) -> dict:
     strategy = strategy or distribute.make_strategy()
     run_dir = pathlib.Path(config.run_dir)
-    policy_name = distribute.resolve_dtype_policy(config.dtype_policy)
+    policy_name = _dtype_policy(config, new_run)
     steps_per_epoch, total_steps = planned_steps(config)
     validate(config, strategy.num_replicas_in_sync, distribute.num_workers(strategy),
              steps_per_epoch)

@@ -37,16 +37,18 @@ def test_explicit_dtype_policy_is_kept():
     assert distribute.resolve_dtype_policy("mixed_float16") == "mixed_float16"
 
 
-@pytest.mark.parametrize("capabilities, cpu_flags, expected", [
-    ([(8, 0)], "avx2", "mixed_bfloat16"),  # A100: bf16 tensor cores.
-    ([(8, 0), (8, 6)], "avx2", "mixed_bfloat16"),
-    ([(7, 5)], "avx512_bf16", "float32"),  # T4: no bf16; the CPU's flags do not count.
-    ([(8, 0), (7, 5)], "avx2", "float32"),  # One GPU without bf16 holds the others back.
-    ([], "avx512f avx512_bf16", "mixed_bfloat16"),
-    ([], "avx2 avx512f", "float32"),
-], ids=["cc8.0", "cc8.0+8.6", "cc7.5", "cc8.0+7.5", "cpu-bf16", "cpu-no-bf16"])
+@pytest.mark.parametrize("capabilities, cpu_flags, bf16_speedup, expected", [
+    ([(8, 0)], "avx2", None, "mixed_bfloat16"),  # A100: bf16 tensor cores.
+    ([(8, 0), (8, 6)], "avx2", None, "mixed_bfloat16"),
+    ([(7, 5)], "avx512_bf16", None, "float32"),  # T4: no bf16; the CPU's flags do not count.
+    ([(8, 0), (7, 5)], "avx2", None, "float32"),  # One GPU without bf16 holds the others back.
+    ([], "avx512f avx512_bf16", 2.0, "mixed_bfloat16"),
+    ([], "avx512f avx512_bf16", 0.6, "float32"),  # bf16 instructions, but slow ones.
+    ([], "avx2 avx512f", None, "float32"),
+], ids=["cc8.0", "cc8.0+8.6", "cc7.5", "cc8.0+7.5", "cpu-bf16", "cpu-slow-bf16",
+        "cpu-no-bf16"])
 def test_auto_dtype_policy_follows_the_hardware(monkeypatch, tmp_path, capabilities, cpu_flags,
-                                             expected):
+                                             bf16_speedup, expected):
     gpus = [tf.config.PhysicalDevice(f"/physical_device:GPU:{index}", "GPU")
             for index in range(len(capabilities))]
     details = {gpu.name: {"compute_capability": cc} for gpu, cc in zip(gpus, capabilities)}
@@ -59,7 +61,19 @@ def test_auto_dtype_policy_follows_the_hardware(monkeypatch, tmp_path, capabilit
     # The real flag parser, on this cpuinfo instead of the machine's.
     monkeypatch.setattr(distribute, "cpu_supports_bf16",
                         functools.partial(distribute.cpu_supports_bf16, cpuinfo))
+    # The matmul timing only where the flags promise bf16 on a CPU-only machine.
+    timings = []
+    monkeypatch.setattr(distribute, "cpu_bf16_matmul_speedup",
+                        lambda: timings.append(bf16_speedup) or bf16_speedup)
     assert distribute.resolve_dtype_policy("auto") == expected
+    assert timings == ([] if bf16_speedup is None else [bf16_speedup])
+
+
+def test_matmul_rate_counts_two_flops_per_multiply_add(monkeypatch):
+    """On a clock that gives each timed matmul 0.25 s: 2 * 64^3 FLOPs / 0.25 s."""
+    clock = iter(range(100))
+    monkeypatch.setattr(distribute.time, "perf_counter", lambda: 0.25 * next(clock))
+    assert distribute.matmul_gflops("bfloat16", 64, 3) == pytest.approx(2 * 64**3 / 0.25 / 1e9)
 
 
 def test_strategy_uses_the_logical_cpu_devices():

@@ -1,6 +1,7 @@
 """Short real training runs (2 logical CPU replicas) and the run directory they leave."""
 
 import dataclasses
+import json
 import math
 import subprocess
 import sys
@@ -11,7 +12,7 @@ import pytest
 import tensorflow as tf
 from conftest import checkpoint_steps, loss_rows, tiny_config
 
-from dcgan import checkpoints, data, run_state, trainer
+from dcgan import checkpoints, data, distribute, run_state, trainer
 from dcgan.config import ConfigError
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("float32_policy_after")]
@@ -122,6 +123,23 @@ def test_mixed_float16_resume_restores_the_loss_scale(tmp_path, two_replicas, mo
     assert len(created) == 2
     assert [float(optimizer.dynamic_scale.numpy()) for optimizer in created] == saved
     assert all(scale != 2.0 for scale in saved)
+
+
+def test_auto_precision_resumes_in_the_policy_its_run_started_in(tmp_path, two_replicas,
+                                                                  monkeypatch):
+    """auto times this machine's bf16 matmuls (`distribute.resolve_dtype_policy`): a
+    resume whose timing came out otherwise goes on in the run's policy instead of being
+    refused as another run's; a new run resolves afresh."""
+    run_dir = tmp_path / "run"
+    config = _config(run_dir, max_steps=1, steps_per_call=1, dtype_policy="auto")
+    monkeypatch.setattr(distribute, "resolve_dtype_policy", lambda name: "float32")
+    trainer.train(config, two_replicas)
+    monkeypatch.setattr(distribute, "resolve_dtype_policy", lambda name: "mixed_bfloat16")
+    assert trainer.train(dataclasses.replace(config, max_steps=2), two_replicas)["step"] == 2
+    assert [row["step"] for row in loss_rows(run_dir)] == ["1", "2"]
+    assert json.loads((run_dir / "config.json").read_text())["dtype_policy"] == "float32"
+    trainer.train(config, two_replicas, new_run=True)
+    assert json.loads((run_dir / "config.json").read_text())["dtype_policy"] == "mixed_bfloat16"
 
 
 def test_a_resume_trains_at_the_learning_rates_of_its_config(tmp_path, two_replicas):
