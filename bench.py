@@ -159,7 +159,8 @@ def preset_step_flops(preset, update):
     """FLOPs per real image of one step of the preset's networks with `update`."""
     return profiling.train_step_flops(
         models.build_generator(preset.model), models.build_discriminator(preset.model),
-        update, preset.n_critic, preset.gp_weight, preset.r1_weight)
+        update, preset.n_critic, preset.gp_weight, preset.r1_weight, preset.r2_weight,
+        preset.penalty_every)
 
 
 @functools.cache

@@ -72,7 +72,8 @@ def forward_flops(model: keras.Model) -> int:
     return total
 
 
-def step_passes(update, n_critic=1, gp_weight=0.0, r1_weight=0.0) -> tuple[float, float]:
+def step_passes(update, n_critic=1, gp_weight=0.0, r1_weight=0.0, r2_weight=0.0,
+                penalty_every=1) -> tuple[float, float]:
     """(G, D) cost of one `dcgan.train_step.GanStep` step per real image it reads, in
     forward passes of each network over one image.
 
@@ -89,14 +90,17 @@ def step_passes(update, n_critic=1, gp_weight=0.0, r1_weight=0.0) -> tuple[float
         (no tape), D 2 x (forward 1 + backward 2); then the G update on fresh noise: G
         forward 1 + backward 2, D forward 1 + backward to its inputs 1. Per image read:
         G (n_critic + 3) / n_critic, D (6 n_critic + 2) / n_critic.
-      each penalty (gp_weight, r1_weight > 0), per D update: D forward 1 + the inner
-        backward to the inputs 1, and the outer backward through both for D's weights
-        2 x 2: D 6 more.
+      each penalty (gp_weight, r1_weight, r2_weight > 0), per D update that computes
+        it: D forward 1 + the inner backward to the inputs 1, and the outer backward
+        through both for D's weights 2 x 2: D 6 more; lazy ones, in one D update in
+        `penalty_every`, 6 / penalty_every on average.
 
     Args:
       update: one of UPDATES.
       n_critic: D updates per step, each on its own batch.
-      gp_weight, r1_weight: the penalties' weights; only whether they are 0 matters.
+      gp_weight, r1_weight, r2_weight: the penalties' weights; only whether they are 0
+        matters.
+      penalty_every: the D updates per update that computes the penalties (>= 1).
 
     Returns:
       (generator passes, discriminator passes) per image read, floats >= 1.
@@ -109,7 +113,7 @@ def step_passes(update, n_critic=1, gp_weight=0.0, r1_weight=0.0) -> tuple[float
     if n_critic < 1 or (n_critic > 1 and update != "alternating"):
         raise ValueError(f"n_critic must be 1, or more with the alternating update; got "
                          f"{n_critic} with {update!r}")
-    penalty_passes = 6 * ((gp_weight > 0) + (r1_weight > 0))
+    penalty_passes = 6 * ((gp_weight > 0) + (r1_weight > 0) + (r2_weight > 0)) / penalty_every
     if update == "simultaneous":
         return 3.0, 7.0 + penalty_passes
     return ((n_critic + 3) / n_critic,
@@ -117,20 +121,21 @@ def step_passes(update, n_critic=1, gp_weight=0.0, r1_weight=0.0) -> tuple[float
 
 
 def train_step_flops(generator, discriminator, update, n_critic=1, gp_weight=0.0,
-                     r1_weight=0.0) -> float:
+                     r1_weight=0.0, r2_weight=0.0, penalty_every=1) -> float:
     """FLOPs of one training step per real image it reads: `step_passes` weighted by
     `forward_flops` of each network (their convention and what they ignore). Losses
     and optimizer updates are left out (per step, not per image).
 
     Args:
       generator, discriminator: Keras models (see `dcgan.models`).
-      update, n_critic, gp_weight, r1_weight: as in `step_passes`.
+      update, n_critic, gp_weight, r1_weight, r2_weight, penalty_every: as in
+        `step_passes`.
 
     Raises:
       ValueError: as `step_passes` and `forward_flops` do.
     """
-    generator_passes, discriminator_passes = step_passes(update, n_critic, gp_weight,
-                                                         r1_weight)
+    generator_passes, discriminator_passes = step_passes(
+        update, n_critic, gp_weight, r1_weight, r2_weight, penalty_every)
     return (generator_passes * forward_flops(generator)
             + discriminator_passes * forward_flops(discriminator))
 

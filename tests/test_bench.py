@@ -94,12 +94,16 @@ def test_train_step_flops_of_fast_are_the_documented_passes():
                              + 7 * 7 * 4 * 4 * 128 * 64 + 14 * 14 * 4 * 4 * 64 * 1)
     assert d_forward == 2 * (14 * 14 * 64 * 4 * 4 * 1 + 7 * 7 * 128 * 4 * 4 * 64 + 7 * 7 * 128)
     # The multiplicities of step_passes's docstring.
-    for (update, n_critic, gp_weight), (g_passes, d_passes) in {
-            ("simultaneous", 1, 0.0): (3, 7),
-            ("alternating", 1, 0.0): (4, 8),
-            ("alternating", 5, 10.0): ((5 + 3) / 5, (5 * 12 + 2) / 5)}.items():
+    # (update, n_critic, gp_weight, r1_weight, r2_weight, penalty_every): preset wgan_gp's
+    # lazy penalty every 4th D update adds 6 / 4 D passes, r3gan's R1 + R2 every 16th 12 / 16.
+    for (update, n_critic, *penalties), (g_passes, d_passes) in {
+            ("simultaneous", 1, 0.0, 0.0, 0.0, 1): (3, 7),
+            ("alternating", 1, 0.0, 0.0, 0.0, 1): (4, 8),
+            ("alternating", 5, 10.0, 0.0, 0.0, 1): ((5 + 3) / 5, (5 * 12 + 2) / 5),
+            ("alternating", 1, 10.0, 0.0, 0.0, 4): (4, 8 + 6 / 4),
+            ("alternating", 1, 0.0, 0.1, 0.1, 16): (4, 8 + 12 / 16)}.items():
         assert profiling.train_step_flops(
-            generator, discriminator, update, n_critic, gp_weight) == pytest.approx(
+            generator, discriminator, update, n_critic, *penalties) == pytest.approx(
                 g_passes * g_forward + d_passes * d_forward)
 
 
