@@ -14,9 +14,11 @@ there on a 2-core CPU, most of it the plot of the whole losses.csv, which grows 
 run (BUILD_NOTES.md, "Wall-clock efficiency").
 """
 
+import contextlib
 import pathlib
 import shutil
 
+import keras
 import tensorflow as tf
 
 from dcgan import data, images, models, runs
@@ -69,6 +71,7 @@ class ChiefOutputs:
         self.pixel_range = config.pixel_range
         self.class_names = data.CLASS_NAMES if config.model.num_classes else ()
         self.seed = config.seed
+        self.model_config = config.model
         self.state = state
         self.log = log
         self.samples_dir = self.run_dir / "samples"
@@ -138,10 +141,11 @@ class ChiefOutputs:
                                 xlabel="step", title=self.run_dir.name)
 
     def _export_models(self):
-        for name, model in (("generator", self.state.sampling_generator),
-                            ("discriminator", self.state.discriminator)):
+        for name, model, build in (
+                ("generator", self.state.sampling_generator, models.build_generator),
+                ("discriminator", self.state.discriminator, models.build_discriminator)):
             with atomic_path(self.run_dir / f"{name}.keras") as partial:
-                model.save(partial)
+                _float32_copy(model, build, self.model_config).save(partial)
 
     def export_checkpoint(self, prefix: str | None):
         """The exports of the checkpoint `prefix` (nothing if None), restored into the run
@@ -165,6 +169,30 @@ class ChiefOutputs:
         self._plot_losses()
         self._export_models()
         self.writer.flush()
+
+
+@contextlib.contextmanager
+def _global_policy(name):
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+
+
+def _float32_copy(model, build, model_config) -> keras.Model:
+    """`model`, or under a mixed-precision policy the same network built by `build` from
+    `model_config` in float32 with its weights: an export computes in float32 whatever
+    precision trained it, so that it samples as the run's checkpoint restored by
+    `dcgan.checkpoints` does, and alike on every machine. (The weights of a
+    mixed-precision model are float32 already: nothing is rounded.)"""
+    if model.dtype_policy.name == "float32":
+        return model
+    with _global_policy("float32"):
+        copy = build(model_config)
+    copy.set_weights(model.get_weights())
+    return copy
 
 
 class WorkerOutputs:
