@@ -5,7 +5,8 @@ r"""Trains configurations for the same training time each and scores FID against
   python sweep.py --configs=fast,fast:loss=hinge --seeds=0,1,2 --budgets=2,5,10
 
 A configuration is a preset, optionally with overrides `preset:flag=value:flag=value` of
-train.py's flags listed in `dcgan.overrides.OVERRIDES`. Each (configuration, seed) trains in
+train.py's flags listed in `dcgan.overrides.OVERRIDES` (a list value joined by "+", e.g.
+`fast:augment=translation+cutout`). Each (configuration, seed) trains in
 <out_dir>/<configuration>/seed_<seed>, one segment per entry of --minutes (training time,
 start-up and pictures excluded), and its latest checkpoint is scored after each segment.
 Rows go to <out_dir>/sweep.csv, each scored run's final sample grid to <out_dir>/grids/,

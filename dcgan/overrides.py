@@ -98,7 +98,8 @@ def help_text(name: str) -> str:
 
 
 def parse(name: str, text: str):
-    """The value of `--name=text` (bool: true/false/1/0; tuple: names joined by commas).
+    """The value of `--name=text` (bool: true/false/1/0; tuple: names joined by commas,
+    or by "+" where commas separate something else, as in sweep.py's --configs).
 
     Raises:
       ConfigError: `name` is not in OVERRIDES, or `text` is not a value of its type,
@@ -111,7 +112,7 @@ def parse(name: str, text: str):
         if override.type is bool:
             value = {"true": True, "1": True, "false": False, "0": False}[text.lower()]
         elif override.type is tuple:
-            value = tuple(part for part in text.split(",") if part)
+            value = tuple(part for part in re.split("[,+]", text) if part)
         else:
             value = override.type(text)
     except (KeyError, ValueError):

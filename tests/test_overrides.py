@@ -59,6 +59,9 @@ def test_overrides_apply_together_and_parse_their_types():
     with pytest.raises(ConfigError, match="Unknown update 'both'"):
         overrides.parse("update", "both")
     assert overrides.parse("augment", "translation,cutout") == ("translation", "cutout")
+    # sweep.py's --configs is a comma-separated list: there the names join with "+".
+    assert sweeps.parse_config("fast:augment=translation+cutout").augment == (
+        "translation", "cutout")
     with pytest.raises(ConfigError, match="Unknown augment"):
         overrides.parse("augment", "translation,flip")
     assert overrides.apply(config, {"augment": ["cutout"]}).augment == ("cutout",)
