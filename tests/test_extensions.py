@@ -62,16 +62,18 @@ def test_wgan_gp_reads_a_new_batch_for_each_critic_update(two_replicas):
 def test_wgan_gp_trains_under_float16_loss_scaling(policy, two_replicas):
     """The penalty's second-order gradients through float16 layers overflow at the
     initial loss scale; the optimizer must skip those updates, lower the scale and go
-    on, without NaN weights and without the scale collapsing to 1 (tensorflow#48662)."""
+    on, without NaN weights and without the scale collapsing to 1 (tensorflow#48662).
+    The tutorial critic's do (fast_nf's, preset wgan_gp's, did not overflow in 3 steps)."""
     strategy = two_replicas
     gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
                          policy_name=policy, n_critic=2, gp_weight=10.0)
+    initial_scale = float(gan_step.discriminator_optimizer.dynamic_scale.numpy())
     assert gan_step.discriminator.get_layer(index=1).compute_dtype == "float16"
     metrics = run_steps(gan_step, random_batches(strategy, 6), 3)
     assert all(np.isfinite(values[-1]) for values in metrics.values())
     for model in (gan_step.generator, gan_step.discriminator):
         assert all(np.all(np.isfinite(w)) for w in _values(model.weights))
-    assert float(gan_step.discriminator_optimizer.dynamic_scale.numpy()) > 1
+    assert 1 < float(gan_step.discriminator_optimizer.dynamic_scale.numpy()) < initial_scale
 
 
 @pytest.mark.parametrize("conditioning", ["projection", "concat"])
