@@ -181,9 +181,10 @@ def test_a_wgan_gp_run_with_ema_and_a_cosine_schedule_resumes_exactly_and_sample
         tmp_path, short_run, resumes_exactly, two_replicas, float32_policy_after):
     """One exact resume of several options, each of whose effect has a test of its own
     above and in test_schedules and test_lazy_penalties: 2 critic updates (2 batches) a
-    step, the preset's lazy penalty, the EMA generator, a cosine schedule with warm-up. resumes_exactly compares the losses,
-    G, D and the average. The other presets' resumes: test_augment (fast: batch-norm D,
-    EMA), test_trainer (conditional, spectral norm), test_lazy_penalties (R3GAN)."""
+    step, the preset's lazy penalty, the EMA generator, a cosine schedule with warm-up.
+    resumes_exactly compares the losses, G, D and the average. The other presets' resumes:
+    test_augment (fast: batch-norm D, EMA), test_trainer (conditional, spectral norm),
+    test_lazy_penalties (R3GAN)."""
     # 256 images, 2 critic batches of 32 per step: 4 steps an epoch, 8 in all; calls of 2
     # steps, stopped after 3 calls (step 6, in epoch 2).
     config = short_run(tmp_path / "run", "wgan_gp", n_critic=2, ema_decay=0.9, epochs=2,

@@ -19,7 +19,8 @@ def _changed(preset, **fields):
 
 
 @pytest.mark.parametrize("config, context, message", [
-    (_changed("wgan_gp_paper", update="simultaneous"), {}, "n_critic=5 needs the alternating update"),
+    (_changed("wgan_gp_paper", update="simultaneous"), {},
+     "n_critic=5 needs the alternating update"),
     (_changed("wgan_gp", gp_weight=0.0), {}, "loss 'wasserstein' needs a penalty"),
     (_changed("tutorial", model__num_classes=5), {}, "has 10 classes, got num_classes=5"),
     (_changed("tutorial", model__architecture="nope"), {}, "Unknown architecture 'nope'"),
