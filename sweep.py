@@ -3,6 +3,7 @@ r"""Trains configurations for the same training time each and scores FID against
   python sweep.py --configs=tutorial,fast --seeds=0,1,2 --minutes=5,10,20
   python sweep.py --configs=fast,fast:d_learning_rate=4e-4,fast:batch_size=256 --minutes=5
   python sweep.py --configs=fast,fast:loss=hinge --seeds=0,1,2 --budgets=2,5,10
+  python sweep.py --configs=fast,fast:lr_schedule=cosine --seeds=0,1,2 --epochs=6,18
 
 A configuration is a preset, optionally with overrides `preset:flag=value:flag=value` of
 train.py's flags listed in `dcgan.overrides.OVERRIDES` (a list value joined by "+", e.g.
@@ -18,6 +19,13 @@ by `--leaderboard`, which trains nothing) gives per budget the mean FID over see
 its 95% t-interval, and which configurations beat which by Welch's t-test at 5%, in
 default-epochs when --budgets measured one, with a grid per row; it is also written to
 <out_dir>/leaderboard.md, whose links point into grids/.
+
+--epochs gives budgets as epochs of each configuration's own batch instead of a clock:
+the same steps on any machine, however loaded. Equal epochs are equal wall-clock only
+between configurations of equal step cost (bench.py measures the ratio); sweep.csv's
+`minutes` are what each run took. A configuration with a learning-rate schedule plans
+it over its budget, so it trains each budget from scratch in seed_<seed>/epochs_<budget>;
+the others continue one run from budget to budget.
 
 --reference_run adds a run trained and scored before (train.py, then eval.py) to the plot
 and the table, e.g. the tutorial's 50 epochs; --reference_images_per_second places its
@@ -46,6 +54,8 @@ flags.DEFINE_list("minutes", ["5", "10", "20"], "Training minutes at which FID i
 flags.DEFINE_list("budgets", None, "Instead of --minutes: budgets in default-epochs, the "
                   "wall-clock of one epoch of preset fast on this machine, measured at the "
                   "sweep's start into <out_dir>/default_epoch.json (with the CPU model).")
+flags.DEFINE_list("epochs", None, "Instead of --minutes: budgets in epochs of each "
+                  "configuration, stopped by its step count rather than the clock.")
 flags.DEFINE_string("out_dir", "runs/sweep", "Where the runs, sweep.csv and the plot go.")
 flags.DEFINE_integer("num_samples", 10_000, "Generated images per FID.", lower_bound=129)
 flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
@@ -58,13 +68,16 @@ flags.DEFINE_bool("leaderboard", False, "Train nothing: print (and write to lead
 
 FLAGS = flags.FLAGS
 
-def run_config(spec: str, seed: int, run_dir: pathlib.Path, minutes: float):
-    """The configuration `spec` trained with `seed` in `run_dir` for `minutes` in all:
-    epochs=None, so only the clock stops it (and a learning-rate schedule, whose horizon
-    that leaves unknown, is refused by `dcgan.validation.validate`)."""
+def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, unit):
+    """The configuration `spec` trained with `seed` in `run_dir` for `budget` in all, in
+    `unit` "min" or "epochs". By minutes, epochs=None, so only the clock stops it (and a
+    learning-rate schedule, whose horizon that leaves unknown, is refused by
+    `dcgan.validation.validate`)."""
     config = sweeps.parse_config(spec)
+    by_epochs = unit == "epochs"
     return dataclasses.replace(
-        config, run_dir=str(run_dir), seed=seed, max_train_minutes=minutes, epochs=None,
+        config, run_dir=str(run_dir), seed=seed, epochs=budget if by_epochs else None,
+        max_train_minutes=None if by_epochs else budget,
         data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir))
 
 
@@ -83,18 +96,25 @@ def main(argv):
     if FLAGS.leaderboard:
         print_leaderboard(out_dir, sweeps.SweepLog(out_dir / "sweep.csv").rows)
         return
-    budgets = sorted(float(minutes) for minutes in FLAGS.minutes)
-    for spec in FLAGS.configs:
-        # Refuse a bad configuration before hours of training.
-        validation.validate(run_config(spec, 0, out_dir, minutes=1.0))  # Any budget.
+    if FLAGS.budgets and FLAGS.epochs:
+        raise app.UsageError("Give --budgets (default-epochs) or --epochs, not both.")
+    if FLAGS.epochs and FLAGS.reference_run:
+        raise app.UsageError("--reference_run places a run by its minutes: not with --epochs.")
+    unit = "epochs" if FLAGS.epochs else "min"
+    budgets = sorted(int(epochs) for epochs in FLAGS.epochs) if FLAGS.epochs else sorted(
+        float(minutes) for minutes in FLAGS.minutes)
     budget_text = (f"budgets {', '.join(FLAGS.budgets)} default-epochs" if FLAGS.budgets
-                   else f"budgets {', '.join(f'{minutes:g}' for minutes in budgets)} minutes")
+                   else f"budgets {', '.join(f'{budget:g}' for budget in budgets)} "
+                        f"{'epochs' if FLAGS.epochs else 'minutes'}")
+    for spec in FLAGS.configs:
+        # Refuse a bad configuration before hours of training (any budget in its unit).
+        validation.validate(run_config(spec, 0, out_dir, budgets[0], unit))
     print(progress.binary_header("sweep.py", [
         f"configurations {', '.join(FLAGS.configs)}", f"seeds {', '.join(FLAGS.seeds)}",
         budget_text, f"{FLAGS.num_samples:,} samples per FID", f"out_dir {out_dir}"]),
         flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    log = sweeps.SweepLog(out_dir / "sweep.csv")
+    log = sweeps.SweepLog(out_dir / "sweep.csv", unit)
     # sweep.csv keeps no memorisation columns: skip embedding the training split.
     scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=FLAGS.num_samples,
                                                       data_dir=FLAGS.data_dir, train_split=None))
@@ -109,23 +129,24 @@ def main(argv):
                                           FLAGS.reference_images_per_second)
     for seed in map(int, FLAGS.seeds):
         for spec in FLAGS.configs:
-            run_dir = out_dir / sweeps.directory_name(spec) / f"seed_{seed}"
             for budget in budgets:
                 if log.has(spec, seed, budget):
                     continue
-                print(f"== {spec}, seed {seed}: training to {budget:g} minutes")
-                result = trainer.train(run_config(spec, seed, run_dir, budget), strategy)
+                print(f"== {spec}, seed {seed}: training to {budget:g} "
+                      f"{'epochs' if FLAGS.epochs else 'minutes'}")
+                run_dir = sweeps.run_dir(out_dir, spec, seed, budget, unit)
+                result = trainer.train(run_config(spec, seed, run_dir, budget, unit), strategy)
                 generator = checkpoints.restore_generator(run_dir)
-                row = {"budget_minutes": budget, "config": spec, "seed": seed,
+                row = {log.budget_column: budget, "config": spec, "seed": seed,
                        "minutes": sweeps.trained_minutes(run_dir, result["step"]),
                        "step": result["step"], **scorer.evaluate(generator)}
                 (out_dir / sweeps.GRID_DIR).mkdir(exist_ok=True)
                 # Atomic, as every file of a run: a kill leaves no half-written grid.
-                grid = out_dir / sweeps.GRID_DIR / sweeps.grid_name(spec, seed, budget)
+                grid = out_dir / sweeps.GRID_DIR / sweeps.grid_name(spec, seed, budget, unit)
                 with atomic_path(grid) as partial:
                     shutil.copyfile(run_dir / "final_grid.png", partial)
                 log.add({key: row.get(key, "")
-                         for key in ("budget_minutes",) + sweeps.SWEEP_COLUMNS})
+                         for key in (log.budget_column,) + sweeps.SWEEP_COLUMNS})
                 print(f"   step {row['step']}, {row['minutes']:.2f} min: "
                       f"FID {row['fid']:.2f}")
                 sweeps.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)

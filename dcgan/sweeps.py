@@ -2,6 +2,13 @@
 sweep.csv (one per configuration, seed and training budget), their summary over seeds,
 and runs scored by eval.py brought in as references.
 
+A budget is training minutes (sweep.csv's first column `budget_minutes`; --minutes and
+--budgets, the latter in default-epochs) or epochs of the configuration's own batch
+(`budget_epochs`; --epochs): a step count, so the same on every machine and unmoved by a
+machine that slows down mid-sweep, and the only budget a learning-rate schedule can plan
+for. Epochs are equal wall-clock only for configurations of equal step cost, which
+bench.py measures back to back.
+
 sweep.py trains and scores; this module holds what it reads and writes.
 """
 
@@ -22,9 +29,11 @@ from dcgan.files import atomic_path, write_json
 from dcgan.presets import PRESETS
 
 __all__ = [
+    "BUDGET_COLUMNS",
     "GRID_DIR",
     "SWEEP_COLUMNS",
     "SweepLog",
+    "budget_of",
     "default_epoch",
     "differing_pairs",
     "directory_name",
@@ -35,10 +44,13 @@ __all__ = [
     "plot",
     "t_interval",
     "reference_rows",
+    "run_dir",
     "summarize",
     "trained_minutes",
 ]
 
+# sweep.csv's first column by the unit of its budgets, as tables and file names give it.
+BUDGET_COLUMNS = {"min": "budget_minutes", "epochs": "budget_epochs"}
 # Under a sweep's out_dir: each scored run's final sample grid, named by `grid_name`.
 GRID_DIR = "grids"
 SWEEP_COLUMNS = ("config", "seed", "minutes", "step", "fid", "kid_mean", "is_mean",
@@ -106,24 +118,39 @@ def trained_minutes(run_dir: pathlib.Path, step: int) -> float:
     return seconds[step] / 60
 
 
-class SweepLog:
-    """sweep.csv: one row per (config, seed, minutes) scored, rewritten atomically."""
+def budget_of(row) -> tuple[float, str]:
+    """(budget, unit) of a sweep row: its `budget_minutes` or `budget_epochs`, and the
+    unit's key in BUDGET_COLUMNS."""
+    [(unit, value)] = [(unit, row[column]) for unit, column in BUDGET_COLUMNS.items()
+                       if row.get(column)]
+    return float(value), unit
 
-    def __init__(self, path: pathlib.Path):
+
+class SweepLog:
+    """sweep.csv: one row per (config, seed, budget) scored, rewritten atomically, with
+    budgets in one unit throughout: `unit` (a key of BUDGET_COLUMNS), or None for the
+    file's own (minutes in a new file)."""
+
+    def __init__(self, path: pathlib.Path, unit=None):
         self.path = path
         self.rows = []
         if path.exists():
             with path.open(newline="") as file:
                 self.rows = list(csv.DictReader(file))
+        held = budget_of(self.rows[0])[1] if self.rows else None
+        if unit and held and unit != held:
+            raise ConfigError(f"{path} holds budgets in {held}, not in {unit}: give this "
+                              "sweep its own --out_dir.")
+        self.budget_column = BUDGET_COLUMNS[unit or held or "min"]
 
     def has(self, spec, seed, budget):
         return any(row["config"] == spec and int(row["seed"]) == seed
-                   and row.get("budget_minutes") == str(budget) for row in self.rows)
+                   and row.get(self.budget_column) == str(budget) for row in self.rows)
 
     def add(self, row):
         self.rows.append({key: str(value) for key, value in row.items()})
         with atomic_path(self.path) as partial, partial.open("w", newline="") as file:
-            writer = csv.DictWriter(file, ("budget_minutes",) + SWEEP_COLUMNS)
+            writer = csv.DictWriter(file, (self.budget_column,) + SWEEP_COLUMNS)
             writer.writeheader()
             writer.writerows(self.rows)
 
@@ -152,11 +179,11 @@ def reference_rows(run_dir: pathlib.Path, images_per_second=None) -> list[dict]:
 
 
 def summarize(rows) -> dict:
-    """{config: (budget minutes, mean FID, min FID, max FID, mean trained minutes)}, over
-    seeds, each as an array sorted by budget."""
+    """{config: (budget, mean FID, min FID, max FID, mean trained minutes)}, over seeds,
+    each as an array sorted by budget (in the rows' unit)."""
     by_point = collections.defaultdict(list)
     for row in rows:
-        by_point[row["config"], float(row["budget_minutes"])].append(
+        by_point[row["config"], budget_of(row)[0]].append(
             (float(row["fid"]), float(row["minutes"])))
     curves = collections.defaultdict(list)
     for (spec, budget), values in sorted(by_point.items()):
@@ -180,10 +207,10 @@ def t_interval(values, confidence=0.95) -> tuple[float, float, float]:
 
 
 def _fids_by_budget(rows) -> dict:
-    """{budget minutes: {config: [FID of each seed]}}."""
+    """{budget: {config: [FID of each seed]}}."""
     fids = collections.defaultdict(lambda: collections.defaultdict(list))
     for row in rows:
-        fids[float(row["budget_minutes"])][row["config"]].append(float(row["fid"]))
+        fids[budget_of(row)[0]][row["config"]].append(float(row["fid"]))
     return fids
 
 
@@ -208,15 +235,26 @@ def directory_name(spec: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.=-]+", "_", spec)
 
 
-def grid_name(spec: str, seed: int, budget_minutes: float) -> str:
-    """The file name of the sample grid of `spec`'s run with `seed` at a budget."""
-    return f"{directory_name(spec)}_seed{seed}_{budget_minutes:.4g}min.png"
+def run_dir(out_dir: pathlib.Path, spec: str, seed: int, budget, unit) -> pathlib.Path:
+    """Where sweep.py trains `spec` with `seed` for `budget` in `unit`: one run continued
+    from budget to budget, except for a learning-rate schedule in epochs, which is planned
+    over its budget and so trains each budget anew."""
+    seed_dir = pathlib.Path(out_dir) / directory_name(spec) / f"seed_{seed}"
+    if unit == "epochs" and parse_config(spec).lr_schedule != "constant":
+        return seed_dir / f"epochs_{budget:g}"
+    return seed_dir
 
 
-def _first_grid(grid_dir: pathlib.Path, spec, seeds, budget_minutes) -> str:
+def grid_name(spec: str, seed: int, budget: float, unit="min") -> str:
+    """The file name of the sample grid of `spec`'s run with `seed` at a budget, in
+    `unit` (a key of BUDGET_COLUMNS)."""
+    return f"{directory_name(spec)}_seed{seed}_{budget:.4g}{unit}.png"
+
+
+def _first_grid(grid_dir: pathlib.Path, spec, seeds, budget, unit) -> str:
     """Markdown for the grid of the first of `seeds` that has one in `grid_dir`, or "-"."""
     for seed in seeds:
-        name = grid_name(spec, seed, budget_minutes)
+        name = grid_name(spec, seed, budget, unit)
         if (grid_dir / name).exists():
             return f"![{spec}, seed {seed}]({grid_dir.name}/{name})"
     return "-"
@@ -229,9 +267,10 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
     FID it beats by Welch's t-test at 5% (`differing_pairs`).
 
     Args:
-      rows: sweep.csv's rows.
+      rows: sweep.csv's rows, their budgets all in one unit.
       epoch: the sweep's default-epoch (`default_epoch`'s record), or None: with it, a
-        first line names it and its CPU, and the budgets are given in default-epochs.
+        first line names it and its CPU, and budgets in minutes are given in
+        default-epochs.
       grid_dir: a directory of sample grids named by `grid_name`, or None: with it, a
         last column shows the grid of each row's lowest seed that has one, linked
         relative to the directory that holds `grid_dir`.
@@ -243,17 +282,19 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
     seeds = collections.defaultdict(list)
     conditional_scores = collections.defaultdict(list)
     for row in rows:
-        point = float(row["budget_minutes"]), row["config"]
+        point = budget_of(row)[0], row["config"]
         minutes[point].append(float(row["minutes"]))
         seeds[point].append(int(row["seed"]))
         if row.get("class_accuracy"):
             conditional_scores[point].append([float(row[key]) for key in CONDITIONAL_COLUMNS])
-    unit = "default-epochs" if epoch else "min"
-    header = (f"| budget ({unit}) | configuration | FID mean | FID 95% t-interval | seeds | "
-              "trained (min) | better than (Welch, 5%) |")
+    unit = budget_of(rows[0])[1] if rows else "min"
+    in_default_epochs = epoch is not None and unit == "min"
+    shown_unit = "default-epochs" if in_default_epochs else unit
+    header = (f"| budget ({shown_unit}) | configuration | FID mean | FID 95% t-interval | "
+              "seeds | trained (min) | better than (Welch, 5%) |")
     if conditional_scores:
         header += " intra-FID mean | class accuracy mean |"
-    lines = [] if not epoch else [
+    lines = [] if not in_default_epochs else [
         f"One default-epoch (an epoch of preset fast): {epoch['minutes']:.2f} min on "
         f"{epoch['cpu']}.", ""]
     lines += [header + (" samples |" if grid_dir else ""),
@@ -266,7 +307,7 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
             mean, low, high = t_interval(fids[spec])
             # Brackets: with few seeds the low end can be negative (FID itself cannot).
             interval = "-" if np.isnan(low) else f"[{low:.1f}, {high:.1f}]"
-            shown_budget = budget / epoch["minutes"] if epoch else budget
+            shown_budget = budget / epoch["minutes"] if in_default_epochs else budget
             line = (f"| {shown_budget:.3g} | {spec} | {mean:.1f} | {interval} | "
                     f"{len(fids[spec])} | {np.mean(minutes[budget, spec]):.1f} | "
                     f"{', '.join(beaten[spec]) or '-'} |")
@@ -275,7 +316,8 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
                 line += (" {:.1f} | {:.3f} |".format(*np.mean(scores, axis=0)) if scores
                          else " - | - |")
             if grid_dir:
-                line += f" {_first_grid(grid_dir, spec, sorted(seeds[budget, spec]), budget)} |"
+                grid = _first_grid(grid_dir, spec, sorted(seeds[budget, spec]), budget, unit)
+                line += f" {grid} |"
             lines.append(line)
     return "\n".join(lines)
 

@@ -303,3 +303,47 @@ def test_leaderboard_gives_conditional_rows_their_class_scores(tmp_path):
     assert table[0].endswith("| intra-FID mean | class accuracy mean |")
     assert table[2].startswith("| 5 | k | 16.0 |") and table[2].endswith("| 32.0 | 0.925 |")
     assert table[3].startswith("| 5 | u | 20.0 |") and table[3].endswith("| - | - |")
+
+
+
+def test_a_schedule_by_epochs_trains_each_budget_in_a_run_of_its_own(tmp_path):
+    # A constant rate goes on from budget to budget; a schedule is planned over its budget.
+    seed_dir = tmp_path / "fast_lr_schedule=cosine" / "seed_1"
+    assert sweeps.run_dir(tmp_path, "fast:lr_schedule=cosine", 1, 18, "epochs") == (
+        seed_dir / "epochs_18")
+    assert sweeps.run_dir(tmp_path, "fast", 1, 18, "epochs") == tmp_path / "fast" / "seed_1"
+    assert sweeps.run_dir(tmp_path, "fast", 1, 5.0, "min") == tmp_path / "fast" / "seed_1"
+
+
+# fast on the first 320 training images: an epoch is 10 steps at batch 32.
+SMALL_FAST = """
+import dataclasses
+from dcgan.presets import PRESETS
+fast = PRESETS["fast"]
+PRESETS["fast"] = dataclasses.replace(
+    fast, data=dataclasses.replace(fast.data, split="train[:320]"))
+"""
+
+
+@pytest.mark.slow
+def test_sweep_by_epochs_stops_each_run_at_its_step_count(tmp_path):
+    spec = "fast:batch_size=32:lr_schedule=cosine"
+    result = subprocess.run(
+        [*after_prelude(SMALL_FAST, ROOT / "sweep.py"), f"--configs={spec}", "--seeds=0",
+         "--epochs=2,1", "--num_samples=200", f"--out_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "; budgets 1, 2 epochs; " in result.stdout.splitlines()[0]
+    rows = csv_rows(tmp_path / "sweep.csv")
+    assert [(row["budget_epochs"], row["step"]) for row in rows] == [("1", "10"), ("2", "20")]
+    assert "budget_minutes" not in rows[0]
+    for epochs in (1, 2):
+        run_dir = sweeps.run_dir(tmp_path, spec, 0, epochs, "epochs")
+        assert [int(row["step"]) for row in loss_rows(run_dir)] == list(range(1, 10 * epochs + 1))
+        assert (tmp_path / "grids" / sweeps.grid_name(spec, 0, epochs, "epochs")).is_file()
+    table = (tmp_path / "leaderboard.md").read_text().splitlines()
+    assert table[0].startswith("| budget (epochs) | configuration |")
+    # A sweep by minutes may not add its rows to this file.
+    with pytest.raises(ConfigError, match="holds budgets in epochs, not in min"):
+        sweeps.SweepLog(tmp_path / "sweep.csv", "min")
+    assert sweeps.SweepLog(tmp_path / "sweep.csv").rows == rows
