@@ -27,9 +27,9 @@ console.quiet_startup()  # Before TensorFlow loads.
 
 from dcgan import config as config_lib  # noqa: E402
 from dcgan import data, distribute, overrides, trainer  # noqa: E402
-from dcgan.presets import PRESETS  # noqa: E402
+from dcgan.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
 
-flags.DEFINE_enum("preset", "fast", sorted(PRESETS),
+flags.DEFINE_enum("preset", DEFAULT_PRESET, sorted(PRESETS),
                   "Architecture and training recipe; other flags override its values.")
 flags.DEFINE_string("run_dir", None, "Run directory (default runs/<preset>). An existing one "
                     "is resumed from its latest checkpoint.")

@@ -12,16 +12,26 @@ from tensorflow.core.protobuf import trackable_object_graph_pb2
 from dcgan import models
 from dcgan.config import ConfigError, ModelConfig
 
-__all__ = ["list_checkpoints", "load_generator", "recorded_config", "restore_checkpoint",
-           "restore_generator", "run_model_config"]
+__all__ = ["checkpoint_step", "list_checkpoints", "load_generator", "recorded_config",
+           "restore_checkpoint", "restore_generator", "run_model_config", "run_record"]
+
+
+def run_record(run_dir) -> dict:
+    """`run_dir/config.json` as the trainer wrote it: the config, the dtype policy, the
+    versions, the git commit...
+
+    Raises:
+      ConfigError: there is no config.json.
+    """
+    path = pathlib.Path(run_dir) / "config.json"
+    if not path.exists():
+        raise ConfigError(f"{path} is missing: {run_dir} is not a dcgan run directory.")
+    return json.loads(path.read_text())
 
 
 def recorded_config(run_dir) -> dict:
     """The TrainConfig recorded in `run_dir/config.json` by the trainer, as a dict."""
-    path = pathlib.Path(run_dir) / "config.json"
-    if not path.exists():
-        raise ConfigError(f"{path} is missing: {run_dir} is not a dcgan run directory.")
-    return json.loads(path.read_text())["config"]
+    return run_record(run_dir)["config"]
 
 
 def run_model_config(run_dir) -> ModelConfig:
@@ -33,6 +43,11 @@ def list_checkpoints(run_dir) -> list[str]:
     """Checkpoint prefixes of `run_dir`, oldest first (those the manager still keeps)."""
     state = tf.train.get_checkpoint_state(str(pathlib.Path(run_dir) / "checkpoints"))
     return list(state.all_model_checkpoint_paths) if state else []
+
+
+def checkpoint_step(prefix: str) -> int:
+    """The step a checkpoint prefix names: ".../checkpoints/ckpt-500" -> 500."""
+    return int(prefix.rsplit("-", 1)[1])
 
 
 def _shape_mismatches(checkpoint: tf.train.Checkpoint, reader) -> list[str]:

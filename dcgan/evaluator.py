@@ -257,9 +257,11 @@ class Evaluator:
     def classifier_record(self) -> dict:
         return {"sha256": classifier.CLASSIFIER_SHA256, "version": classifier.CLASSIFIER_VERSION}
 
-
-def _checkpoint_step(prefix: str) -> int:
-    return int(prefix.rsplit("-", 1)[1])
+    def report(self, generator) -> dict:
+        """What `eval.py --generator --output_json` writes: `evaluate`'s metrics, with the
+        classifier, the number of samples and the seed they were scored with."""
+        return {"classifier": self.classifier_record(), "num_samples": self.config.num_samples,
+                "seed": self.config.seed, **self.evaluate(generator)}
 
 
 def _load_rows(path: pathlib.Path, evaluator: Evaluator) -> list[dict]:
@@ -324,7 +326,7 @@ def evaluate_run(run_dir, evaluator: Evaluator, on_row=print, include_cached=Fal
     run_dir = pathlib.Path(run_dir)
     prefixes = checkpoints_to_score(run_dir)
     rows = {row["step"]: row for row in _load_rows(run_dir / "metrics.json", evaluator)}
-    new = [prefix for prefix in prefixes if _checkpoint_step(prefix) not in rows]
+    new = [prefix for prefix in prefixes if checkpoints.checkpoint_step(prefix) not in rows]
     if include_cached:
         for step in sorted(rows):
             on_row(rows[step])
@@ -333,7 +335,8 @@ def evaluate_run(run_dir, evaluator: Evaluator, on_row=print, include_cached=Fal
     writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
     for prefix in new:
         generator = checkpoints.restore_generator(run_dir, prefix)
-        row = {"step": _checkpoint_step(prefix), "checkpoint": pathlib.Path(prefix).name,
+        row = {"step": checkpoints.checkpoint_step(prefix),
+               "checkpoint": pathlib.Path(prefix).name,
                "num_samples": evaluator.config.num_samples,
                **evaluator.evaluate(generator, pairs_path=run_dir / "memorisation.png")}
         rows[row["step"]] = row

@@ -8,7 +8,10 @@ import dataclasses
 
 from dcgan.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 
-__all__ = ["PRESETS"]
+__all__ = ["DEFAULT_PRESET", "PRESETS"]
+
+# train.py's --preset; the model zoo ships its generator (dcgan.zoo).
+DEFAULT_PRESET = "fast"
 
 
 PRESETS = {
