@@ -7,6 +7,7 @@ copies, near 0 if it does), "copies" the share of samples closer to a training i
 any test image is; memorisation.png shows the closest pairs.
 
   python eval.py                                    # every new checkpoint of runs/fast
+                                                    # (none: the model zoo's generator)
   python eval.py --run_dir=runs/fashion128 --watch  # keep up with a run while it trains
   python eval.py --generator=runs/fast/generator.keras
 """
@@ -19,16 +20,23 @@ from dcgan import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import checkpoints, classifier, data, evaluator, progress  # noqa: E402
+from dcgan import checkpoints, classifier, data, evaluator, progress, zoo  # noqa: E402
 from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
 from dcgan.files import write_json  # noqa: E402
+from dcgan.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
 
-flags.DEFINE_string("run_dir", "runs/fast", "Run directory whose checkpoints to score.")
+flags.DEFINE_string("run_dir", PRESETS[DEFAULT_PRESET].run_dir,
+                    "Run directory whose checkpoints to score. Left at its default while it "
+                    "has no checkpoint (and without --generator or --watch): the model "
+                    f"zoo's generator of preset {DEFAULT_PRESET}, dcgan/assets/zoo/.")
 flags.DEFINE_string("generator", None, "Score this exported .keras generator instead "
                     "(writes nothing unless --output_json is given).")
-flags.DEFINE_string("output_json", None, "With --generator: where to write its metrics.")
-flags.DEFINE_integer("num_samples", 10_000, "Generated images per evaluation.", lower_bound=1)
-flags.DEFINE_integer("seed", 0, "Seeds the noise of the generated images.")
+flags.DEFINE_string("output_json", None, "Where to write the metrics of the generator "
+                    "scored (--generator, or the model zoo's).")
+flags.DEFINE_integer("num_samples", evaluator.EvalConfig.num_samples,
+                     "Generated images per evaluation.", lower_bound=1)
+flags.DEFINE_integer("seed", evaluator.EvalConfig.seed, "Seeds the noise of the generated "
+                     "images.")
 flags.DEFINE_bool("watch", False, "Keep evaluating new checkpoints as training writes them.")
 flags.DEFINE_integer("poll_seconds", 30, "With --watch: how often to look.", lower_bound=1)
 flags.DEFINE_integer("idle_minutes", 30, "With --watch: stop after this long without a new "
@@ -108,12 +116,24 @@ def _evaluate_run(scorer):
     print(f"No new checkpoint for {FLAGS.idle_minutes} minutes; stopping.")
 
 
+def _generator_path() -> str | None:
+    """The .keras file to score, or None to score the run's checkpoints: --generator, or
+    the model zoo's entry of the default preset (saying so) when no flag names what to
+    score and the default run directory has no checkpoint."""
+    if (FLAGS.generator or FLAGS.watch or not FLAGS["run_dir"].using_default_value
+            or checkpoints.list_checkpoints(FLAGS.run_dir)):
+        return FLAGS.generator
+    print(zoo.fallback_line(f"{FLAGS.run_dir} has no checkpoint", DEFAULT_PRESET))
+    return str(zoo.generator_path(DEFAULT_PRESET))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = evaluator.EvalConfig(num_samples=FLAGS.num_samples, seed=FLAGS.seed,
                                   data_dir=FLAGS.data_dir, train_split=FLAGS.memorisation_split)
-    generator = checkpoints.load_generator(FLAGS.generator) if FLAGS.generator else None
+    path = _generator_path()
+    generator = checkpoints.load_generator(path) if path else None
     if generator is None:
         # Before the evaluator embeds the real images (a minute unless they are cached).
         num_checkpoints = len(evaluator.checkpoints_to_score(FLAGS.run_dir))
@@ -121,14 +141,14 @@ def main(argv):
                       f"{'s' * (num_checkpoints != 1)}", config), flush=True)
         _evaluate_run(evaluator.Evaluator(config))
         return
-    print(_header(f"generator {FLAGS.generator}", config), flush=True)
-    scorer = evaluator.Evaluator(config)
-    row = scorer.evaluate(generator)
+    print(_header(f"generator {path}", config), flush=True)
+    report = evaluator.Evaluator(config).report(generator)
     print(HEADER)
-    print(_format(row))
+    print(_format(report))
+    if path != FLAGS.generator:
+        print(zoo.recorded_fid_line(report, DEFAULT_PRESET))
     if FLAGS.output_json:
-        write_json(FLAGS.output_json, {"classifier": scorer.classifier_record(),
-                                       "num_samples": config.num_samples, **row})
+        write_json(FLAGS.output_json, report)
 
 
 if __name__ == "__main__":

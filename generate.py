@@ -1,5 +1,6 @@
 r"""Writes images from a trained generator: a grid PNG, individual PNGs and/or an .npy.
 
+  python generate.py                     # runs/fast/generator.keras, or the model zoo's
   python generate.py --generator=runs/fast/generator.keras --num_images=64
   python generate.py --generator=runs/fast --out_dir=/tmp/samples --individual
   python generate.py --generator=runs/conditional --class_name=Sneaker   # or --class_id=7
@@ -19,12 +20,15 @@ console.quiet_startup()  # Before TensorFlow loads.
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dcgan import checkpoints, data, images, models, progress  # noqa: E402
+from dcgan import checkpoints, data, images, models, progress, zoo  # noqa: E402
 from dcgan.config import ConfigError  # noqa: E402
 from dcgan.files import atomic_path  # noqa: E402
+from dcgan.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
 
-flags.DEFINE_string("generator", "runs/fast/generator.keras",
-                    "A generator .keras file, or a run directory (its latest checkpoint).")
+flags.DEFINE_string("generator", f"{PRESETS[DEFAULT_PRESET].run_dir}/generator.keras",
+                    "A generator .keras file, or a run directory (its latest checkpoint). "
+                    "Left at its default while that file does not exist: the model zoo's "
+                    f"generator of preset {DEFAULT_PRESET}, dcgan/assets/zoo/.")
 flags.DEFINE_string("out_dir", "generated", "Where the files go.")
 flags.DEFINE_integer("num_images", 64, "How many images.", lower_bound=1)
 flags.DEFINE_integer("seed", 0, "Seeds the noise: the same seed gives the same images.")
@@ -42,14 +46,23 @@ flags.DEFINE_bool("npy", True, "Write images.npy: float32 [N, 28, 28, 1] in the 
 FLAGS = flags.FLAGS
 
 
-def _labels(generator) -> np.ndarray | None:
+def _generator_path() -> str:
+    """--generator, or the model zoo's entry of the default preset (saying so) when the
+    flag is left at its default and that file does not exist."""
+    if not FLAGS["generator"].using_default_value or pathlib.Path(FLAGS.generator).exists():
+        return FLAGS.generator
+    print(zoo.fallback_line(f"{FLAGS.generator} does not exist", DEFAULT_PRESET))
+    return str(zoo.generator_path(DEFAULT_PRESET))
+
+
+def _labels(path, generator) -> np.ndarray | None:
     """The class of each image: None for an unconditional generator, else the class asked
     for or every class in turn."""
     asked = FLAGS.class_id if FLAGS.class_name is None else data.class_index(FLAGS.class_name)
     num_classes = models.generator_num_classes(generator)
     if not num_classes:
         if asked is not None:
-            raise ConfigError(f"{FLAGS.generator} holds an unconditional generator: "
+            raise ConfigError(f"{path} holds an unconditional generator: "
                               "--class_name and --class_id need one trained with "
                               "train.py --conditional.")
         return None
@@ -58,7 +71,7 @@ def _labels(generator) -> np.ndarray | None:
     return np.full(FLAGS.num_images, asked, np.int32)
 
 
-def _header(generator, labels) -> str:
+def _header(path, generator, labels) -> str:
     """generate.py's first line: the generator, what it draws, and the files it writes."""
     if labels is None:
         drawn = "unconditional"
@@ -71,7 +84,7 @@ def _header(generator, labels) -> str:
         ("labels.npy", FLAGS.npy and labels is not None)] if wanted]
     return progress.binary_header("generate.py", [
         f"{FLAGS.num_images} images, seed {FLAGS.seed}",
-        f"generator {FLAGS.generator} ({drawn}, pixel range "
+        f"generator {path} ({drawn}, pixel range "
         f"{models.generator_output_range(generator)})",
         f"into {FLAGS.out_dir}: {', '.join(files) or 'no files'}"])
 
@@ -79,10 +92,11 @@ def _header(generator, labels) -> str:
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    generator = checkpoints.load_generator(FLAGS.generator)
+    path = _generator_path()
+    generator = checkpoints.load_generator(path)
     pixel_range = models.generator_output_range(generator)
-    labels = _labels(generator)
-    print(_header(generator, labels), flush=True)
+    labels = _labels(path, generator)
+    print(_header(path, generator, labels), flush=True)
     z = tf.random.Generator.from_seed(FLAGS.seed).normal(
         [FLAGS.num_images, models.generator_noise_dim(generator)])
     label_tensor = None if labels is None else tf.constant(labels)
