@@ -24,7 +24,7 @@ ENTRY = zoo.generator_path(DEFAULT_PRESET)
 # On one machine the FID repeats to the last bit. Other kernels round float32 otherwise:
 # oneDNN limited to AVX2 or to SSE4.1, or TensorFlow's Eigen kernels instead of oneDNN's
 # (each with real features of its own), moved it by at most 5e-8 of itself (BUILD_NOTES.md,
-# "Model zoo"). 1e-5 (0.002 at FID 214) leaves 200x that for other CPUs, and is 1/3,500
+# "Model zoo"). 1e-5 (0.002 at FID 214) leaves 200x that for other CPUs, and is 1/3,300
 # of the FID's own 95% interval (210.37-217.38), which another sample would move it in.
 FID_TOLERANCE = 1e-5
 
