@@ -145,7 +145,7 @@ def main(argv):
     report = evaluator.Evaluator(config).report(generator)
     print(HEADER)
     print(_format(report))
-    if path != FLAGS.generator:
+    if path != FLAGS.generator:  # The zoo's entry, in place of the run.
         print(zoo.recorded_fid_line(report, DEFAULT_PRESET))
     if FLAGS.output_json:
         write_json(FLAGS.output_json, report)

@@ -155,8 +155,8 @@ def make_entry(run_dir, command: str, config: evaluator.EvalConfig,
                preset: str | None = None, zoo_dir=ZOO_DIR) -> dict:
     """Makes (or replaces) the zoo's entry of the finished run in `run_dir`: copies its
     generator.keras to `<zoo_dir>/<preset>.keras`, scores the copy as `eval.py
-    --generator` does with `config`, and writes the sidecar beside it. The entry's files
-    stay as they were unless all of that succeeds.
+    --generator` does with `config`, and writes the sidecar beside it. Nothing is
+    replaced when the copy, the check that the run has finished or the scoring fails.
 
     Args:
       preset: the run's preset, needed where its config.json records none (`_preset`).
