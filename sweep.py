@@ -43,8 +43,8 @@ from dcgan import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import (checkpoints, distribute, evaluator, progress, sweeps,  # noqa: E402
-                   trainer, validation)
+from dcgan import (checkpoints, distribute, evaluator, loss_log, progress,  # noqa: E402
+                   sweeps, trainer, validation)
 from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
 from dcgan.files import atomic_path, write_text  # noqa: E402
 
@@ -138,7 +138,7 @@ def main(argv):
                 result = trainer.train(run_config(spec, seed, run_dir, budget, unit), strategy)
                 generator = checkpoints.restore_generator(run_dir)
                 row = {log.budget_column: budget, "config": spec, "seed": seed,
-                       "minutes": sweeps.trained_minutes(run_dir, result["step"]),
+                       "minutes": loss_log.trained_minutes(run_dir, result["step"]),
                        "step": result["step"], **scorer.evaluate(generator)}
                 (out_dir / sweeps.GRID_DIR).mkdir(exist_ok=True)
                 # Atomic, as every file of a run: a kill leaves no half-written grid.

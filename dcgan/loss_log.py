@@ -5,15 +5,34 @@ import pathlib
 
 import numpy as np
 
+from dcgan.config import ConfigError
 from dcgan.files import atomic_path
 from dcgan.train_step import METRIC_NAMES
 
-__all__ = ["CSV_COLUMNS", "LossLog"]
+__all__ = ["CSV_COLUMNS", "LossLog", "train_seconds", "trained_minutes"]
 
 # train_seconds: time spent in training steps since the run began, over all resumes
 # (checkpoints, pictures and start-up excluded, but the first call after each start
 # includes its tf.function tracing): the clock that time-to-quality uses.
 CSV_COLUMNS = ("step", "epoch") + METRIC_NAMES + ("images_per_sec", "train_seconds")
+
+
+def train_seconds(run_dir) -> dict[int, float]:
+    """{step: train_seconds} of the run directory's losses.csv."""
+    with (pathlib.Path(run_dir) / "losses.csv").open(newline="") as file:
+        return {int(row["step"]): float(row["train_seconds"]) for row in csv.DictReader(file)}
+
+
+def trained_minutes(run_dir, step: int) -> float:
+    """The minutes of training steps (train_seconds) of the run up to `step`.
+
+    Raises:
+      ConfigError: losses.csv has no row of `step`.
+    """
+    seconds = train_seconds(run_dir)
+    if step not in seconds:
+        raise ConfigError(f"{pathlib.Path(run_dir) / 'losses.csv'} has no row of step {step}.")
+    return seconds[step] / 60
 
 
 def _complete_row(row) -> int | None:

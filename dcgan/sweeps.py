@@ -23,7 +23,7 @@ import tempfile
 import numpy as np
 import scipy.stats
 
-from dcgan import checkpoints, distribute, images, overrides, trainer
+from dcgan import checkpoints, distribute, images, loss_log, overrides, trainer
 from dcgan.config import ConfigError
 from dcgan.files import atomic_path, write_json
 from dcgan.presets import PRESETS
@@ -46,7 +46,6 @@ __all__ = [
     "reference_rows",
     "run_dir",
     "summarize",
-    "trained_minutes",
 ]
 
 # sweep.csv's first column by the unit of its budgets, as tables and file names give it.
@@ -100,9 +99,7 @@ def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
             config, run_dir=run_dir, max_steps=total,
             data=dataclasses.replace(config.data, data_dir=data_dir)), strategy)
         run_dir = pathlib.Path(run_dir)
-        with (run_dir / "losses.csv").open(newline="") as file:
-            seconds = {int(row["step"]): float(row["train_seconds"])
-                       for row in csv.DictReader(file)}
+        seconds = loss_log.train_seconds(run_dir)
         steps_per_epoch = json.loads((run_dir / "config.json").read_text())["steps_per_epoch"]
     seconds_per_step = (seconds[total] - seconds[warmup]) / (total - warmup)
     record = {"minutes": seconds_per_step * steps_per_epoch / 60,
@@ -110,12 +107,6 @@ def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
               "timed_steps": total - warmup, "cpu": distribute.cpu_model()}
     write_json(path, record)
     return record
-
-
-def trained_minutes(run_dir: pathlib.Path, step: int) -> float:
-    with (run_dir / "losses.csv").open(newline="") as file:
-        seconds = {int(row["step"]): float(row["train_seconds"]) for row in csv.DictReader(file)}
-    return seconds[step] / 60
 
 
 def budget_of(row) -> tuple[float, str]:
@@ -171,7 +162,7 @@ def reference_rows(run_dir: pathlib.Path, images_per_second=None) -> list[dict]:
     for row in scored:
         step = int(row["step"])
         minutes = (step * images_per_step / images_per_second / 60 if images_per_second
-                   else trained_minutes(run_dir, step))
+                   else loss_log.trained_minutes(run_dir, step))
         rows.append({"budget_minutes": minutes, "minutes": minutes, "seed": 0,
                      "config": f"{run_dir.name} (reference run)",
                      **{key: row[key] for key in ("step", "fid")}})

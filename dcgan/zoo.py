@@ -13,7 +13,6 @@ the entry of `presets.DEFAULT_PRESET` when the default run directory has nothing
 or sample yet.
 """
 
-import csv
 import hashlib
 import json
 import pathlib
@@ -23,7 +22,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from dcgan import checkpoints, distribute, evaluator
+from dcgan import checkpoints, distribute, evaluator, loss_log
 from dcgan.config import ConfigError
 from dcgan.files import atomic_path, write_json
 
@@ -79,15 +78,6 @@ def _sha256(path) -> str:
     return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
 
 
-def _train_minutes(run_dir: pathlib.Path, step: int) -> float:
-    """The training minutes (losses.csv's train_seconds) of the run up to `step`."""
-    with open(run_dir / "losses.csv", newline="") as file:
-        for row in csv.DictReader(file):
-            if row["step"] == str(step):
-                return float(row["train_seconds"]) / 60
-    raise ConfigError(f"{run_dir / 'losses.csv'} has no row of step {step}.")
-
-
 def _preset(run: dict, preset: str | None) -> str:
     """The preset of a run: the one its config.json records (train.py records it,
     sweep.py does not), else `preset`; both given must agree."""
@@ -125,7 +115,7 @@ def entry_record(run_dir, preset: str, generator_file, report: dict, command: st
         "seed": run["config"]["seed"],
         "step": step,
         "epochs": step / run["steps_per_epoch"],
-        "train_minutes": _train_minutes(run_dir, step),
+        "train_minutes": loss_log.trained_minutes(run_dir, step),
         "command": command,
         "git_commit": run["git_commit"],
         "dtype_policy": run["dtype_policy"],
