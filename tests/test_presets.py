@@ -42,3 +42,10 @@ def test_wgan_gp_is_the_tuned_wgan_gp_fast_the_leaderboard_measured():
     wgan_gp_fast before it became the preset: the two must stay one configuration."""
     tuned = sweeps.parse_config("wgan_gp_fast:n_critic=1:d_learning_rate=4e-4:penalty_every=4")
     assert dataclasses.replace(tuned, run_dir="runs/wgan_gp") == PRESETS["wgan_gp"]
+
+
+def test_the_default_is_fast_with_the_learning_rates_its_sweep_measured():
+    """fast_2x_lr's 18-epoch rows (BUILD_NOTES.md) were trained as this override of fast,
+    and the model zoo's entry is one of them."""
+    measured = sweeps.parse_config("fast:g_learning_rate=4e-4:d_learning_rate=4e-4")
+    assert dataclasses.replace(measured, run_dir="runs/fast_2x_lr") == PRESETS["fast_2x_lr"]
