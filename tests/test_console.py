@@ -12,6 +12,7 @@ import pytest
 from conftest import NOISE, assert_no_noise
 
 from dcgan import classifier, console, distribute, progress
+from dcgan.presets import DEFAULT_PRESET
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
@@ -133,7 +134,7 @@ def test_a_tiny_run_prints_a_header_a_line_per_epoch_and_the_warnings(tmp_path):
                     prelude=prelude)
     assert result.returncode == 0, result.stderr[-3000:]
     header, *epochs, done = result.stdout.splitlines()
-    assert header.startswith("fast: G ") and "parameters, global batch 64, " in header
+    assert header.startswith(f"{DEFAULT_PRESET}: G ") and "parameters, global batch 64, " in header
     assert header.endswith(f"1 replica (CPU:0), run directory {tmp_path / 'run'}")
     assert len(epochs) == 2, result.stdout
     for number, line in enumerate(epochs, 1):
