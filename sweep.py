@@ -103,9 +103,9 @@ def main(argv):
     unit = "epochs" if FLAGS.epochs else "min"
     budgets = sorted(int(epochs) for epochs in FLAGS.epochs) if FLAGS.epochs else sorted(
         float(minutes) for minutes in FLAGS.minutes)
+    unit_name = "epochs" if FLAGS.epochs else "minutes"
     budget_text = (f"budgets {', '.join(FLAGS.budgets)} default-epochs" if FLAGS.budgets
-                   else f"budgets {', '.join(f'{budget:g}' for budget in budgets)} "
-                        f"{'epochs' if FLAGS.epochs else 'minutes'}")
+                   else f"budgets {', '.join(f'{budget:g}' for budget in budgets)} {unit_name}")
     for spec in FLAGS.configs:
         # Refuse a bad configuration before hours of training (any budget in its unit).
         validation.validate(run_config(spec, 0, out_dir, budgets[0], unit))
@@ -132,8 +132,7 @@ def main(argv):
             for budget in budgets:
                 if log.has(spec, seed, budget):
                     continue
-                print(f"== {spec}, seed {seed}: training to {budget:g} "
-                      f"{'epochs' if FLAGS.epochs else 'minutes'}")
+                print(f"== {spec}, seed {seed}: training to {budget:g} {unit_name}")
                 run_dir = sweeps.run_dir(out_dir, spec, seed, budget, unit)
                 result = trainer.train(run_config(spec, seed, run_dir, budget, unit), strategy)
                 generator = checkpoints.restore_generator(run_dir)

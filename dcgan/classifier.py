@@ -11,7 +11,6 @@ them deterministically and prints the new sha256 to put in `CLASSIFIER_SHA256` (
 or TensorFlow build may round differently and give another file).
 """
 
-import hashlib
 import pathlib
 import time
 
@@ -22,7 +21,7 @@ from keras import layers
 
 from dcgan import data
 from dcgan.config import DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE, DataConfig
-from dcgan.files import atomic_path
+from dcgan.files import atomic_path, sha256
 
 __all__ = [
     "CLASSIFIER_PIXEL_RANGE",
@@ -86,10 +85,6 @@ def build_classifier() -> keras.Model:
     return keras.Model(images, logits, name="fashion_mnist_classifier")
 
 
-def _sha256(path: pathlib.Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def load_classifier(path=DEFAULT_WEIGHTS_PATH) -> keras.Model:
     """The classifier with the weights in `path`, whose sha256 must be `CLASSIFIER_SHA256`.
 
@@ -101,7 +96,7 @@ def load_classifier(path=DEFAULT_WEIGHTS_PATH) -> keras.Model:
                "dcgan/classifier.py to the hash it prints (scores then change).")
     if not path.exists():
         raise ClassifierIntegrityError(f"Classifier weights {path} are missing. {retrain}")
-    actual = _sha256(path)
+    actual = sha256(path)
     if actual != CLASSIFIER_SHA256:
         raise ClassifierIntegrityError(
             f"Classifier weights {path} have sha256 {actual}, expected {CLASSIFIER_SHA256}. "
@@ -252,7 +247,7 @@ def main(argv=None):
         network.save_weights(partial)
     accuracy = evaluate_accuracy(classifier, args.data_dir)
     print(f"trained in {seconds:.0f} s; test accuracy {accuracy:.4f}")
-    print(f"{output}: sha256 {_sha256(output)} ({output.stat().st_size} bytes)")
+    print(f"{output}: sha256 {sha256(output)} ({output.stat().st_size} bytes)")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ import tensorflow_datasets as tfds  # noqa: E402
 
 from dcgan.config import (DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE,  # noqa: E402
                           ConfigError, DataConfig)
+from dcgan.files import sha256  # noqa: E402
 
 __all__ = [
     "CLASS_NAMES",
@@ -84,10 +85,6 @@ class DatasetUnavailableError(RuntimeError):
     """Fashion-MNIST is missing or damaged; the message names the fix."""
 
 
-def _sha256(path: pathlib.Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def _upstream_bytes(debian_bytes: bytes, archive: _Archive) -> bytes:
     """Debian's archive with the upstream gzip header (FNAME flag and file name) restored."""
     if debian_bytes[:3] != b"\x1f\x8b\x08":
@@ -120,7 +117,7 @@ def stage_upstream_archives(manual_dir, source_dir=DEBIAN_DIR) -> list[pathlib.P
     for archive in _UPSTREAM_ARCHIVES:
         target = manual_dir / archive.name
         staged.append(target)
-        if target.exists() and _sha256(target) == archive.sha256:
+        if target.exists() and sha256(target) == archive.sha256:
             continue
         source = source_dir / archive.name
         if not source.exists():

@@ -1,14 +1,16 @@
-"""Atomic file writing: a crash never leaves a half-written artifact in place."""
+"""Atomic file writing (a crash never leaves a half-written artifact in place), and the
+sha256 that vouches for a file's bytes."""
 
 import contextlib
 import errno
+import hashlib
 import json
 import os
 import pathlib
 import re
 
 __all__ = ["DiskFullError", "atomic_path", "disk_full_message", "no_space_path",
-           "remove_partials", "write_json", "write_text"]
+           "remove_partials", "sha256", "write_json", "write_text"]
 
 # How TensorFlow's file writes report ENOSPC (as RESOURCE_EXHAUSTED, like an out-of-memory):
 # "... /run/checkpoints/ckpt-4_temp/part-00000-of-00001.data-00000-of-00001.tempstate123;
@@ -102,3 +104,8 @@ def write_text(path, text: str) -> None:
 
 def write_json(path, value) -> None:
     write_text(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def sha256(path) -> str:
+    """The hex sha256 of the file at `path`."""
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()

@@ -13,7 +13,6 @@ the entry of `presets.DEFAULT_PRESET` when the default run directory has nothing
 or sample yet.
 """
 
-import hashlib
 import json
 import pathlib
 import shutil
@@ -24,7 +23,7 @@ import tensorflow as tf
 
 from dcgan import checkpoints, distribute, evaluator, loss_log
 from dcgan.config import ConfigError
-from dcgan.files import atomic_path, write_json
+from dcgan.files import atomic_path, sha256, write_json
 
 __all__ = ["ZOO_DIR", "entry_record", "fallback_line", "generator_path", "make_entry",
            "read_sidecar", "recorded_fid_line", "sidecar_path"]
@@ -74,10 +73,6 @@ def recorded_fid_line(report: dict, preset: str) -> str:
             f"{sidecar_path(preset)}")
 
 
-def _sha256(path) -> str:
-    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
-
-
 def _preset(run: dict, preset: str | None) -> str:
     """The preset of a run: the one its config.json records (train.py records it,
     sweep.py does not), else `preset`; both given must agree."""
@@ -121,7 +116,7 @@ def entry_record(run_dir, preset: str, generator_file, report: dict, command: st
         "dtype_policy": run["dtype_policy"],
         "file": {"name": generator_path(preset).name,
                  "bytes": pathlib.Path(generator_file).stat().st_size,
-                 "sha256": _sha256(generator_file)},
+                 "sha256": sha256(generator_file)},
         "trained_with": {"tensorflow": run["tensorflow"], "keras": run["keras"]},
         "scored_on": {"cpu": distribute.cpu_model(), "tensorflow": tf.__version__,
                       "keras": keras.__version__, "numpy": np.__version__},

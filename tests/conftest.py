@@ -234,7 +234,8 @@ def loss_rows(run_dir):
 
 def checkpoint_steps(run_dir):
     """The steps of the checkpoints the run directory's state file lists, oldest first."""
-    return [int(prefix.rsplit("-", 1)[1]) for prefix in checkpoints.list_checkpoints(run_dir)]
+    return [checkpoints.checkpoint_step(prefix)
+            for prefix in checkpoints.list_checkpoints(run_dir)]
 
 
 def after_prelude(prelude, script):

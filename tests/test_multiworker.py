@@ -19,7 +19,7 @@ import tensorflow as tf
 from conftest import (after_prelude, loss_rows, mirrored_on_two_cpus, tiny_config,
                       train_for_fixture)
 
-from dcgan import artifacts, distribute, local_cluster, trainer
+from dcgan import artifacts, checkpoints, distribute, local_cluster, trainer
 from dcgan.config import ConfigError
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -136,7 +136,7 @@ def test_two_workers_stop_together_resume_and_train_as_one_process(tmp_path, one
     assert statuses == [128 + signal.SIGTERM] * 2, (chief_lines[-20:], worker_lines[-20:])
     [prefix] = [line.split("(saved in ")[1].split(")")[0] for line in worker_lines
                 if line.startswith("train.py: Stopped by SIGTERM at step ")]
-    step = int(prefix.rsplit("-", 1)[1])
+    step = checkpoints.checkpoint_step(prefix)
     assert 2 < step < 20 and step % 2 == 0  # A call boundary, before the end.
     assert tf.train.latest_checkpoint(str(run_dir / "checkpoints")) == prefix
     assert any(line.startswith(f"train.py: Stopped with the other workers, one of which "

@@ -3,7 +3,6 @@ fall back on it before any training, and scripts/make_zoo_entry.py records the r
 copies."""
 
 import csv
-import hashlib
 import json
 import os
 import pathlib
@@ -16,6 +15,7 @@ import pytest
 
 from dcgan import checkpoints, distribute, evaluator, models, zoo
 from dcgan.config import ConfigError, ModelConfig
+from dcgan.files import sha256
 from dcgan.presets import DEFAULT_PRESET, PRESETS
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
@@ -35,16 +35,12 @@ def _run(script, *args, cwd=REPO, timeout=600):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
 
 
-def _sha256(path):
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
 def test_the_default_preset_has_an_entry_inside_the_package():
     assert ENTRY.is_relative_to(REPO / "dcgan" / "assets") and ENTRY.exists()
     sidecar = zoo.read_sidecar(DEFAULT_PRESET)
     assert sidecar["preset"] == DEFAULT_PRESET
     assert sidecar["file"] == {"name": ENTRY.name, "bytes": ENTRY.stat().st_size,
-                               "sha256": _sha256(ENTRY)}
+                               "sha256": sha256(ENTRY)}
     assert ENTRY.stat().st_size < 20 * 2**20
     exported = keras.models.load_model(ENTRY)
     assert {layer.dtype_policy.name for layer in exported.layers} == {"float32"}
@@ -119,7 +115,7 @@ def test_make_zoo_entry_records_the_run_and_scores_as_eval_py(trained_run, tmp_p
         "config": run["config"]}
     assert last["step"] == "8" and run["steps_per_epoch"] == 4
     assert sidecar["file"] == {"name": copied.name, "bytes": copied.stat().st_size,
-                               "sha256": _sha256(copied)}
+                               "sha256": sha256(copied)}
     assert sidecar["scored_on"]["cpu"] == distribute.cpu_model()
     assert made.stdout.splitlines()[-1].startswith(f"Wrote {copied} ")
     # eval.py --generator's report, from the same code on the same machine: equal to the bit.
