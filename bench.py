@@ -1,7 +1,7 @@
 r"""Training throughput of the dcgan step: images/s, as ratios to a tutorial-style loop run
 alongside, and GFLOP/s, as a fraction of the machine's peak.
 
-  python bench.py                                  # the default train.py configuration
+  python bench.py                                  # preset fast, the unit of default-epochs
   python bench.py --dtype_policies=float32,mixed_bfloat16 --updates=alternating,simultaneous
   python bench.py --steps_per_call=1,10 --jit=false,true --replicas=1,2
 
@@ -13,7 +13,7 @@ times its images/s they give its GFLOP/s, reported as a fraction of the peak: th
 of `--repeats` `--matmul_size`-square `tf.matmul`s in the row's compute dtype (float32,
 or bfloat16 under mixed_bfloat16), measured first.
 
-  python bench.py --profile_dir=/tmp/profile      # and where the default's time goes
+  python bench.py --profile_dir=/tmp/profile      # and where its time goes
 
 traces `--steps` more steps of the last configuration with tf.profiler (TensorBoard's
 profile plugin reads the directory) and prints the op time by network and pass, by part
@@ -48,7 +48,7 @@ from dcgan.files import write_json  # noqa: E402
 from dcgan.train_step import GanStep  # noqa: E402
 
 flags.DEFINE_enum("preset", "fast", sorted(PRESETS), "Networks and recipe to measure "
-                  "(default: train.py's).")
+                  "(default: fast, whose step cost is the unit of sweep.py's default-epochs).")
 flags.DEFINE_list("dtype_policies", ["auto"],
                   "Dtype policies to measure (see train.py --dtype_policy).")
 flags.DEFINE_list("jit", ["false"], "jit_compile values to measure.")

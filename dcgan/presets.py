@@ -119,6 +119,15 @@ PRESETS["fast_2x_lr"] = _fast_with(
     "fast_2x_lr", generator_optimizer=OptimizerConfig(4e-4, beta_1=0.5),
     discriminator_optimizer=OptimizerConfig(4e-4, beta_1=0.5))
 
+# fast_2x_lr at batch 32 (issue 22): on a CPU a step's cost falls with the batch (bench.py
+# on a 2-core Xeon: 0.576 of a batch-128 step at 64, 0.344 at 32), so in the same
+# wall-clock G gets 2.9x the updates, and at these budgets the FID is limited by updates,
+# not by their noise. 13 epochs (24,375 steps) cost 17.9 default-epochs there. FIDs:
+# BUILD_NOTES.md, "Batch 32".
+PRESETS["fast_batch32"] = dataclasses.replace(
+    PRESETS["fast_2x_lr"], run_dir="runs/fast_batch32", data=DataConfig(global_batch_size=32),
+    epochs=13)
+
 # WGAN-GP's recipe: wgan_gp_fast tuned at equal minutes (BUILD_NOTES.md, "Leaderboard").
 # One critic update per G step with a 4x faster critic instead of 5 at one rate (the
 # two time-scale rule of Heusel et al. 2017), and the gradient penalty lazily, every 4th
