@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import checkpoint_steps, loss_rows, tiny_config
+from conftest import (checkpoint_steps, loss_rows, mirrored_on_two_cpus, tiny_config,
+                      train_for_fixture)
 
 from dcgan import checkpoints, data, distribute, run_state, trainer
 from dcgan.config import ConfigError
@@ -31,9 +32,16 @@ def _decode_png(path):
     return tf.io.decode_png(tf.io.read_file(str(path))).numpy()
 
 
-def test_run_directory_holds_every_artifact(tmp_path, two_replicas):
-    run_dir = tmp_path / "run"
-    result = trainer.train(_config(run_dir), two_replicas)
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One 2-epoch run on 2 replicas, and trainer.train's result, for the tests that only
+    read its run directory: a run of its own each cost one more start and tracing."""
+    run_dir = tmp_path_factory.mktemp("trainer") / "run"
+    return run_dir, train_for_fixture(_config(run_dir), mirrored_on_two_cpus())
+
+
+def test_run_directory_holds_every_artifact(finished_run):
+    run_dir, result = finished_run
     assert result["step"] == 2 * STEPS_PER_EPOCH
 
     rows = loss_rows(run_dir)
@@ -60,9 +68,8 @@ def test_run_directory_holds_every_artifact(tmp_path, two_replicas):
     assert {"train/d_loss", "train/g_loss", "samples"} <= tags
 
 
-def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path, two_replicas):
-    run_dir = tmp_path / "run"
-    trainer.train(_config(run_dir, epochs=1), two_replicas)
+def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path, finished_run):
+    run_dir, _ = finished_run
     z = np.random.default_rng(0).normal(size=(4, 100)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
     code = ("import sys, numpy as np, keras\n"
