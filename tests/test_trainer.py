@@ -149,19 +149,20 @@ def test_auto_precision_resumes_in_the_policy_its_run_started_in(tmp_path, two_r
     assert json.loads((run_dir / "config.json").read_text())["dtype_policy"] == "mixed_bfloat16"
 
 
-def test_a_resume_trains_at_the_learning_rates_of_its_config(tmp_path, two_replicas):
+def test_a_resume_trains_at_the_learning_rates_of_its_config(finished_run, two_replicas):
     """A constant learning rate is an optimizer variable in the checkpoint: without care a
-    resume would go on at the saved run's rate, whatever the flags say."""
-    config = _config(tmp_path / "run", max_steps=2, steps_per_call=1)
-    trainer.train(config, two_replicas)
+    resume would go on at the saved run's rate, whatever the flags say. Building the run
+    state restores the checkpoint and writes nothing, so the shared run serves."""
+    run_dir, _ = finished_run
+    config = _config(run_dir)
     lowered = dataclasses.replace(
         config, generator_optimizer=dataclasses.replace(config.generator_optimizer,
                                                         learning_rate=3e-5),
         discriminator_optimizer=dataclasses.replace(config.discriminator_optimizer,
                                                     learning_rate=7e-6))
     state = run_state.build_run_state(lowered, "float32", two_replicas)
-    assert int(state.step.numpy()) == 2  # Restored, the optimizers included:
-    assert state.gan_step.generator_optimizer.iterations.numpy() == 2
+    assert int(state.step.numpy()) == 2 * STEPS_PER_EPOCH  # Restored, the optimizers too:
+    assert state.gan_step.generator_optimizer.iterations.numpy() == 2 * STEPS_PER_EPOCH
     assert float(state.gan_step.generator_optimizer.learning_rate.numpy()) == pytest.approx(3e-5)
     assert float(state.gan_step.discriminator_optimizer.learning_rate.numpy()) == pytest.approx(
         7e-6)
