@@ -10,7 +10,8 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import checkpoint_steps, loss_rows, tiny_config
+from conftest import (checkpoint_steps, loss_rows, mirrored_on_two_cpus, tiny_config,
+                      train_for_fixture)
 
 from dcgan import checkpoints, data, distribute, run_state, trainer
 from dcgan.config import ConfigError
@@ -31,9 +32,16 @@ def _decode_png(path):
     return tf.io.decode_png(tf.io.read_file(str(path))).numpy()
 
 
-def test_run_directory_holds_every_artifact(tmp_path, two_replicas):
-    run_dir = tmp_path / "run"
-    result = trainer.train(_config(run_dir), two_replicas)
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    """One 2-epoch run on 2 replicas, and trainer.train's result, for the tests that only
+    read its run directory: a run of its own each cost one more start and tracing."""
+    run_dir = tmp_path_factory.mktemp("trainer") / "run"
+    return run_dir, train_for_fixture(_config(run_dir), mirrored_on_two_cpus())
+
+
+def test_run_directory_holds_every_artifact(finished_run):
+    run_dir, result = finished_run
     assert result["step"] == 2 * STEPS_PER_EPOCH
 
     rows = loss_rows(run_dir)
@@ -60,9 +68,8 @@ def test_run_directory_holds_every_artifact(tmp_path, two_replicas):
     assert {"train/d_loss", "train/g_loss", "samples"} <= tags
 
 
-def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path, two_replicas):
-    run_dir = tmp_path / "run"
-    trainer.train(_config(run_dir, epochs=1), two_replicas)
+def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path, finished_run):
+    run_dir, _ = finished_run
     z = np.random.default_rng(0).normal(size=(4, 100)).astype(np.float32)
     np.save(tmp_path / "z.npy", z)
     code = ("import sys, numpy as np, keras\n"
@@ -142,19 +149,20 @@ def test_auto_precision_resumes_in_the_policy_its_run_started_in(tmp_path, two_r
     assert json.loads((run_dir / "config.json").read_text())["dtype_policy"] == "mixed_bfloat16"
 
 
-def test_a_resume_trains_at_the_learning_rates_of_its_config(tmp_path, two_replicas):
+def test_a_resume_trains_at_the_learning_rates_of_its_config(finished_run, two_replicas):
     """A constant learning rate is an optimizer variable in the checkpoint: without care a
-    resume would go on at the saved run's rate, whatever the flags say."""
-    config = _config(tmp_path / "run", max_steps=2, steps_per_call=1)
-    trainer.train(config, two_replicas)
+    resume would go on at the saved run's rate, whatever the flags say. Building the run
+    state restores the checkpoint and writes nothing, so the shared run serves."""
+    run_dir, _ = finished_run
+    config = _config(run_dir)
     lowered = dataclasses.replace(
         config, generator_optimizer=dataclasses.replace(config.generator_optimizer,
                                                         learning_rate=3e-5),
         discriminator_optimizer=dataclasses.replace(config.discriminator_optimizer,
                                                     learning_rate=7e-6))
     state = run_state.build_run_state(lowered, "float32", two_replicas)
-    assert int(state.step.numpy()) == 2  # Restored, the optimizers included:
-    assert state.gan_step.generator_optimizer.iterations.numpy() == 2
+    assert int(state.step.numpy()) == 2 * STEPS_PER_EPOCH  # Restored, the optimizers too:
+    assert state.gan_step.generator_optimizer.iterations.numpy() == 2 * STEPS_PER_EPOCH
     assert float(state.gan_step.generator_optimizer.learning_rate.numpy()) == pytest.approx(3e-5)
     assert float(state.gan_step.discriminator_optimizer.learning_rate.numpy()) == pytest.approx(
         7e-6)
