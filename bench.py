@@ -22,6 +22,7 @@ time spent in no op at all (input, Python, launches, waits).
 """
 
 import collections
+import dataclasses
 import functools
 import glob
 import itertools
@@ -67,6 +68,9 @@ flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul that measur
                      lower_bound=64)
 flags.DEFINE_string("json_out", "bench.json", "Where the results go.")
 flags.DEFINE_string("data_dir", data.DEFAULT_DATA_DIR, "TFDS data directory.")
+flags.DEFINE_integer("train_examples", None, "Read the first N training images only (quick "
+                     "runs: each configuration's pipeline and the baseline decode them).",
+                     lower_bound=1)
 flags.DEFINE_string("profile_dir", None, "Trace the last configuration's steps with "
                     "tf.profiler into this directory and print where the time goes.")
 
@@ -185,7 +189,7 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
             config, models.build_generator(config.model),
             models.build_discriminator(config.model), tf.random.Generator.from_seed(0),
             policy_name)
-    data_config = data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=batch_size)
+    data_config = data_config_of(batch_size)
     iterator = iter(strategy.experimental_distribute_dataset(
         data.load_split(data_config, config.pixel_range, shuffle_seed=0, epochs=1000)))
 
@@ -229,9 +233,15 @@ def profile(run_steps, log_dir, top=15):
         print(f"  {100 * value / total:5.1f}%  {' '.join(key)}")
 
 
+def data_config_of(batch_size):
+    """The training split (or its first --train_examples images) in batches of batch_size."""
+    split = "train" if FLAGS.train_examples is None else f"train[:{FLAGS.train_examples}]"
+    return data.DataConfig(data_dir=FLAGS.data_dir, split=split, global_batch_size=batch_size)
+
+
 def input_rate(pixel_range, batch_size):
     """images/s of the input pipeline alone (after the first, caching, epoch)."""
-    config = data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=batch_size)
+    config = data_config_of(batch_size)
     batches = iter(data.load_split(config, pixel_range, shuffle_seed=0, epochs=1000))
     steps_per_epoch = data.num_examples(config) // batch_size
     for _ in range(steps_per_epoch):
@@ -290,7 +300,7 @@ def main(argv):
     preset = PRESETS[FLAGS.preset]
     print(header(preset), flush=True)
     images = np.concatenate(list(data.load_split(
-        data.DataConfig(data_dir=FLAGS.data_dir, global_batch_size=10_000), TANH_RANGE,
+        dataclasses.replace(data_config_of(10_000), drop_remainder=False), TANH_RANGE,
     ).as_numpy_iterator()))
     peaks = measure_peaks()
     baseline_flops = profiling.train_step_flops(*tutorial_models(), "simultaneous")

@@ -146,13 +146,15 @@ def test_step_passes_refuses_what_the_step_refuses():
 
 @pytest.mark.slow
 def test_bench_writes_its_rows_and_a_profile(tmp_path):
-    """Without --preset it measures train.py's default preset, `fast`."""
+    """Without --preset it measures `fast`, the unit of default-epochs. 1,024 images
+    (--train_examples) spare the test three decodes of the 60,000."""
     json_path, profile_dir = tmp_path / "bench.json", tmp_path / "profile"
     result = subprocess.run(
         [sys.executable, str(ROOT / "bench.py"), "--batch_sizes=64", "--dtype_policies=float32",
          "--replicas=2",
          "--steps=4", "--warmup_steps=2", "--steps_per_call=2", "--repeats=1",
-         "--matmul_size=256", f"--json_out={json_path}", f"--profile_dir={profile_dir}"],
+         "--matmul_size=256", "--train_examples=1024", f"--json_out={json_path}",
+         f"--profile_dir={profile_dir}"],
         capture_output=True, text=True, timeout=600, cwd=ROOT)
     assert result.returncode == 0, result.stderr[-3000:]
     # The console: one header line first, and none of the start-up noise nor the
