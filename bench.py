@@ -235,8 +235,8 @@ def profile(run_steps, log_dir, top=15):
 
 def data_config_of(batch_size):
     """The training split (or its first --train_examples images) in batches of batch_size."""
-    split = "train" if FLAGS.train_examples is None else f"train[:{FLAGS.train_examples}]"
-    return data.DataConfig(data_dir=FLAGS.data_dir, split=split, global_batch_size=batch_size)
+    return data.DataConfig(data_dir=FLAGS.data_dir, split=data.train_split(FLAGS.train_examples),
+                           global_batch_size=batch_size)
 
 
 def input_rate(pixel_range, batch_size):

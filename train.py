@@ -79,12 +79,11 @@ def config_from_flags() -> config_lib.TrainConfig:
     conditional = FLAGS.conditional or preset.model.num_classes > 0
     if FLAGS.conditioning and not conditional:
         raise config_lib.ConfigError("--conditioning applies only with --conditional")
-    split = "train" if FLAGS.train_examples is None else f"train[:{FLAGS.train_examples}]"
     config = dataclasses.replace(
         preset, run_dir=FLAGS.run_dir or f"runs/{FLAGS.preset}", seed=FLAGS.seed,
         model=dataclasses.replace(
             preset.model, num_classes=len(data.CLASS_NAMES) if conditional else 0),
-        data=dataclasses.replace(preset.data, split=split))
+        data=dataclasses.replace(preset.data, split=data.train_split(FLAGS.train_examples)))
     return overrides.apply(config, {name: FLAGS[name].value for name in overrides.OVERRIDES})
 
 

@@ -37,6 +37,7 @@ __all__ = [
     "num_examples",
     "prepare",
     "stage_upstream_archives",
+    "train_split",
     "verify_records",
 ]
 
@@ -173,6 +174,12 @@ def dataset_version(data_dir=DEFAULT_DATA_DIR) -> str:
       DatasetUnavailableError: it is not prepared there.
     """
     return str(_prepared_builder(data_dir).version)
+
+
+def train_split(first_examples=None) -> str:
+    """The TFDS split of the training images, or of its first `first_examples` only (the
+    binaries' --train_examples, for quick runs)."""
+    return "train" if first_examples is None else f"train[:{first_examples}]"
 
 
 def num_examples(config: DataConfig) -> int:
