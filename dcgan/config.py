@@ -162,6 +162,8 @@ class TrainConfig:
         schedule or warm-up needs `epochs` or `max_steps`).
       lr_warmup_steps: steps of linear warm-up from 0 before the schedule (0: none).
       lr_floor: the fraction of each learning rate a decay ends at, in [0, 1].
+      lr_decay_fraction: the last share of the run (after warm-up) that a decay spans,
+        in (0, 1]; before it the rates hold at their setting (warmup-stable-decay).
       epochs: passes over the training split (None: as many as `max_train_minutes` or
         `max_steps` allows, for comparisons at equal time).
       max_steps: stop after this many steps in all (None: run all epochs).
@@ -199,6 +201,7 @@ class TrainConfig:
     lr_schedule: str = "constant"
     lr_warmup_steps: int = 0
     lr_floor: float = 0.0
+    lr_decay_fraction: float = 1.0
     epochs: int | None = 50
     max_steps: int | None = None
     max_train_minutes: float | None = None
@@ -236,6 +239,9 @@ class TrainConfig:
             raise ConfigError(f"lr_warmup_steps must be non-negative, got {self.lr_warmup_steps}")
         if not 0 <= self.lr_floor <= 1:
             raise ConfigError(f"lr_floor must be in [0, 1], got {self.lr_floor}")
+        if not 0 < self.lr_decay_fraction <= 1:
+            raise ConfigError(f"lr_decay_fraction must be in (0, 1], got "
+                              f"{self.lr_decay_fraction}")
         if not 0 <= self.ema_decay < 1:
             raise ConfigError(f"ema_decay must be in [0, 1), got {self.ema_decay}")
         if self.dtype_policy not in DTYPE_POLICIES:

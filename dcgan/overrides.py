@@ -64,6 +64,7 @@ OVERRIDES = {
     "lr_schedule": Override("lr_schedule", str, LR_SCHEDULES),
     "lr_warmup_steps": Override("lr_warmup_steps", int, lower_bound=0),
     "lr_floor": Override("lr_floor", float),
+    "lr_decay_fraction": Override("lr_decay_fraction", float),
     "epochs": Override("epochs", int, lower_bound=1),
     "max_steps": Override("max_steps", int, lower_bound=1),
     "max_train_minutes": Override("max_train_minutes", float),

@@ -56,6 +56,7 @@ RESUME_FIELDS = (
     "config.ema_decay",
     "config.lr_schedule",
     "config.lr_warmup_steps",
+    "config.lr_decay_fraction",
     "config.data.global_batch_size",
     "config.data.split",
     "config.data.pixel_range",

@@ -181,7 +181,8 @@ def test_a_wgan_gp_run_with_ema_and_a_cosine_schedule_resumes_exactly_and_sample
         tmp_path, short_run, resumes_exactly, two_replicas, float32_policy_after):
     """One exact resume of several options, each of whose effect has a test of its own
     above and in test_schedules and test_lazy_penalties: 2 critic updates (2 batches) a
-    step, the preset's lazy penalty, the EMA generator, a cosine schedule with warm-up.
+    step, the preset's lazy penalty, the EMA generator, a cosine schedule with warm-up
+    over the run's last half.
     resumes_exactly compares the losses, G, D and the average. The other presets' resumes:
     test_augment (fast: batch-norm D, EMA), test_trainer (conditional, spectral norm),
     test_lazy_penalties (R3GAN)."""
@@ -189,7 +190,7 @@ def test_a_wgan_gp_run_with_ema_and_a_cosine_schedule_resumes_exactly_and_sample
     # steps, stopped after 3 calls (step 6, in epoch 2).
     config = short_run(tmp_path / "run", "wgan_gp", n_critic=2, ema_decay=0.9, epochs=2,
                        steps_per_call=2, lr_schedule="cosine", lr_warmup_steps=2,
-                       lr_floor=0.05)
+                       lr_floor=0.05, lr_decay_fraction=0.5)
     rows = resumes_exactly(config, two_replicas, calls=3)
     assert [(row["step"], row["epoch"]) for row in rows] == [
         (str(step), str(1 + (step - 1) // 4)) for step in range(1, 9)]
@@ -207,8 +208,9 @@ def test_a_wgan_gp_run_with_ema_and_a_cosine_schedule_resumes_exactly_and_sample
     assert float(d_optimizer.learning_rate) == pytest.approx(
         0.05 * config.discriminator_optimizer.learning_rate)
     g_rate = g_optimizer._learning_rate
-    assert [float(g_rate(n)) for n in (0, 1, 2, 5)] == pytest.approx(
-        [0.0, peak / 2, peak, peak * (0.05 + 0.95 / 2)])
+    # 2 updates of warm-up, 3 at the peak, then a cosine over the last 3 (half of 6).
+    assert [float(g_rate(n)) for n in (0, 1, 2, 4, 5, 6)] == pytest.approx(
+        [0.0, peak / 2, peak, peak, peak, peak * (0.05 + 0.95 * 0.75)])
 
     # Samples come from the average, in the checkpoint and in the exported generator.
     run_dir = tmp_path / "run"
