@@ -11,7 +11,7 @@ from dcgan.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 __all__ = ["DEFAULT_PRESET", "PRESETS"]
 
 # train.py's --preset; the model zoo ships its generator (dcgan.zoo).
-DEFAULT_PRESET = "fast_2x_lr"
+DEFAULT_PRESET = "fast_batch32"
 
 
 PRESETS = {
@@ -110,8 +110,8 @@ PRESETS.update({
                                     model=_FAST_CONDITIONAL_MODEL),
 })
 
-# The default of train.py (issue 22): fast with both learning rates doubled, at the same
-# cost per step. fast's 18 epochs end while its FID still falls fast, and there a higher
+# The default of train.py on 2026-12-02 (issue 22): fast with both learning rates
+# doubled, at the same cost per step. fast's 18 epochs end while its FID still falls fast, and there a higher
 # rate pays where a decay to zero does not: at 5 epochs FID 187.7 against fast's 214.7,
 # and 254.3 for a cosine decay from 4e-4; at 18 epochs see BUILD_NOTES.md, "Twice the
 # learning rates".
@@ -119,11 +119,12 @@ PRESETS["fast_2x_lr"] = _fast_with(
     "fast_2x_lr", generator_optimizer=OptimizerConfig(4e-4, beta_1=0.5),
     discriminator_optimizer=OptimizerConfig(4e-4, beta_1=0.5))
 
-# fast_2x_lr at batch 32 (issue 22): on a CPU a step's cost falls with the batch (bench.py
-# on a 2-core Xeon: 0.576 of a batch-128 step at 64, 0.344 at 32), so in the same
-# wall-clock G gets 2.9x the updates, and at these budgets the FID is limited by updates,
-# not by their noise. 13 epochs (24,375 steps) cost 17.9 default-epochs there. FIDs:
-# BUILD_NOTES.md, "Batch 32".
+# The default of train.py since 2026-12-02 (issue 22): fast_2x_lr at batch 32. On a CPU a
+# step's cost falls with the batch (bench.py on a 2-core Xeon: 0.576 of a batch-128 step at
+# 64, 0.344 at 32), so in the same wall-clock G gets 2.9x the updates, and at these
+# budgets the FID is limited by updates, not by their noise. 13 epochs (24,375 steps) cost
+# 17.9 default-epochs there and score FID 56.5 over 3 seeds against fast_2x_lr's 64.4
+# (BUILD_NOTES.md, "Batch 32").
 PRESETS["fast_batch32"] = dataclasses.replace(
     PRESETS["fast_2x_lr"], run_dir="runs/fast_batch32", data=DataConfig(global_batch_size=32),
     epochs=13)
