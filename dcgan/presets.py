@@ -110,11 +110,11 @@ PRESETS.update({
                                     model=_FAST_CONDITIONAL_MODEL),
 })
 
-# The default of train.py on 2026-12-02 (issue 22): fast with both learning rates
-# doubled, at the same cost per step. fast's 18 epochs end while its FID still falls fast, and there a higher
-# rate pays where a decay to zero does not: at 5 epochs FID 187.7 against fast's 214.7,
-# and 254.3 for a cosine decay from 4e-4; at 18 epochs see BUILD_NOTES.md, "Twice the
-# learning rates".
+# The default of train.py on 2026-12-02 (issue 22): fast with both learning rates doubled,
+# at the same cost per step. fast's 18 epochs end while its FID still falls fast, and
+# there a higher rate pays where a decay to zero does not: at 5 epochs FID 187.7 against
+# fast's 214.7, and 254.3 for a cosine decay from 4e-4; at 18 epochs see BUILD_NOTES.md,
+# "Twice the learning rates".
 PRESETS["fast_2x_lr"] = _fast_with(
     "fast_2x_lr", generator_optimizer=OptimizerConfig(4e-4, beta_1=0.5),
     discriminator_optimizer=OptimizerConfig(4e-4, beta_1=0.5))
