@@ -39,7 +39,8 @@ __all__ = [
 # and how D sees them, the fixed noise's shape, the dtype policy: mixed_float16 adds
 # loss-scale variables) or what a step means (loss, update, batch size, split, seeds and
 # shuffle buffer: the data order). A constant learning rate is a variable of the
-# optimizer's checkpoint and a schedule is not, so the schedule and its warm-up stay too.
+# optimizer's checkpoint and a schedule is not, so the schedule, its warm-up, decay share
+# and floor stay too.
 # Everything else may change on resume: epochs and max_steps (that is how a run is
 # extended), learning rates (how it is rescued after a non-finite loss), steps_per_call,
 # checkpointing, jit_compile, sync batch norm and the number of replicas.
@@ -57,6 +58,7 @@ RESUME_FIELDS = (
     "config.lr_schedule",
     "config.lr_warmup_steps",
     "config.lr_decay_fraction",
+    "config.lr_floor",
     "config.data.global_batch_size",
     "config.data.split",
     "config.data.pixel_range",

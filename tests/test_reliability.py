@@ -576,6 +576,14 @@ def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_or
     assert runs.resume_mismatches(recorded, conditional) == [
         "model.num_classes: 0 in the run, 10 now",
         "model.conditioning: 'projection' in the run, 'concat' now"]
+    # A schedule is not in the checkpoint: each of its fields must match.
+    rescheduled = _record(lr_schedule="cosine", lr_warmup_steps=10, lr_decay_fraction=0.5,
+                          lr_floor=0.1)
+    assert runs.resume_mismatches(recorded, rescheduled) == [
+        "lr_schedule: 'constant' in the run, 'cosine' now",
+        "lr_warmup_steps: 0 in the run, 10 now",
+        "lr_decay_fraction: 1.0 in the run, 0.5 now",
+        "lr_floor: 0.0 in the run, 0.1 now"]
 
 
 def test_prepare_refuses_another_run_and_leaves_it_alone(tmp_path):
