@@ -47,10 +47,11 @@ def test_wgan_gp_is_the_tuned_wgan_gp_fast_the_leaderboard_measured():
 @pytest.mark.parametrize("preset, swept, epochs", [
     ("fast_2x_lr", "fast:g_learning_rate=4e-4:d_learning_rate=4e-4", 18),
     ("fast_batch32", "fast:batch_size=32:g_learning_rate=4e-4:d_learning_rate=4e-4", 13),
+    ("best", "fast_batch32:g_learning_rate=8e-4:d_learning_rate=8e-4", 39),
 ])
 def test_frontier_presets_are_the_overrides_their_sweeps_measured(preset, swept, epochs):
     """Issue 22's rows in BUILD_NOTES.md were trained with sweep.py --epochs as these
-    overrides of fast, and the model zoo's entry is one of them: each preset must stay
+    overrides, and the model zoo's entry is one of them: each preset must stay
     its override at the largest budget swept (`epochs`)."""
     measured = sweeps.parse_config(swept)
     assert dataclasses.replace(measured, run_dir=f"runs/{preset}", epochs=epochs) == PRESETS[preset]
