@@ -287,21 +287,44 @@ def fast_generator(config: ModelConfig) -> keras.Model:
     return keras.Model(inputs, images, name="fast_generator")
 
 
-# The DCGAN paper's discriminator (Radford et al. 2016) in the tutorial's layout: batch
-# norm after every convolution but the first, no dropout. It beat spectral normalisation
-# in its place ("fast_sn") by far at equal minutes (BUILD_NOTES.md, "Quality per minute").
-def fast_discriminator(config: ModelConfig) -> keras.Model:
+def _batch_norm_discriminator(config: ModelConfig, name, width, convs_at_7x7=0):
+    """The DCGAN paper's discriminator (Radford et al. 2016) in the tutorial's layout:
+    `width` and 2 * `width` filters in two stride-2 convolutions (28x28 -> 14x14 -> 7x7),
+    then `convs_at_7x7` 3x3 ones of 2 * `width`; batch norm after every convolution but
+    the first, no dropout."""
     inputs, x = _discriminator_inputs(config)
-    x = layers.Conv2D(64, 4, strides=2, padding="same")(x)  # 28x28 -> 14x14
+    x = layers.Conv2D(width, 4, strides=2, padding="same")(x)
     x = layers.LeakyReLU(0.2)(x)
-    x = layers.Conv2D(128, 4, strides=2, padding="same", use_bias=False)(x)  # -> 7x7
-    x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
-    x = layers.LeakyReLU(0.2)(x)
+    for kernel, strides in [(4, 2)] + [(3, 1)] * convs_at_7x7:
+        x = layers.Conv2D(2 * width, kernel, strides=strides, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
+        x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
-    return _discriminator(config, inputs, x, "fast_discriminator")
+    return _discriminator(config, inputs, x, name)
+
+
+# It beat spectral normalisation in its place ("fast_sn") by far at equal minutes
+# (BUILD_NOTES.md, "Quality per minute").
+def fast_discriminator(config: ModelConfig) -> keras.Model:
+    return _batch_norm_discriminator(config, "fast_discriminator", width=64)
 
 
 register_architecture("fast", fast_generator, fast_discriminator, TANH_RANGE)
+
+
+# Capacity for D (issue 22), whose 139 k parameters face G's 1.7 M: twice fast's filters
+# (4x its parameters and FLOPs), or one more 3x3 convolution at 7x7.
+def fast_wide_d_discriminator(config: ModelConfig) -> keras.Model:
+    return _batch_norm_discriminator(config, "fast_wide_d_discriminator", width=128)
+
+
+def fast_deep_d_discriminator(config: ModelConfig) -> keras.Model:
+    return _batch_norm_discriminator(config, "fast_deep_d_discriminator", width=64,
+                                     convs_at_7x7=1)
+
+
+register_architecture("fast_wide_d", fast_generator, fast_wide_d_discriminator, TANH_RANGE)
+register_architecture("fast_deep_d", fast_generator, fast_deep_d_discriminator, TANH_RANGE)
 
 
 def _fast_per_example_discriminator(config: ModelConfig, name, spectral_norm):
