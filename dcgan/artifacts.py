@@ -14,7 +14,6 @@ there on a 2-core CPU, most of it the plot of the whole losses.csv, which grows 
 run (BUILD_NOTES.md, "Wall-clock efficiency").
 """
 
-import contextlib
 import pathlib
 import shutil
 
@@ -171,16 +170,6 @@ class ChiefOutputs:
         self.writer.flush()
 
 
-@contextlib.contextmanager
-def _global_policy(name):
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy(name)
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
-
-
 def _float32_copy(model, build, model_config) -> keras.Model:
     """`model`, or under a mixed-precision policy the same network built by `build` from
     `model_config` in float32 with its weights: an export computes in float32 whatever
@@ -189,7 +178,7 @@ def _float32_copy(model, build, model_config) -> keras.Model:
     mixed-precision model are float32 already: nothing is rounded.)"""
     if model.dtype_policy.name == "float32":
         return model
-    with _global_policy("float32"):
+    with models.global_policy("float32"):
         copy = build(model_config)
     copy.set_weights(model.get_weights())
     return copy

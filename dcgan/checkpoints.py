@@ -124,7 +124,11 @@ def restore_generator(run_dir, checkpoint_prefix=None) -> keras.Model:
     checkpoint_prefix = checkpoint_prefix or (list_checkpoints(run_dir) or [None])[-1]
     if checkpoint_prefix is None:
         raise ConfigError(f"{run_dir} has no checkpoint yet.")
-    generator = models.build_generator(model_config)
+    # In float32 whatever policy a training run in this process left set (sweep.py trains
+    # and scores in one): so it samples as eval.py and the exported generator.keras do.
+    # Mixed precision keeps float32 weights, so nothing of the checkpoint is rounded.
+    with models.global_policy("float32"):
+        generator = models.build_generator(model_config)
     try:
         restore_checkpoint(tf.train.Checkpoint(**{key: generator}), checkpoint_prefix
                            ).expect_partial().assert_existing_objects_matched()

@@ -14,6 +14,7 @@ and ending in `_discriminator`.
 A new architecture is one `@register_architecture` pair of builders.
 """
 
+import contextlib
 import dataclasses
 from typing import Callable
 
@@ -31,6 +32,7 @@ __all__ = [
     "generator_noise_dim",
     "generator_num_classes",
     "generator_output_range",
+    "global_policy",
     "model_input",
     "output_range",
     "register_architecture",
@@ -69,6 +71,18 @@ def _architecture(name) -> Architecture:
 def build_generator(config: ModelConfig) -> keras.Model:
     """Noise [batch, noise_dim] float32 -> images [batch, 28, 28, 1] float32."""
     return _architecture(config.architecture).build_generator(config)
+
+
+@contextlib.contextmanager
+def global_policy(name):
+    """Keras's global dtype policy set to `name` (e.g. "float32") inside the block: the
+    models built there compute in it. The previous policy is set back after."""
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def build_discriminator(config: ModelConfig) -> keras.Model:

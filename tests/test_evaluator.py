@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -62,6 +63,20 @@ def test_split_features(scorer):
     labels = np.concatenate([y for _, y in batches.as_numpy_iterator()])
     assert features.shape == (10_000, classifier.FEATURE_DIM)
     return features, labels
+
+
+def test_a_restored_generator_computes_in_float32_whatever_policy_a_run_left(
+        trained_run, float32_policy_after):
+    """sweep.py trains, which sets the run's dtype policy, then scores in the same process:
+    the generator it restores must sample as eval.py's and the export do."""
+    expected = checkpoints.restore_generator(trained_run)
+    z = np.random.default_rng(0).normal(size=(8, expected.inputs[0].shape[1]))
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    restored = checkpoints.restore_generator(trained_run)
+    assert {layer.dtype_policy.name for layer in restored.layers} == {"float32"}
+    assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    np.testing.assert_array_equal(restored(z.astype(np.float32), training=False),
+                                  expected(z.astype(np.float32), training=False))
 
 
 def test_rows_for_every_checkpoint_then_skipped(scored_run, scorer, test_split_features):
