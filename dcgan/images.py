@@ -108,7 +108,7 @@ def plot_columns(path, x, series: dict, xlabel, title) -> None:
 def plot_bands(path, curves: dict, xlabel, ylabel, title) -> None:
     """One line per `curves[label] = (x, mean, low, high)`, with the low-high band shaded
     (e.g. the spread over seeds)."""
-    figure, axis = plt.subplots(figsize=(8, 4.5))
+    figure, axis = plt.subplots(figsize=(12, 4.5))
     for label, (x, mean, low, high) in curves.items():
         line, = axis.plot(x, mean, marker="o", markersize=3, linewidth=1.2, label=label)
         axis.fill_between(x, low, high, color=line.get_color(), alpha=0.2)
@@ -116,7 +116,8 @@ def plot_bands(path, curves: dict, xlabel, ylabel, title) -> None:
     axis.set_ylabel(ylabel)
     axis.set_yscale("log")
     axis.grid(alpha=0.3, which="both")
-    axis.legend()
+    # Outside the axes: with many curves, inside it would hide some of them.
+    axis.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
     axis.set_title(title)
     figure.tight_layout()
     with atomic_path(path) as partial:
