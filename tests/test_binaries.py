@@ -16,6 +16,7 @@ from conftest import assert_one_error_line, train_binary
 
 from dcgan import checkpoints, data, distribute, files, models, runs
 from dcgan.config import ConfigError, ModelConfig
+from dcgan.presets import DEFAULT_PRESET, PRESETS
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -51,7 +52,8 @@ def train_flags():
     ("--g_learning_rate=-1", "learning_rate must be positive, got -1.0"),
     ("--n_critic=0", "n_critic must be positive, got 0"),
     ("--conditioning=concat", "--conditioning applies only with --conditional"),
-    ("--r1_weight=10", "The fast discriminator has batch norm"),
+    ("--r1_weight=10",
+     f"The {PRESETS[DEFAULT_PRESET].model.architecture} discriminator has batch norm"),
     ("--loss=wasserstein", "loss 'wasserstein' needs a penalty"),
 ])
 def test_train_rejects_bad_flags(train_flags, flag, message):
