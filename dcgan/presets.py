@@ -141,8 +141,8 @@ PRESETS["fast_deep_d"] = dataclasses.replace(
     discriminator_optimizer=OptimizerConfig(8e-4, beta_1=0.5), epochs=10)
 
 # The longer preset of issue 22 (3x the default's cost): fast_deep_d for 31 epochs (58,125
-# steps, 53.3 default-epochs on the 2-core AMX Xeon), FID 15.6 (seed 0), where fast's D at
-# 8e-4 for 39 epochs scored 35.1 over 2 seeds (BUILD_NOTES.md, "A deeper D").
+# steps, 53.3 default-epochs on the 2-core AMX Xeon), FID 15.8 over 2 seeds, where fast's
+# D at 8e-4 for 39 epochs scored 35.1 over 2 seeds (BUILD_NOTES.md, "A deeper D").
 PRESETS["best"] = dataclasses.replace(PRESETS["fast_deep_d"], run_dir="runs/best", epochs=31)
 
 # WGAN-GP's recipe: wgan_gp_fast tuned at equal minutes (BUILD_NOTES.md, "Leaderboard").
