@@ -73,6 +73,11 @@ def build_generator(config: ModelConfig) -> keras.Model:
     return _architecture(config.architecture).build_generator(config)
 
 
+def build_discriminator(config: ModelConfig) -> keras.Model:
+    """Images [batch, 28, 28, 1] float32 -> logits [batch, 1] float32."""
+    return _architecture(config.architecture).build_discriminator(config)
+
+
 @contextlib.contextmanager
 def global_policy(name):
     """Keras's global dtype policy set to `name` (e.g. "float32") inside the block: the
@@ -83,11 +88,6 @@ def global_policy(name):
         yield
     finally:
         keras.mixed_precision.set_global_policy(previous)
-
-
-def build_discriminator(config: ModelConfig) -> keras.Model:
-    """Images [batch, 28, 28, 1] float32 -> logits [batch, 1] float32."""
-    return _architecture(config.architecture).build_discriminator(config)
 
 
 def output_range(architecture: str) -> tuple[float, float]:

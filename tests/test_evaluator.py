@@ -70,13 +70,12 @@ def test_a_restored_generator_computes_in_float32_whatever_policy_a_run_left(
     """sweep.py trains, which sets the run's dtype policy, then scores in the same process:
     the generator it restores must sample as eval.py's and the export do."""
     expected = checkpoints.restore_generator(trained_run)
-    z = np.random.default_rng(0).normal(size=(8, expected.inputs[0].shape[1]))
+    z = np.random.default_rng(0).normal(size=(8, expected.inputs[0].shape[1])).astype(np.float32)
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
     restored = checkpoints.restore_generator(trained_run)
     assert {layer.dtype_policy.name for layer in restored.layers} == {"float32"}
     assert keras.mixed_precision.global_policy().name == "mixed_bfloat16"
-    np.testing.assert_array_equal(restored(z.astype(np.float32), training=False),
-                                  expected(z.astype(np.float32), training=False))
+    np.testing.assert_array_equal(restored(z, training=False), expected(z, training=False))
 
 
 def test_rows_for_every_checkpoint_then_skipped(scored_run, scorer, test_split_features):
