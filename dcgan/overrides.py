@@ -52,6 +52,8 @@ OVERRIDES = {
     "d_learning_rate": Override("discriminator_optimizer.learning_rate", float),
     "g_beta1": Override("generator_optimizer.beta_1", float),
     "d_beta1": Override("discriminator_optimizer.beta_1", float),
+    "g_beta2": Override("generator_optimizer.beta_2", float),
+    "d_beta2": Override("discriminator_optimizer.beta_2", float),
     "loss": Override("loss", str, lambda: sorted(losses.LOSSES)),
     "update": Override("update", str, UPDATES),
     "n_critic": Override("n_critic", int),

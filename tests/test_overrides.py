@@ -45,11 +45,12 @@ def test_train_py_defines_every_flag_with_the_field_documentation():
 def test_overrides_apply_together_and_parse_their_types():
     # n_critic=1 with the simultaneous update is valid only once both are set.
     config = sweeps.parse_config("wgan_gp:update=simultaneous:n_critic=1:jit_compile=true"
-                                 ":g_beta1=0.25:max_train_minutes=2")
+                                 ":g_beta1=0.25:d_beta2=0.99:max_train_minutes=2")
     assert (config.update, config.n_critic, config.jit_compile) == ("simultaneous", 1, True)
     assert config.generator_optimizer == dataclasses.replace(
         PRESETS["wgan_gp"].generator_optimizer, beta_1=0.25)
-    assert config.discriminator_optimizer == PRESETS["wgan_gp"].discriminator_optimizer
+    assert config.discriminator_optimizer == dataclasses.replace(
+        PRESETS["wgan_gp"].discriminator_optimizer, beta_2=0.99)
     assert config.max_train_minutes == 2.0
     assert overrides.apply(config, {"batch_size": None}) == config
     with pytest.raises(ConfigError, match="batch_size must be of type int"):
