@@ -285,20 +285,30 @@ register_architecture(
 # The tutorial's layout made cheaper and cleaner: kernel 4 in the stride-2 transposed
 # convolutions (divisible by the stride, so no checkerboard: Odena et al. 2016) and
 # kernel 3 in the 7x7 layer, which holds most of the tutorial G's FLOPs with kernel 5.
-def fast_generator(config: ModelConfig) -> keras.Model:
+def _batch_norm_generator(config: ModelConfig, name, convs_at_14x14=0):
+    """fast's G, with `convs_at_14x14` more 3x3 convolutions of 64 filters at 14x14."""
     inputs, latent = _generator_inputs(config)
     x = layers.Dense(7 * 7 * 256, use_bias=False)(latent)
     x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Reshape((7, 7, 256))(x)
-    for filters, kernel, strides in ((128, 3, 1), (64, 4, 2)):  # 7x7 -> 7x7 -> 14x14
+    # 7x7 -> 7x7 -> 14x14 [-> 14x14 ...]
+    for filters, kernel, strides in [(128, 3, 1), (64, 4, 2)] + [(64, 3, 1)] * convs_at_14x14:
         x = layers.Conv2DTranspose(filters, kernel, strides=strides, padding="same",
                                    use_bias=False)(x)
         x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Conv2DTranspose(1, 4, strides=2, padding="same")(x)  # 28x28
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
-    return keras.Model(inputs, images, name="fast_generator")
+    return keras.Model(inputs, images, name=name)
+
+
+def fast_generator(config: ModelConfig) -> keras.Model:
+    return _batch_norm_generator(config, "fast_generator")
+
+
+def fast_deep_g_generator(config: ModelConfig) -> keras.Model:
+    return _batch_norm_generator(config, "fast_deep_g_generator", convs_at_14x14=1)
 
 
 def _batch_norm_discriminator(config: ModelConfig, name, width, convs_at_7x7=0):
@@ -328,8 +338,9 @@ register_architecture("fast", fast_generator, fast_discriminator, TANH_RANGE)
 
 # Capacity for D (issue 22), whose 139 k parameters face G's 1.7 M: twice fast's filters
 # (4x its parameters and FLOPs), or one more 3x3 convolution at 7x7. At equal minutes the
-# deeper D cut FID by 42% and the wider one raised it (BUILD_NOTES.md, "A deeper
-# D"): fast_deep_d is the default's network.
+# deeper D cut FID by 42% and the wider one raised it (BUILD_NOTES.md, "A deeper D").
+# Then G one layer deeper too, at 14x14, against the deeper D: fast_deep_gd, the
+# default's networks (BUILD_NOTES.md, "A deeper G").
 def fast_wide_d_discriminator(config: ModelConfig) -> keras.Model:
     return _batch_norm_discriminator(config, "fast_wide_d_discriminator", width=128)
 
@@ -341,6 +352,8 @@ def fast_deep_d_discriminator(config: ModelConfig) -> keras.Model:
 
 register_architecture("fast_wide_d", fast_generator, fast_wide_d_discriminator, TANH_RANGE)
 register_architecture("fast_deep_d", fast_generator, fast_deep_d_discriminator, TANH_RANGE)
+register_architecture("fast_deep_gd", fast_deep_g_generator, fast_deep_d_discriminator,
+                      TANH_RANGE)
 
 
 def _fast_per_example_discriminator(config: ModelConfig, name, spectral_norm):

@@ -16,14 +16,17 @@ FAST_SN = ModelConfig("fast_sn", noise_dim=100)
 FAST_NF = ModelConfig("fast_nf", noise_dim=100)
 FAST_WIDE_D = ModelConfig("fast_wide_d", noise_dim=100)
 FAST_DEEP_D = ModelConfig("fast_deep_d", noise_dim=100)
-ALL = [TUTORIAL, FASHION128, TUTORIAL_CRITIC, FAST, FAST_SN, FAST_NF, FAST_WIDE_D, FAST_DEEP_D]
+FAST_DEEP_GD = ModelConfig("fast_deep_gd", noise_dim=100)
+ALL = [TUTORIAL, FASHION128, TUTORIAL_CRITIC, FAST, FAST_SN, FAST_NF, FAST_WIDE_D, FAST_DEEP_D,
+       FAST_DEEP_GD]
 
 
 # G: dense 100*7*7*256 + BN 4*12544 + k3 256->128 + BN 4*128 + k4 128->64 + BN 4*64
 #    + k4 64->1 with bias. D: k4 convs 1->64 with bias, 64->128 without, BN 4*128, and
 #    dense 6272->1. The spectral-norm D has a bias instead of BN in its second layer,
 #    plus the power-iteration vectors u (64, 128, 1); the D without normalisation has
-#    neither. The wide D doubles every width; the deep D adds a k3 128->128 conv and its BN.
+#    neither. The wide D doubles every width; the deep D adds a k3 128->128 conv and its BN,
+#    the deep G a k3 64->64 one and its BN.
 FAST_GENERATOR_PARAMS = (100 * 12544 + 4 * 12544 + 9 * 256 * 128 + 4 * 128 + 16 * 128 * 64
                          + 4 * 64 + 16 * 64 + 1)
 FAST_DISCRIMINATOR_PARAMS = ((16 * 64 + 64) + 16 * 64 * 128 + 4 * 128 + (7 * 7 * 128 + 1))
@@ -33,6 +36,7 @@ FAST_NF_DISCRIMINATOR_PARAMS = FAST_SN_DISCRIMINATOR_PARAMS - (64 + 128 + 1)
 FAST_WIDE_D_DISCRIMINATOR_PARAMS = ((16 * 128 + 128) + 16 * 128 * 256 + 4 * 256
                                     + (7 * 7 * 256 + 1))
 FAST_DEEP_D_DISCRIMINATOR_PARAMS = FAST_DISCRIMINATOR_PARAMS + 9 * 128 * 128 + 4 * 128
+FAST_DEEP_G_GENERATOR_PARAMS = FAST_GENERATOR_PARAMS + 9 * 64 * 64 + 4 * 64
 
 
 @pytest.mark.parametrize("config, generator_params, discriminator_params", [
@@ -44,6 +48,7 @@ FAST_DEEP_D_DISCRIMINATOR_PARAMS = FAST_DISCRIMINATOR_PARAMS + 9 * 128 * 128 + 4
     (FAST_NF, FAST_GENERATOR_PARAMS, FAST_NF_DISCRIMINATOR_PARAMS),
     (FAST_WIDE_D, FAST_GENERATOR_PARAMS, FAST_WIDE_D_DISCRIMINATOR_PARAMS),
     (FAST_DEEP_D, FAST_GENERATOR_PARAMS, FAST_DEEP_D_DISCRIMINATOR_PARAMS),
+    (FAST_DEEP_GD, FAST_DEEP_G_GENERATOR_PARAMS, FAST_DEEP_D_DISCRIMINATOR_PARAMS),
 ])
 def test_parameter_counts(config, generator_params, discriminator_params):
     assert models.build_generator(config).count_params() == generator_params
