@@ -6,10 +6,10 @@ sample to its nearest training image over the same for test images (about 1 unle
 copies, near 0 if it does), "copies" the share of samples closer to a training image than
 any test image is; memorisation.png shows the closest pairs.
 
-  python eval.py                                    # every new checkpoint of runs/fast_deep_d
+  python eval.py                                    # every new checkpoint of runs/fast_deep_gd
                                                     # (none: the model zoo's generator)
   python eval.py --run_dir=runs/fashion128 --watch  # keep up with a run while it trains
-  python eval.py --generator=runs/fast_deep_d/generator.keras
+  python eval.py --generator=runs/fast_deep_gd/generator.keras
 """
 
 import time

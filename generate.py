@@ -1,8 +1,8 @@
 r"""Writes images from a trained generator: a grid PNG, individual PNGs and/or an .npy.
 
-  python generate.py                     # runs/fast_deep_d/generator.keras, or the model zoo's
-  python generate.py --generator=runs/fast_deep_d/generator.keras --num_images=64
-  python generate.py --generator=runs/fast_deep_d --out_dir=/tmp/samples --individual
+  python generate.py                     # runs/fast_deep_gd/generator.keras, or the model zoo's
+  python generate.py --generator=runs/fast_deep_gd/generator.keras --num_images=64
+  python generate.py --generator=runs/fast_deep_gd --out_dir=/tmp/samples --individual
   python generate.py --generator=runs/conditional --class_name=Sneaker   # or --class_id=7
 
 A conditional generator draws the class asked for, or every class in turn (image i of

@@ -1,6 +1,6 @@
 r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
 
-  python train.py                                   # preset "fast_deep_d", 10 epochs
+  python train.py                                   # preset "fast_deep_gd", 9 epochs
   python train.py --preset=tutorial                 # the TensorFlow tutorial's recipe
   python train.py --preset=fashion128 --epochs=20
   python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU

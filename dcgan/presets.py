@@ -11,7 +11,7 @@ from dcgan.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
 __all__ = ["DEFAULT_PRESET", "PRESETS"]
 
 # train.py's --preset; the model zoo ships its generator (dcgan.zoo).
-DEFAULT_PRESET = "fast_deep_d"
+DEFAULT_PRESET = "fast_deep_gd"
 
 
 PRESETS = {
@@ -129,7 +129,7 @@ PRESETS["fast_batch32"] = dataclasses.replace(
     PRESETS["fast_2x_lr"], run_dir="runs/fast_batch32", data=DataConfig(global_batch_size=32),
     epochs=13)
 
-# The default of train.py since 2026-12-03 (issue 22): fast_batch32 with one more 3x3
+# The default of train.py on 2026-12-03 (issue 22): fast_batch32 with one more 3x3
 # convolution in D at 7x7 (models.fast_deep_d_discriminator) and both rates at 8e-4. Its
 # step costs 1.19x fast_batch32's (bench.py on a 2-core AMX Xeon), so 10 epochs (18,750
 # steps) cost 17.2 default-epochs there, and score FID 25.8 over 3 seeds against
@@ -140,10 +140,19 @@ PRESETS["fast_deep_d"] = dataclasses.replace(
     generator_optimizer=OptimizerConfig(8e-4, beta_1=0.5),
     discriminator_optimizer=OptimizerConfig(8e-4, beta_1=0.5), epochs=10)
 
-# The longer preset of issue 22 (3x the default's cost): fast_deep_d for 31 epochs (58,125
-# steps, 53.3 default-epochs on the 2-core AMX Xeon), FID 15.8 over 2 seeds, where fast's
-# D at 8e-4 for 39 epochs scored 35.1 over 2 seeds (BUILD_NOTES.md, "A deeper D").
-PRESETS["best"] = dataclasses.replace(PRESETS["fast_deep_d"], run_dir="runs/best", epochs=31)
+# The default of train.py since 2026-12-03 (issue 22): fast_deep_d with one more 3x3
+# convolution in G at 14x14 too (models.fast_deep_g_generator). Its step costs 0.488x
+# fast's at batch 128 (bench.py on a 2-core AMX Xeon), so 9 epochs (16,875 steps) cost
+# 17.6 default-epochs there, and score FID 14.1 over 3 seeds against fast_deep_d's 25.8
+# (BUILD_NOTES.md, "A deeper G").
+PRESETS["fast_deep_gd"] = dataclasses.replace(
+    PRESETS["fast_deep_d"], run_dir="runs/fast_deep_gd",
+    model=ModelConfig("fast_deep_gd", noise_dim=100), epochs=9)
+
+# The longer preset of issue 22 (3x the default's cost): fast_deep_gd for 27 epochs
+# (50,625 steps, 52.7 default-epochs on the 2-core AMX Xeon); its seed 0 scored FID 6.75
+# there, where fast_deep_d for 31 epochs scored 15.8 (BUILD_NOTES.md, "A deeper G").
+PRESETS["best"] = dataclasses.replace(PRESETS["fast_deep_gd"], run_dir="runs/best", epochs=27)
 
 # WGAN-GP's recipe: wgan_gp_fast tuned at equal minutes (BUILD_NOTES.md, "Leaderboard").
 # One critic update per G step with a 4x faster critic instead of 5 at one rate (the

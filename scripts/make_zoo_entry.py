@@ -2,7 +2,7 @@ r"""Makes the model zoo's entry of a finished run: copies its generator.keras to
 dcgan/assets/zoo/<preset>.keras, scores the copy as `python eval.py --generator=<copy>`
 does (the same `Evaluator.report`, eval.py's defaults), and writes <preset>.json beside it.
 
-  python scripts/make_zoo_entry.py --run_dir=runs/fast_deep_d --command="python train.py"
+  python scripts/make_zoo_entry.py --run_dir=runs/fast_deep_gd --command="python train.py"
   python scripts/make_zoo_entry.py --run_dir=runs/sweep/fast/seed_2 --preset=fast \
       --command="python sweep.py --seeds=0,1,2 --configs=fast ..."
 

@@ -45,13 +45,15 @@ def test_wgan_gp_is_the_tuned_wgan_gp_fast_the_leaderboard_measured():
 
 
 DEEP_D_SWEPT = "fast_batch32:architecture=fast_deep_d:g_learning_rate=8e-4:d_learning_rate=8e-4"
+DEEP_GD_SWEPT = "fast_deep_d:architecture=fast_deep_gd"
 
 
 @pytest.mark.parametrize("preset, swept, epochs", [
     ("fast_2x_lr", "fast:g_learning_rate=4e-4:d_learning_rate=4e-4", 18),
     ("fast_batch32", "fast:batch_size=32:g_learning_rate=4e-4:d_learning_rate=4e-4", 13),
     ("fast_deep_d", DEEP_D_SWEPT, 10),
-    ("best", DEEP_D_SWEPT, 31),
+    ("fast_deep_gd", DEEP_GD_SWEPT, 9),
+    ("best", DEEP_GD_SWEPT, 27),
 ])
 def test_frontier_presets_are_the_overrides_their_sweeps_measured(preset, swept, epochs):
     """Issue 22's rows in BUILD_NOTES.md were trained with sweep.py --epochs as these
