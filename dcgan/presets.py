@@ -140,7 +140,7 @@ PRESETS["fast_deep_d"] = dataclasses.replace(
     generator_optimizer=OptimizerConfig(8e-4, beta_1=0.5),
     discriminator_optimizer=OptimizerConfig(8e-4, beta_1=0.5), epochs=10)
 
-# The default of train.py since 2026-12-03 (issue 22): fast_deep_d with one more 3x3
+# The default of train.py since 2026-12-04 (issue 22): fast_deep_d with one more 3x3
 # convolution in G at 14x14 too (models.fast_deep_g_generator). Its step costs 0.488x
 # fast's at batch 128 (bench.py on a 2-core AMX Xeon), so 9 epochs (16,875 steps) cost
 # 17.6 default-epochs there, and score FID 14.1 over 3 seeds against fast_deep_d's 25.8
@@ -150,8 +150,8 @@ PRESETS["fast_deep_gd"] = dataclasses.replace(
     model=ModelConfig("fast_deep_gd", noise_dim=100), epochs=9)
 
 # The longer preset of issue 22 (3x the default's cost): fast_deep_gd for 27 epochs
-# (50,625 steps, 52.7 default-epochs on the 2-core AMX Xeon); its seed 0 scored FID 6.75
-# there, where fast_deep_d for 31 epochs scored 15.8 (BUILD_NOTES.md, "A deeper G").
+# (50,625 steps, 52.7 default-epochs on the 2-core AMX Xeon), FID 6.6 over 3 seeds, where
+# fast_deep_d for 31 epochs scored 15.8 (BUILD_NOTES.md, "A deeper G").
 PRESETS["best"] = dataclasses.replace(PRESETS["fast_deep_gd"], run_dir="runs/best", epochs=27)
 
 # WGAN-GP's recipe: wgan_gp_fast tuned at equal minutes (BUILD_NOTES.md, "Leaderboard").
