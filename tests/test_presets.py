@@ -8,7 +8,7 @@ import pytest
 from conftest import checkpoint_steps, loss_rows
 
 from dcgan import checkpoints, models, sweeps, trainer
-from dcgan.presets import PRESETS
+from dcgan.presets import DEFAULT_PRESET, PRESETS
 from dcgan.train_step import METRIC_NAMES
 
 PER_LOSS_PRESETS = ("hinge", "least_squares", "wgan_gp_fast", "r3gan", "fast_conditional",
@@ -61,3 +61,16 @@ def test_frontier_presets_are_the_overrides_their_sweeps_measured(preset, swept,
     its override at the budget it stands for (`epochs`)."""
     measured = sweeps.parse_config(swept)
     assert dataclasses.replace(measured, run_dir=f"runs/{preset}", epochs=epochs) == PRESETS[preset]
+
+
+@pytest.mark.slow
+def test_the_default_preset_resumes_exactly_on_two_replicas(tmp_path, short_run,
+                                                            resumes_exactly, two_replicas,
+                                                            float32_policy_after):
+    """The default's networks and recipe (its EMA generator included), stopped after one
+    call of 3 steps and resumed on 2 replicas, train the same 8 steps to the same weights
+    as an uninterrupted run: the other resume tests run other presets."""
+    config = short_run(tmp_path / "run", DEFAULT_PRESET)
+    assert config.ema_decay > 0
+    rows = resumes_exactly(config, two_replicas, calls=1)
+    assert len(rows) == 8
