@@ -1,5 +1,6 @@
 """The per-loss presets of issue 20 and the conditional fast: each trains on 2 logical CPU replicas, with the loss,
-networks and penalties it names, and its run writes what a run writes."""
+networks and penalties it names, and its run writes what a run writes. Issue 22's presets
+are the overrides their sweeps measured, and the default resumes exactly."""
 
 import dataclasses
 
