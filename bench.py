@@ -8,7 +8,7 @@ alongside, and GFLOP/s, as a fraction of the machine's peak.
 Every configuration runs in this process after the baseline: warm-up steps (tracing,
 compilation) are excluded, then `--repeats` timed runs of `--steps` steps; the median
 images/s is reported and divided by the baseline's median. Each row's FLOPs per image
-are counted from its networks and update scheme (`dcgan.profiling.train_step_flops`);
+are counted from its networks and update scheme (`dcgan.experiments.profiling.train_step_flops`);
 times its images/s they give its GFLOP/s, reported as a fraction of the peak: the best
 of `--repeats` `--matmul_size`-square `tf.matmul`s in the row's compute dtype (float32,
 or bfloat16 under mixed_bfloat16), measured first.
@@ -34,7 +34,7 @@ import time
 
 from absl import flags
 
-from dcgan import console
+from dcgan.runtime import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
@@ -42,11 +42,18 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
-from dcgan import data, distribute, models, overrides, profiling, progress  # noqa: E402
-from dcgan.config import TANH_RANGE  # noqa: E402
-from dcgan.presets import PRESETS  # noqa: E402
-from dcgan.files import write_json  # noqa: E402
-from dcgan.train_step import GanStep  # noqa: E402
+from dcgan import data, models  # noqa: E402
+from dcgan.core.config import DEFAULT_DATA_DIR, TANH_RANGE, DataConfig  # noqa: E402
+from dcgan.experiments import profiling  # noqa: E402
+from dcgan.gan.step import GanStep  # noqa: E402
+from dcgan.recipes import overrides  # noqa: E402
+from dcgan.recipes.presets import PRESETS  # noqa: E402
+from dcgan.runtime import (
+    distribute,  # noqa: E402
+    hardware,  # noqa: E402
+)
+from dcgan.runtime.files import write_json  # noqa: E402
+from dcgan.training import progress  # noqa: E402
 
 flags.DEFINE_enum("preset", "fast", sorted(PRESETS), "Networks and recipe to measure "
                   "(default: fast, whose step cost is the unit of sweep.py's default-epochs).")
@@ -67,7 +74,7 @@ flags.DEFINE_integer("matmul_size", 2048, "Side of the square matmul that measur
                      "kernels to run at their full rate, yet well under a second).",
                      lower_bound=64)
 flags.DEFINE_string("json_out", "bench.json", "Where the results go.")
-flags.DEFINE_string("data_dir", data.DEFAULT_DATA_DIR, "TFDS data directory.")
+flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
 flags.DEFINE_integer("train_examples", None, "Read the first N training images only (quick "
                      "runs: each configuration's pipeline and the baseline decode them).",
                      lower_bound=1)
@@ -163,8 +170,8 @@ def preset_step_flops(preset, update):
     """FLOPs per real image of one step of the preset's networks with `update`."""
     return profiling.train_step_flops(
         models.build_generator(preset.model), models.build_discriminator(preset.model),
-        update, preset.n_critic, preset.gp_weight, preset.r1_weight, preset.r2_weight,
-        preset.penalty_every)
+        update, preset.n_critic, preset.penalties.gp_weight, preset.penalties.r1_weight,
+        preset.penalties.r2_weight, preset.penalties.every)
 
 
 @functools.cache
@@ -186,12 +193,12 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
                                       "ema_decay": 0.0, "batch_size": batch_size})
     with strategy.scope():
         gan_step = GanStep.from_config(
-            config, models.build_generator(config.model),
-            models.build_discriminator(config.model), tf.random.Generator.from_seed(0),
-            policy_name)
+            config, models.build_networks(config.model, with_ema=False),
+            tf.random.Generator.from_seed(0), policy_name)
     data_config = data_config_of(batch_size)
     iterator = iter(strategy.experimental_distribute_dataset(
-        data.load_split(data_config, config.pixel_range, shuffle_seed=0, epochs=1000)))
+        data.load_split(data_config, models.output_range(config.model.architecture),
+                        shuffle_seed=0, epochs=1000)))
 
     def run_steps(steps):
         for chunk in range(0, steps, steps_per_call):
@@ -235,7 +242,7 @@ def profile(run_steps, log_dir, top=15):
 
 def data_config_of(batch_size):
     """The training split (or its first --train_examples images) in batches of batch_size."""
-    return data.DataConfig(data_dir=FLAGS.data_dir, split=data.train_split(FLAGS.train_examples),
+    return DataConfig(data_dir=FLAGS.data_dir, split=data.train_split(FLAGS.train_examples),
                            global_batch_size=batch_size)
 
 
@@ -256,9 +263,9 @@ def input_rate(pixel_range, batch_size):
 
 def measure_peaks():
     """GFLOP/s by dtype name, of float32 (the baseline's) and every --dtype_policies's."""
-    dtypes = {"float32"} | {compute_dtype(distribute.resolve_dtype_policy(dtype_policy))
+    dtypes = {"float32"} | {compute_dtype(hardware.resolve_dtype_policy(dtype_policy))
                             for dtype_policy in FLAGS.dtype_policies}
-    peaks = {dtype: distribute.matmul_gflops(dtype, FLAGS.matmul_size, FLAGS.repeats)
+    peaks = {dtype: hardware.matmul_gflops(dtype, FLAGS.matmul_size, FLAGS.repeats)
              for dtype in sorted(dtypes)}
     for dtype, peak in peaks.items():
         print(f"peak {dtype}: {peak:.1f} GFLOP/s ({FLAGS.matmul_size}^2 matmul)")
@@ -279,7 +286,7 @@ def print_table(rows, peaks):
 
 def header(preset) -> str:
     """bench.py's first line: the configurations it measures and how, devices, CPU."""
-    axes = {"dtype_policies": [f"{policy} ({distribute.resolve_dtype_policy(policy)})"
+    axes = {"dtype_policies": [f"{policy} ({hardware.resolve_dtype_policy(policy)})"
                                if policy == "auto" else policy
                                for policy in FLAGS.dtype_policies],
             "jit": FLAGS.jit, "replicas": FLAGS.replicas,
@@ -312,14 +319,14 @@ def main(argv):
         rows.append({"name": "baseline (tutorial loop, float32)", "batch_size": batch_size,
                      "images_per_sec": baseline, "ratio": 1.0,
                      **flop_columns(baseline, baseline_flops, "float32", peaks)})
-        input_only = input_rate(preset.pixel_range, batch_size)
+        input_only = input_rate(models.output_range(preset.model.architecture), batch_size)
         rows.append({"name": "input pipeline only", "batch_size": batch_size,
                      "images_per_sec": input_only, "ratio": input_only / baseline})
         for dtype_policy, jit, replicas, steps_per_call, update in itertools.product(
                 FLAGS.dtype_policies, [value.lower() == "true" for value in FLAGS.jit],
                 map(int, FLAGS.replicas), map(int, FLAGS.steps_per_call),
                 FLAGS.updates or [preset.update]):
-            policy_name = distribute.resolve_dtype_policy(dtype_policy)
+            policy_name = hardware.resolve_dtype_policy(dtype_policy)
             rate, run_steps = dcgan_rate(preset, policy_name, jit, replicas, batch_size,
                                          steps_per_call, update)
             rows.append({
@@ -335,7 +342,7 @@ def main(argv):
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print_table(rows, peaks)
     print(f"peak RSS {peak_rss_mib:.0f} MiB")
-    write_json(FLAGS.json_out, {"rows": rows, "peak_gflops": peaks, "cpu": distribute.cpu_model(),
+    write_json(FLAGS.json_out, {"rows": rows, "peak_gflops": peaks, "cpu": hardware.cpu_model(),
                                 "peak_rss_mib": peak_rss_mib, "tensorflow": tf.__version__,
                                 "flags": FLAGS.flag_values_dict()})
 

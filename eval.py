@@ -16,14 +16,18 @@ import time
 
 from absl import app, flags
 
-from dcgan import console
+from dcgan.runtime import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import checkpoints, classifier, data, evaluator, progress, zoo  # noqa: E402
-from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
-from dcgan.files import write_json  # noqa: E402
-from dcgan.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from dcgan import data  # noqa: E402
+from dcgan.core.config import DEFAULT_DATA_DIR  # noqa: E402
+from dcgan.evaluation import classifier, evaluator  # noqa: E402
+from dcgan.experiments import zoo  # noqa: E402
+from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from dcgan.rundir import checkpoints  # noqa: E402
+from dcgan.runtime.files import check_writable, write_json  # noqa: E402
+from dcgan.training import progress  # noqa: E402
 
 flags.DEFINE_string("run_dir", PRESETS[DEFAULT_PRESET].run_dir,
                     "Run directory whose checkpoints to score. Left at its default while it "
@@ -65,7 +69,7 @@ def _format(row) -> str:
                  f"classified as asked {row[evaluator.class_column('accuracy', name)]:.4f}"
                  for name in data.CLASS_NAMES]
     return "\n".join([line, f"{indent}intra-FID {row['intra_fid']:.4f}, classified as the "
-                             f"class asked for {row['class_accuracy']:.4f}", *per_class])
+                      f"class asked for {row['class_accuracy']:.4f}", *per_class])
 
 
 HEADER = (f"{'step':>8} {'FID':>10} {'FID 95% interval':>17} {'KID':>10} {'KID std':>9} "
@@ -132,6 +136,8 @@ def main(argv):
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     config = evaluator.EvalConfig(num_samples=FLAGS.num_samples, seed=FLAGS.seed,
                                   data_dir=FLAGS.data_dir, train_split=FLAGS.memorisation_split)
+    if FLAGS.output_json:
+        check_writable(FLAGS.output_json)  # Not after the whole evaluation.
     path = _generator_path()
     generator = checkpoints.load_generator(path) if path else None
     if generator is None:

@@ -13,17 +13,20 @@ import pathlib
 
 from absl import app, flags
 
-from dcgan import console
+from dcgan.core.errors import ConfigError
+from dcgan.runtime import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
 import numpy as np  # noqa: E402
-import tensorflow as tf  # noqa: E402
 
-from dcgan import checkpoints, data, images, models, progress, zoo  # noqa: E402
-from dcgan.config import ConfigError  # noqa: E402
-from dcgan.files import atomic_path  # noqa: E402
-from dcgan.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from dcgan import data, models  # noqa: E402
+from dcgan.experiments import zoo  # noqa: E402
+from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from dcgan.rundir import checkpoints  # noqa: E402
+from dcgan.runtime import images  # noqa: E402
+from dcgan.runtime.files import atomic_path  # noqa: E402
+from dcgan.training import progress  # noqa: E402
 
 flags.DEFINE_string("generator", f"{PRESETS[DEFAULT_PRESET].run_dir}/generator.keras",
                     "A generator .keras file, or a run directory (its latest checkpoint). "
@@ -67,7 +70,7 @@ def _labels(path, generator) -> np.ndarray | None:
                               "train.py --conditional.")
         return None
     if asked is None:
-        return np.arange(FLAGS.num_images, dtype=np.int32) % num_classes
+        return models.class_cycle(FLAGS.num_images, num_classes)
     return np.full(FLAGS.num_images, asked, np.int32)
 
 
@@ -97,10 +100,9 @@ def main(argv):
     pixel_range = models.generator_output_range(generator)
     labels = _labels(path, generator)
     print(_header(path, generator, labels), flush=True)
-    z = tf.random.Generator.from_seed(FLAGS.seed).normal(
-        [FLAGS.num_images, models.generator_noise_dim(generator)])
-    label_tensor = None if labels is None else tf.constant(labels)
-    samples = generator(models.model_input(z, label_tensor), training=False).numpy()
+    # One batch: the images of a seed do not depend on a batch size.
+    samples, labels = models.seeded_samples(generator, FLAGS.num_images, FLAGS.seed,
+                                            batch_size=FLAGS.num_images, labels=labels)
     out_dir = pathlib.Path(FLAGS.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if FLAGS.grid:

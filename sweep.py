@@ -6,7 +6,7 @@ r"""Trains configurations for the same training time each and scores FID against
   python sweep.py --configs=fast,fast:lr_schedule=cosine --seeds=0,1,2 --epochs=6,18
 
 A configuration is a preset, optionally with overrides `preset:flag=value:flag=value` of
-train.py's flags listed in `dcgan.overrides.OVERRIDES` (a list value joined by "+", e.g.
+train.py's flags listed in `dcgan.recipes.overrides.OVERRIDES` (a list value joined by "+", e.g.
 `fast:augment=translation+cutout`). Each (configuration, seed) trains in
 <out_dir>/<configuration>/seed_<seed>, one segment per entry of --minutes (training time,
 start-up and pictures excluded), and its latest checkpoint is scored after each segment.
@@ -39,14 +39,19 @@ import shutil
 
 from absl import app, flags
 
-from dcgan import console
+from dcgan.runtime import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import (checkpoints, distribute, evaluator, loss_log, progress,  # noqa: E402
-                   sweeps, trainer, validation)
-from dcgan.config import DEFAULT_DATA_DIR  # noqa: E402
-from dcgan.files import atomic_path, write_text  # noqa: E402
+from dcgan import training  # noqa: E402
+from dcgan.core.config import DEFAULT_DATA_DIR  # noqa: E402
+from dcgan.evaluation import evaluator  # noqa: E402
+from dcgan.experiments import sweeps  # noqa: E402
+from dcgan.recipes import validation  # noqa: E402
+from dcgan.rundir import checkpoints, loss_log  # noqa: E402
+from dcgan.runtime import distribute  # noqa: E402
+from dcgan.runtime.files import atomic_path, write_text  # noqa: E402
+from dcgan.training import progress  # noqa: E402
 
 flags.DEFINE_list("configs", ["tutorial", "fast"], "Configurations: preset[:flag=value...].")
 flags.DEFINE_list("seeds", ["0"], "Seeds; each configuration runs once per seed.")
@@ -72,7 +77,7 @@ def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, unit):
     """The configuration `spec` trained with `seed` in `run_dir` for `budget` in all, in
     `unit` "min" or "epochs". By minutes, epochs=None, so only the clock stops it (and a
     learning-rate schedule, whose horizon that leaves unknown, is refused by
-    `dcgan.validation.validate`)."""
+    `dcgan.recipes.validation.validate`)."""
     config = sweeps.parse_config(spec)
     by_epochs = unit == "epochs"
     return dataclasses.replace(
@@ -134,7 +139,7 @@ def main(argv):
                     continue
                 print(f"== {spec}, seed {seed}: training to {budget:g} {unit_name}")
                 run_dir = sweeps.run_dir(out_dir, spec, seed, budget, unit)
-                result = trainer.train(run_config(spec, seed, run_dir, budget, unit), strategy)
+                result = training.train(run_config(spec, seed, run_dir, budget, unit), strategy)
                 generator = checkpoints.restore_generator(run_dir)
                 row = {log.budget_column: budget, "config": spec, "seed": seed,
                        "minutes": loss_log.trained_minutes(run_dir, result["step"]),

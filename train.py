@@ -21,13 +21,15 @@ import resource
 
 from absl import app, flags
 
-from dcgan import console
+from dcgan.runtime import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import config as config_lib  # noqa: E402
-from dcgan import data, distribute, overrides, trainer  # noqa: E402
-from dcgan.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from dcgan import data, training  # noqa: E402
+from dcgan.core import config as config_lib  # noqa: E402
+from dcgan.recipes import overrides  # noqa: E402
+from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from dcgan.runtime import distribute  # noqa: E402
 
 flags.DEFINE_enum("preset", DEFAULT_PRESET, sorted(PRESETS),
                   "Architecture and training recipe; other flags override its values.")
@@ -46,7 +48,8 @@ flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into N logical devices, on
                      "each (for trying the multi-replica path without GPUs).", lower_bound=1)
 flags.DEFINE_bool("conditional", False, "Train a conditional GAN on the class labels: G takes "
                   "(z, class), D sees the class as --conditioning says, and the sample grids "
-                  "show one row per class (a conditional preset, e.g. fast_conditional, is so already).")
+                  "show one row per class (a conditional preset, e.g. fast_conditional, is "
+                  "so already).")
 flags.DEFINE_integer("seed", 0, "Seeds weights, noise, dropout and the data order.")
 
 
@@ -94,9 +97,9 @@ def main(argv):
     # Before any other op: the multi-worker strategy sets up the collective ops.
     strategy = distribute.make_strategy(FLAGS.strategy)
     config = config_from_flags()
-    result = trainer.train(config, strategy,
-                           run_info={"preset": FLAGS.preset, "flags": FLAGS.flag_values_dict()},
-                           new_run=FLAGS.new_run)
+    result = training.train(config, strategy,
+                            run_info={"preset": FLAGS.preset, "flags": FLAGS.flag_values_dict()},
+                            new_run=FLAGS.new_run)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"Done: step {result['step']}, run directory {config.run_dir}, "
           f"peak RSS {peak_rss_mib:,.0f} MiB")

@@ -23,11 +23,11 @@ import time
 
 from absl import flags
 
-from dcgan import console
+from dcgan.runtime import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import local_cluster  # noqa: E402
+from dcgan.runtime import local_cluster  # noqa: E402
 
 flags.DEFINE_integer("num_workers", 2, "Worker processes to start.", lower_bound=1)
 flags.DEFINE_float("stop_timeout", 120.0, "Seconds the other workers get to end once one "

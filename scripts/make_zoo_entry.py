@@ -17,12 +17,14 @@ records none), and --preset where config.json names none (sweep.py's runs).
 
 from absl import app, flags
 
-from dcgan import console
+from dcgan.runtime import console
 
 console.quiet_startup()  # Before TensorFlow loads.
 
-from dcgan import evaluator, progress, zoo  # noqa: E402
-from dcgan.presets import PRESETS  # noqa: E402
+from dcgan.evaluation import evaluator  # noqa: E402
+from dcgan.experiments import zoo  # noqa: E402
+from dcgan.recipes.presets import PRESETS  # noqa: E402
+from dcgan.training import progress  # noqa: E402
 
 flags.DEFINE_string("run_dir", None, "The finished run directory.", required=True)
 flags.DEFINE_string("command", None, "The command that trained the run, as typed.",

@@ -16,10 +16,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import checkpoints, distribute, models, run_state, trainer
-from dcgan.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
-from dcgan.presets import PRESETS
-from dcgan.train_step import GanStep
+from dcgan import models, training
+from dcgan.core.config import DataConfig, ModelConfig, OptimizerConfig, TrainConfig
+from dcgan.gan.step import GanStep
+from dcgan.recipes.plan import make_plan
+from dcgan.recipes.presets import PRESETS
+from dcgan.rundir import checkpoints
+from dcgan.rundir.layout import RunDirectory
+from dcgan.runtime import distribute
+from dcgan.training import run_state
 
 # Two logical CPU devices for the whole session, so MirroredStrategy runs real replicas.
 # This must happen before TensorFlow initialises its devices, hence at import.
@@ -99,7 +104,7 @@ def float32_policy_after():
     keras.mixed_precision.set_global_policy("float32")
 
 
-# What the binaries' console filter and absl verbosity hide by default (dcgan/console.py).
+# What the binaries' console filter and absl verbosity hide by default (dcgan/runtime/console.py).
 NOISE = ("oneDNN custom operations", "Could not find cuda drivers", "cuInit",
          "Load dataset info", "Using MirroredStrategy", "Sharding callback duration",
          "GeneratorDatasetOp", "absl::InitializeLog", "auto-shard rewrite", "remapper failed",
@@ -144,9 +149,9 @@ def make_gan_step(strategy, model=ModelConfig("tutorial"), loss="non_saturating"
     "mixed_float16"), global batches of BATCH and the alternating update.
 
     Args:
-      loss: a name registered in `dcgan.losses.LOSSES`.
+      loss: a name registered in `dcgan.gan.losses.LOSSES`.
       noise: the step's noise source; a `tf.random.Generator` seeded by `seed` if None.
-      options: TrainConfig fields (update, n_critic, gp_weight, jit_compile...);
+      options: TrainConfig fields (update, n_critic, penalties, jit_compile...);
         `ema_decay` also builds the EMA generator, starting from G's weights.
     """
     config = TrainConfig(
@@ -155,14 +160,9 @@ def make_gan_step(strategy, model=ModelConfig("tutorial"), loss="non_saturating"
         loss=loss, **options)
     keras.utils.set_random_seed(seed)
     with strategy.scope():
-        generator = models.build_generator(model)
-        ema_generator = None
-        if config.ema_decay:
-            ema_generator = models.build_generator(model)
-            ema_generator.set_weights(generator.get_weights())
-        return GanStep.from_config(config, generator, models.build_discriminator(model),
-                                   noise or tf.random.Generator.from_seed(seed), policy_name,
-                                   ema_generator)
+        networks = models.build_networks(model, with_ema=bool(config.ema_decay))
+        return GanStep.from_config(config, networks,
+                                   noise or tf.random.Generator.from_seed(seed), policy_name)
 
 
 def random_batches(strategy, num_batches=8, labelled=False):
@@ -196,10 +196,10 @@ def tiny_config(run_dir, train_examples, batch_size, preset="tutorial", **overri
 
 
 def train_for_fixture(config, strategy):
-    """`trainer.train(config, strategy)` for a fixture wider than a test, which
+    """`training.train(config, strategy)` for a fixture wider than a test, which
     `float32_policy_after` does not cover: sets the Keras policy back to float32 after."""
     try:
-        return trainer.train(config, strategy)
+        return training.train(config, strategy)
     finally:
         keras.mixed_precision.set_global_policy("float32")
 
@@ -219,6 +219,13 @@ def trained_run(tmp_path_factory):
     """A `tiny_run` of 2 epochs, checkpoints at steps 4 and 8, for the session; tests
     that write into it use a copy."""
     return tiny_run(tmp_path_factory.mktemp("trained") / "run", epochs=2)
+
+
+def restored_run_state(config, strategy, dtype_policy="float32"):
+    """`run_state.build_run_state` of `config` on `strategy` in `dtype_policy`, restored
+    from the latest checkpoint of `config.run_dir`."""
+    plan = make_plan(config, strategy.num_replicas_in_sync, dtype_policy=dtype_policy)
+    return run_state.build_run_state(plan, strategy, RunDirectory(config.run_dir).checkpoints)
 
 
 def csv_rows(path):
@@ -249,7 +256,7 @@ def after_prelude(prelude, script):
 
 @pytest.fixture
 def interrupted_train(monkeypatch):
-    """`interrupted_train(config, strategy, calls)`: `trainer.train`, stopped as Ctrl-C
+    """`interrupted_train(config, strategy, calls)`: `training.train`, stopped as Ctrl-C
     would stop it after `calls` training calls; returns the step it saved.
 
     Unlike a shorter `max_steps`, this leaves the config, and so the length of the run
@@ -269,8 +276,8 @@ def interrupted_train(monkeypatch):
 
         with monkeypatch.context() as patch:
             patch.setattr(GanStep, "train", train_then_interrupt)
-            with pytest.raises(trainer.TrainingInterrupted) as stop:
-                trainer.train(config, strategy)
+            with pytest.raises(training.TrainingInterrupted) as stop:
+                training.train(config, strategy)
         return stop.value.step
 
     return interrupted
@@ -302,7 +309,7 @@ def resumes_exactly(interrupted_train):
     TIMINGS = ("images_per_sec", "train_seconds")
 
     def rows_and_weights(config, strategy):
-        state = run_state.build_run_state(config, "float32", strategy)
+        state = restored_run_state(config, strategy)
         rows = [{name: value for name, value in row.items() if name not in TIMINGS}
                 for row in csv_rows(pathlib.Path(config.run_dir) / "losses.csv")]
         sampler = checkpoints.restore_generator(config.run_dir)
@@ -311,9 +318,9 @@ def resumes_exactly(interrupted_train):
 
     def check(config, strategy, calls):
         uninterrupted = dataclasses.replace(config, run_dir=config.run_dir + "-uninterrupted")
-        trainer.train(uninterrupted, strategy)
+        training.train(uninterrupted, strategy)
         stopped_at = interrupted_train(config, strategy, calls)
-        trainer.train(config, strategy)
+        training.train(config, strategy)
         rows, weights = rows_and_weights(uninterrupted, strategy)
         resumed_rows, resumed_weights = rows_and_weights(config, strategy)
         assert 0 < stopped_at < int(rows[-1]["step"])

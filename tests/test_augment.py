@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import augment, models
-from dcgan.config import ConfigError, ModelConfig, OptimizerConfig
-from dcgan.presets import PRESETS
-from dcgan.train_step import GanStep
+from dcgan import models
+from dcgan.core.config import ModelConfig, OptimizerConfig, PenaltyConfig
+from dcgan.core.errors import ConfigError
+from dcgan.gan import augment
+from dcgan.gan.step import GanStep
+from dcgan.recipes.presets import PRESETS
 
 
 def _reference_translation(image, dy, dx, fill):
@@ -146,8 +148,7 @@ def _gan_step(policy, **options):
         generator_optimizer=OptimizerConfig(1e-3), discriminator_optimizer=OptimizerConfig(1e-3),
         ema_decay=0.0, augment=policy, **{"update": "alternating", **options})
     keras.utils.set_random_seed(0)
-    return GanStep.from_config(config, models.build_generator(model),
-                               models.build_discriminator(model),
+    return GanStep.from_config(config, models.build_networks(model, with_ema=False),
                                tf.random.Generator.from_seed(0), "float32")
 
 
@@ -207,7 +208,7 @@ def test_an_augmented_run_with_lazy_r1_and_r2_resumes_exactly(tmp_path, short_ru
     # 8 steps of the fast recipe, stopped after 3.
     config = short_run(tmp_path / "run", "fast", model=ModelConfig("fast_sn", noise_dim=100),
                        augment=("color", "translation", "cutout"), loss="relativistic",
-                       r1_weight=1.0, r2_weight=1.0, penalty_every=4)
+                       penalties=PenaltyConfig(r1_weight=1.0, r2_weight=1.0, every=4))
     rows = resumes_exactly(config, two_replicas, calls=1)
     assert len(rows) == 8
     assert [int(row["step"]) for row in rows if float(row["d_penalty"]) > 0] == [1, 5]

@@ -13,9 +13,11 @@ import tensorflow as tf
 from conftest import assert_no_noise
 from keras import layers
 
-from dcgan import distribute, models, profiling
-from dcgan.presets import PRESETS
-from dcgan.train_step import GanStep
+from dcgan import models
+from dcgan.experiments import profiling
+from dcgan.gan.step import GanStep
+from dcgan.recipes.presets import PRESETS
+from dcgan.runtime import hardware
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -117,10 +119,10 @@ def test_train_step_flops_agree_with_tensorflows_count_of_the_step(preset):
         ema_decay=0.0)
     generator = models.build_generator(preset.model)
     discriminator = models.build_discriminator(preset.model)
-    gan_step = GanStep.from_config(preset, generator, discriminator,
+    gan_step = GanStep.from_config(preset, models.Networks(generator, discriminator, None),
                                    tf.random.Generator.from_seed(0), "float32")
     images, z = tf.TensorSpec([1, 28, 28, 1]), tf.TensorSpec([1, preset.model.noise_dim])
-    alpha = tf.TensorSpec([1, 1, 1, 1]) if preset.gp_weight else None
+    alpha = tf.TensorSpec([1, 1, 1, 1]) if preset.penalties.gp_weight else None
     no_augmentation = (None, None)
     both = tensorflow_flops(gan_step._both_gradients.get_concrete_function(
         images, None, z, alpha, no_augmentation))
@@ -133,8 +135,8 @@ def test_train_step_flops_agree_with_tensorflows_count_of_the_step(preset):
                                       ("alternating", 5, (5 * d_update + g_update) / 5)]:
         # The convention counts the first layers' unused input gradients: within 2%.
         assert profiling.train_step_flops(
-            generator, discriminator, update, n_critic, preset.gp_weight) == pytest.approx(
-                counted, rel=0.02)
+            generator, discriminator, update, n_critic,
+            preset.penalties.gp_weight) == pytest.approx(counted, rel=0.02)
 
 
 def test_step_passes_refuses_what_the_step_refuses():
@@ -162,11 +164,11 @@ def test_bench_writes_its_rows_and_a_profile(tmp_path):
     assert result.stdout.splitlines()[0] == (
         "bench.py: preset fast, 1 configuration: dtype_policies float32 x jit false x replicas 2 "
         "x steps_per_call 2 x updates simultaneous x batch 64; 1 repeat of 4 steps after 2 "
-        f"warm-up; results to {json_path}; devices CPU:0, CPU:1; CPU {distribute.cpu_model()}")
+        f"warm-up; results to {json_path}; devices CPU:0, CPU:1; CPU {hardware.cpu_model()}")
     assert_no_noise(result.stderr)
 
     report = json.loads(json_path.read_text())
-    assert report["cpu"] == distribute.cpu_model()
+    assert report["cpu"] == hardware.cpu_model()
     names = [row["name"] for row in report["rows"]]
     assert names == ["baseline (tutorial loop, float32)", "input pipeline only",
                      "dcgan fast simultaneous float32 jit=False replicas=2 steps_per_call=2"]

@@ -14,9 +14,12 @@ import tensorflow as tf
 from absl import flags
 from conftest import assert_one_error_line, train_binary
 
-from dcgan import checkpoints, data, distribute, files, models, runs
-from dcgan.config import ConfigError, ModelConfig
-from dcgan.presets import DEFAULT_PRESET, PRESETS
+from dcgan import data, models
+from dcgan.core.config import ModelConfig
+from dcgan.core.errors import CheckpointError, ConfigError, DiskFullError
+from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS
+from dcgan.rundir import checkpoints
+from dcgan.runtime import hardware
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 
@@ -116,7 +119,7 @@ def test_train_then_generate(tmp_path):
         assert result.stdout.splitlines() == [
             f"generate.py: 6 images, seed 3; generator {source} (unconditional, pixel range "
             f"(-1.0, 1.0)); into {out_dir}: grid.png, image_*.png, images.npy; devices "
-            f"CPU:0; CPU {distribute.cpu_model()}", f"Wrote 6 images to {out_dir}"]
+            f"CPU:0; CPU {hardware.cpu_model()}", f"Wrote 6 images to {out_dir}"]
         samples = np.load(out_dir / "images.npy")
         assert samples.shape == (6, 28, 28, 1) and samples.dtype == np.float32
         assert samples.min() >= -1 and samples.max() <= 1
@@ -161,10 +164,11 @@ def test_generate_a_class_of_a_conditional_generator(tmp_path):
 def test_what_generate_and_eval_load_is_refused_with_what_is_wrong(tmp_path):
     """The messages of their one error line (the line itself:
     test_a_file_that_is_not_a_keras_model_is_one_error_line)."""
-    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'nope.keras'} does not exist")):
+    with pytest.raises(CheckpointError,
+                       match=re.escape(f"{tmp_path / 'nope.keras'} does not exist")):
         checkpoints.load_generator(tmp_path / "nope.keras")
     for junk in _junk_models(tmp_path):
-        with pytest.raises(ConfigError, match=re.escape(f"{junk} is not a Keras model")):
+        with pytest.raises(CheckpointError, match=re.escape(f"{junk} is not a Keras model")):
             checkpoints.load_generator(junk)
     with pytest.raises(ConfigError, match=re.escape(
             "Unknown class name 'Snekaer'; Fashion-MNIST's classes are T-shirt/top, Trouser, "
@@ -244,10 +248,10 @@ def test_a_checkpoint_save_on_a_full_disk_leaves_nothing_partial(small_disk):
     variable = tf.Variable(tf.range(100_000, dtype=tf.float32))
     manager = tf.train.CheckpointManager(tf.train.Checkpoint(v=variable), str(directory),
                                          max_to_keep=1)
-    first = runs.save_checkpoint(manager, 1)
+    first = checkpoints.save_checkpoint(manager, 1)
     before = _checkpoint_files(directory)
-    with pytest.raises(files.DiskFullError) as error:
-        runs.save_checkpoint(manager, 2)
+    with pytest.raises(DiskFullError) as error:
+        checkpoints.save_checkpoint(manager, 2)
     message = str(error.value)
     assert f"No space left on the disk mounted at {directory.parent} (" in message
     assert f"to write {directory}/ckpt-2_temp/" in message
@@ -258,7 +262,7 @@ def test_a_checkpoint_save_on_a_full_disk_leaves_nothing_partial(small_disk):
     tf.train.Checkpoint(v=variable).restore(first).assert_existing_objects_matched()
     np.testing.assert_array_equal(variable.numpy(), np.arange(100_000))
     small_disk("2m")
-    assert runs.save_checkpoint(manager, 2) == str(directory / "ckpt-2")
+    assert checkpoints.save_checkpoint(manager, 2) == str(directory / "ckpt-2")
 
 
 @pytest.mark.slow
@@ -298,3 +302,17 @@ def test_generate_py_on_a_full_disk_is_one_error_line(tmp_path, small_disk):
     assert_one_error_line(result, "generate.py",
                           f"No space left on the disk mounted at {out_dir.parent} (")
     assert not list(out_dir.glob("*.partial*"))
+
+
+@pytest.mark.slow
+def test_an_output_json_that_cannot_be_written_is_one_line_before_any_evaluation(tmp_path):
+    path = tmp_path / "generator.keras"
+    models.build_generator(ModelConfig()).save(path)
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    # No data in --data_dir: an evaluation would fail on that, so the line below proves
+    # the output was checked first.
+    result = _run("eval.py", f"--generator={path}", f"--data_dir={tmp_path / 'no_data'}",
+                  f"--output_json={blocker / 'metrics.json'}")
+    assert_one_error_line(result, "eval.py",
+                          f"Cannot write {blocker / 'metrics.json'}: {blocker} is a file")

@@ -5,8 +5,10 @@ import keras
 import numpy as np
 import pytest
 
-from dcgan import classifier, data
-from dcgan.config import SIGMOID_RANGE, TANH_RANGE, DataConfig
+from dcgan import data
+from dcgan.core.config import SIGMOID_RANGE, TANH_RANGE, DataConfig
+from dcgan.core.errors import ClassifierIntegrityError
+from dcgan.evaluation import classifier
 
 
 def _test_split(pixel_range, split="test", with_labels=False):
@@ -64,15 +66,16 @@ def test_weights_with_a_different_sha256_are_refused(tmp_path):
     contents[-1] ^= 0xFF
     damaged.write_bytes(bytes(contents))
     actual = hashlib.sha256(bytes(contents)).hexdigest()
-    with pytest.raises(classifier.ClassifierIntegrityError) as error:
+    with pytest.raises(ClassifierIntegrityError) as error:
         classifier.load_classifier(damaged)
     message = str(error.value)
-    for part in (str(damaged), actual, classifier.CLASSIFIER_SHA256, "python -m dcgan.classifier"):
+    for part in (str(damaged), actual, classifier.CLASSIFIER_SHA256,
+                 "python -m dcgan.evaluation.classifier"):
         assert part in message
 
 
 def test_missing_weights_are_refused(tmp_path):
-    with pytest.raises(classifier.ClassifierIntegrityError, match="missing"):
+    with pytest.raises(ClassifierIntegrityError, match="missing"):
         classifier.load_classifier(tmp_path / "absent.weights.h5")
 
 

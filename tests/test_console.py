@@ -11,13 +11,15 @@ import sys
 import pytest
 from conftest import NOISE, assert_no_noise
 
-from dcgan import classifier, console, distribute, progress
-from dcgan.presets import DEFAULT_PRESET
+from dcgan.evaluation import classifier
+from dcgan.recipes.presets import DEFAULT_PRESET
+from dcgan.runtime import console, hardware
+from dcgan.training import progress
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
 # The end of every binary's header line but train.py's.
-DEVICES_AND_CPU = f"; devices CPU:0; CPU {distribute.cpu_model()}"
+DEVICES_AND_CPU = f"; devices CPU:0; CPU {hardware.cpu_model()}"
 
 # Lines a plain train.py printed before its first step (TensorFlow 2.21, TFDS 4.9.10).
 PRE_INIT_NOTE = ("WARNING: All log messages before absl::InitializeLog() is called are "
@@ -109,9 +111,9 @@ def _train(tmp_path, *args, env=None, prelude=None):
 WARNING_PRELUDE = f"""
 import runpy, sys, warnings
 from absl import logging
-from dcgan import console
+from dcgan.runtime import console
 console.quiet_startup()
-from dcgan import distribute
+from dcgan.runtime import distribute
 make_strategy = distribute.make_strategy
 
 def warning_make_strategy(*args):

@@ -1,16 +1,17 @@
 import gzip
 import hashlib
 import pathlib
+import shutil
 import subprocess
 import sys
-import shutil
 
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
 from dcgan import data
-from dcgan.config import SIGMOID_RANGE, TANH_RANGE, DataConfig
+from dcgan.core.config import SIGMOID_RANGE, TANH_RANGE, DataConfig
+from dcgan.core.errors import DatasetUnavailableError
 
 SMALL = DataConfig(split="test[:300]", global_batch_size=64)
 
@@ -43,7 +44,7 @@ def test_staging_rejects_a_damaged_source(tmp_path):
     shutil.copytree(data.DEBIAN_DIR, source)
     damaged = source / "t10k-labels-idx1-ubyte.gz"
     damaged.write_bytes(damaged.read_bytes()[:-3] + b"xyz")
-    with pytest.raises(data.DatasetUnavailableError, match="does not rebuild"):
+    with pytest.raises(DatasetUnavailableError, match="does not rebuild"):
         data.stage_upstream_archives(tmp_path / "manual", source)
 
 
@@ -127,7 +128,7 @@ def test_drop_remainder(drop_remainder, expected):
 
 def test_empty_data_dir_names_the_install_command(no_network, tmp_path):
     config = DataConfig(data_dir=str(tmp_path), split="test")
-    with pytest.raises(data.DatasetUnavailableError, match=r"not prepared.*\./setup\.sh"):
+    with pytest.raises(DatasetUnavailableError, match=r"not prepared.*\./setup\.sh"):
         data.load_split(config, TANH_RANGE)
 
 
@@ -141,7 +142,7 @@ def test_loads_in_a_process_without_network():
     if shutil.which("unshare") is None:
         pytest.fail("This test needs unshare(1) (util-linux) to start a process in a new "
                     "network namespace; install it rather than skip the check.")
-    code = ("from dcgan import data; from dcgan.config import DataConfig;"
+    code = ("from dcgan import data; from dcgan.core.config import DataConfig;"
             "b = next(iter(data.load_split(DataConfig(split='test[:64]', global_batch_size=64),"
             " (-1.0, 1.0))));"
             "print(b.shape)")

@@ -4,7 +4,7 @@ import platform
 import pytest
 import tensorflow as tf
 
-from dcgan import distribute
+from dcgan.runtime import distribute, hardware
 
 
 @pytest.mark.parametrize("flags, expected", [
@@ -15,11 +15,11 @@ from dcgan import distribute
 def test_cpu_bf16_detection_reads_cpuinfo_flags(tmp_path, flags, expected):
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
-    assert distribute.cpu_supports_bf16(cpuinfo) is expected
+    assert hardware.cpu_supports_bf16(cpuinfo) is expected
 
 
 def test_missing_cpuinfo_means_no_bf16(tmp_path):
-    assert distribute.cpu_supports_bf16(tmp_path / "absent") is False
+    assert hardware.cpu_supports_bf16(tmp_path / "absent") is False
 
 
 def test_cpu_model_is_the_first_model_name_else_the_platforms(tmp_path):
@@ -27,14 +27,14 @@ def test_cpu_model_is_the_first_model_name_else_the_platforms(tmp_path):
     cpuinfo.write_text("processor\t: 0\nvendor_id\t: AuthenticAMD\n"
                        "model name\t: AMD EPYC 7B13 64-Core Processor\nflags\t\t: fpu\n\n"
                        "processor\t: 1\nmodel name\t: AMD EPYC 7B13 64-Core Processor\n")
-    assert distribute.cpu_model(cpuinfo) == "AMD EPYC 7B13 64-Core Processor"
-    assert distribute.cpu_model(tmp_path / "absent") == (platform.processor()
+    assert hardware.cpu_model(cpuinfo) == "AMD EPYC 7B13 64-Core Processor"
+    assert hardware.cpu_model(tmp_path / "absent") == (platform.processor()
                                                          or platform.machine())
 
 
 def test_explicit_dtype_policy_is_kept():
-    assert distribute.resolve_dtype_policy("float32") == "float32"
-    assert distribute.resolve_dtype_policy("mixed_float16") == "mixed_float16"
+    assert hardware.resolve_dtype_policy("float32") == "float32"
+    assert hardware.resolve_dtype_policy("mixed_float16") == "mixed_float16"
 
 
 @pytest.mark.parametrize("capabilities, cpu_flags, bf16_speedup, expected", [
@@ -59,21 +59,21 @@ def test_auto_dtype_policy_follows_the_hardware(monkeypatch, tmp_path, capabilit
     cpuinfo = tmp_path / "cpuinfo"
     cpuinfo.write_text(f"processor\t: 0\nflags\t\t: fpu sse2 {cpu_flags}\n")
     # The real flag parser, on this cpuinfo instead of the machine's.
-    monkeypatch.setattr(distribute, "cpu_supports_bf16",
-                        functools.partial(distribute.cpu_supports_bf16, cpuinfo))
+    monkeypatch.setattr(hardware, "cpu_supports_bf16",
+                        functools.partial(hardware.cpu_supports_bf16, cpuinfo))
     # The matmul timing only where the flags promise bf16 on a CPU-only machine.
     timings = []
-    monkeypatch.setattr(distribute, "cpu_bf16_matmul_speedup",
+    monkeypatch.setattr(hardware, "cpu_bf16_matmul_speedup",
                         lambda: timings.append(bf16_speedup) or bf16_speedup)
-    assert distribute.resolve_dtype_policy("auto") == expected
+    assert hardware.resolve_dtype_policy("auto") == expected
     assert timings == ([] if bf16_speedup is None else [bf16_speedup])
 
 
 def test_matmul_rate_counts_two_flops_per_multiply_add(monkeypatch):
     """On a clock that gives each timed matmul 0.25 s: 2 * 64^3 FLOPs / 0.25 s."""
     clock = iter(range(100))
-    monkeypatch.setattr(distribute.time, "perf_counter", lambda: 0.25 * next(clock))
-    assert distribute.matmul_gflops("bfloat16", 64, 3) == pytest.approx(2 * 64**3 / 0.25 / 1e9)
+    monkeypatch.setattr(hardware.time, "perf_counter", lambda: 0.25 * next(clock))
+    assert hardware.matmul_gflops("bfloat16", 64, 3) == pytest.approx(2 * 64**3 / 0.25 / 1e9)
 
 
 def test_strategy_uses_the_logical_cpu_devices():

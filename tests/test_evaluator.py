@@ -1,4 +1,4 @@
-"""eval.py and dcgan.evaluator on a tiny real run directory."""
+"""eval.py and dcgan.evaluation.evaluator on a tiny real run directory."""
 
 import csv
 import dataclasses
@@ -14,8 +14,12 @@ import pytest
 import tensorflow as tf
 from conftest import assert_one_error_line, tiny_run
 
-from dcgan import checkpoints, classifier, data, evaluator, feature_cache, metrics, neighbours
-from dcgan.config import DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE, ConfigError, DataConfig
+from dcgan import data
+from dcgan.core.config import DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE, DataConfig
+from dcgan.core.errors import ConfigError
+from dcgan.data import pipeline
+from dcgan.evaluation import classifier, evaluator, feature_cache, metrics, neighbours
+from dcgan.rundir import checkpoints
 
 pytestmark = pytest.mark.slow
 
@@ -326,7 +330,9 @@ def embeddings(monkeypatch):
         return load_split(config, *args, **kwargs)
 
     monkeypatch.setattr(classifier, "embed", counted_embed)
+    # load_arrays reads through the pipeline module's own name, the package re-exports it.
     monkeypatch.setattr(data, "load_split", counted_load_split)
+    monkeypatch.setattr(pipeline, "load_split", counted_load_split)
     return calls
 
 

@@ -1,19 +1,28 @@
 """Issue 6 extensions on 2 logical CPU replicas: every loss, WGAN-GP with several critic
 updates per step, the EMA generator, and a loss registered from outside the library."""
 
-import dataclasses
-
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import loss_rows, make_gan_step, random_batches, run_steps
+from conftest import (
+    loss_rows,
+    make_gan_step,
+    random_batches,
+    restored_run_state,
+    run_steps,
+)
 
-from dcgan import checkpoints, losses, models, run_state, trainer
-from dcgan.config import ConfigError, ModelConfig
-from dcgan.presets import PRESETS
-from dcgan.ema import ema_decay_after
-from dcgan.validation import validate
+from dcgan import models, training
+from dcgan.core.config import ModelConfig, PenaltyConfig, ScheduleConfig
+from dcgan.core.errors import ConfigError
+from dcgan.gan import losses
+from dcgan.gan.ema import ema_decay_after
+from dcgan.recipes import overrides as flag_overrides
+from dcgan.recipes.presets import PRESETS
+from dcgan.recipes.validation import validate
+from dcgan.rundir import checkpoints, records
+from dcgan.rundir.layout import RunDirectory
 
 
 def _gan_step(strategy, loss="non_saturating", architecture="tutorial",
@@ -30,7 +39,7 @@ def _values(variables):
 def test_every_loss_trains_on_two_replicas(name, two_replicas):
     strategy = two_replicas
     gp_weight = 10.0 if name == "wasserstein" else 0.0  # The critic needs its penalty.
-    gan_step = _gan_step(strategy, name, gp_weight=gp_weight)
+    gan_step = _gan_step(strategy, name, penalties=PenaltyConfig(gp_weight=gp_weight))
     # Kernels only: the hinge loss's gradient for D's output bias is 0 while every
     # example is inside the margin (-1 per real example, +1 per generated one).
     kernels = [w for w in gan_step.generator.trainable_weights
@@ -46,7 +55,7 @@ def test_every_loss_trains_on_two_replicas(name, two_replicas):
 def test_wgan_gp_reads_a_new_batch_for_each_critic_update(two_replicas):
     strategy = two_replicas
     gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
-                         n_critic=3, gp_weight=10.0)
+                         n_critic=3, penalties=PenaltyConfig(gp_weight=10.0))
     iterator = random_batches(strategy, 6)
     metrics = run_steps(gan_step, iterator, 2)
     assert gan_step.discriminator_optimizer.iterations.numpy() == 6
@@ -66,7 +75,8 @@ def test_wgan_gp_trains_under_float16_loss_scaling(policy, two_replicas):
     The tutorial critic's do (fast_nf's, preset wgan_gp's, did not overflow in 3 steps)."""
     strategy = two_replicas
     gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
-                         policy_name=policy, n_critic=2, gp_weight=10.0)
+                         policy_name=policy, n_critic=2,
+                         penalties=PenaltyConfig(gp_weight=10.0))
     initial_scale = float(gan_step.discriminator_optimizer.dynamic_scale.numpy())
     assert gan_step.discriminator.get_layer(index=1).compute_dtype == "float16"
     metrics = run_steps(gan_step, random_batches(strategy, 6), 3)
@@ -82,7 +92,7 @@ def test_conditional_wgan_gp_with_r1_on_two_replicas(conditioning, two_replicas)
     strategy = two_replicas
     gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
                          num_classes=10, conditioning=conditioning, n_critic=2,
-                         gp_weight=10.0, r1_weight=1.0)
+                         penalties=PenaltyConfig(gp_weight=10.0, r1_weight=1.0))
     embeddings = [model.get_layer("class_embedding").kernel
                   for model in (gan_step.generator, gan_step.discriminator)]
     before = _values(embeddings)
@@ -94,8 +104,8 @@ def test_conditional_wgan_gp_with_r1_on_two_replicas(conditioning, two_replicas)
 
 def test_penalties_apply_to_the_simultaneous_update_too(two_replicas):
     strategy = two_replicas
-    gan_step = _gan_step(strategy, "hinge", update="simultaneous", gp_weight=1.0,
-                         r1_weight=1.0)
+    gan_step = _gan_step(strategy, "hinge", update="simultaneous",
+                         penalties=PenaltyConfig(gp_weight=1.0, r1_weight=1.0))
     metrics = run_steps(gan_step, random_batches(strategy, 2), 2)
     assert np.all(np.isfinite(list(metrics.values())))
     assert np.all(metrics["d_penalty"] > 0)
@@ -141,7 +151,7 @@ def test_ema_follows_its_update_formula_on_every_replica(decay, steps_before, tw
 ])
 def test_invalid_extension_settings_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        validate(dataclasses.replace(PRESETS["wgan_gp"], **overrides))
+        validate(flag_overrides.apply(PRESETS["wgan_gp"], overrides))
 
 
 
@@ -163,14 +173,14 @@ def test_a_loss_registered_from_test_code_trains(tmp_path, offset_loss, float32_
                                                 two_replicas, short_run):
     run_dir = tmp_path / "run"
     config = short_run(run_dir, loss=offset_loss, max_steps=3)
-    assert trainer.train(config, two_replicas)["step"] == 3
+    assert training.train(config, two_replicas)["step"] == 3
     d_losses = [float(row["d_loss"]) for row in loss_rows(run_dir)]
     assert len(d_losses) == 3 and all(100 < d < 110 for d in d_losses)
 
 
 def _checkpointed_generator(run_dir, key):
     """The generator saved under `key` in the run's latest checkpoint."""
-    generator = models.build_generator(checkpoints.run_model_config(run_dir))
+    generator = models.build_generator(records.model_config(RunDirectory(run_dir).read_record()))
     tf.train.Checkpoint(**{key: generator}).restore(
         checkpoints.list_checkpoints(run_dir)[-1]).expect_partial()
     return generator
@@ -189,8 +199,8 @@ def test_a_wgan_gp_run_with_ema_and_a_cosine_schedule_resumes_exactly_and_sample
     # 256 images, 2 critic batches of 32 per step: 4 steps an epoch, 8 in all; calls of 2
     # steps, stopped after 3 calls (step 6, in epoch 2).
     config = short_run(tmp_path / "run", "wgan_gp", n_critic=2, ema_decay=0.9, epochs=2,
-                       steps_per_call=2, lr_schedule="cosine", lr_warmup_steps=2,
-                       lr_floor=0.05, lr_decay_fraction=0.5)
+                       steps_per_call=2, schedule=ScheduleConfig(kind="cosine", warmup_steps=2,
+                                                                 floor=0.05, decay_fraction=0.5))
     rows = resumes_exactly(config, two_replicas, calls=3)
     assert [(row["step"], row["epoch"]) for row in rows] == [
         (str(step), str(1 + (step - 1) // 4)) for step in range(1, 9)]
@@ -199,7 +209,7 @@ def test_a_wgan_gp_run_with_ema_and_a_cosine_schedule_resumes_exactly_and_sample
                                                              for step in range(1, 9)]
 
     # The schedule: both optimizers at its floor after their 8 and 16 updates.
-    state = run_state.build_run_state(config, "float32", two_replicas)
+    state = restored_run_state(config, two_replicas)
     g_optimizer = state.gan_step.generator_optimizer
     d_optimizer = state.gan_step.discriminator_optimizer
     assert (int(g_optimizer.iterations.numpy()), int(d_optimizer.iterations.numpy())) == (8, 16)

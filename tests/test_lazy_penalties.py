@@ -9,27 +9,29 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import models, trainer
-from dcgan.config import ConfigError, ModelConfig, OptimizerConfig
-from dcgan.presets import PRESETS
-from dcgan.train_step import GanStep
+from dcgan import models, training
+from dcgan.core.config import ModelConfig, OptimizerConfig, PenaltyConfig
+from dcgan.core.errors import ConfigError
+from dcgan.gan.step import GanStep
+from dcgan.recipes.presets import PRESETS
 
 BATCH = 8
 MODEL = ModelConfig("fast_nf")
 
 
-def _gan_step(strategy, **options):
-    """R3GAN's loss and penalties on MODEL, Adam 1e-3, alternating unless `options` say."""
+def _gan_step(strategy, penalty_every=1, **options):
+    """R3GAN's loss and penalties (every `penalty_every` D updates) on MODEL, Adam 1e-3,
+    alternating unless `options` say."""
     config = dataclasses.replace(
         PRESETS["fast"], model=MODEL, data=dataclasses.replace(PRESETS["fast"].data,
                                                                global_batch_size=BATCH),
         generator_optimizer=OptimizerConfig(1e-3), discriminator_optimizer=OptimizerConfig(1e-3),
-        loss="relativistic", r1_weight=1.0, r2_weight=1.0, ema_decay=0.0,
+        loss="relativistic",
+        penalties=PenaltyConfig(r1_weight=1.0, r2_weight=1.0, every=penalty_every), ema_decay=0.0,
         **{"update": "alternating", **options})
     keras.utils.set_random_seed(0)
     with strategy.scope():
-        return GanStep.from_config(config, models.build_generator(MODEL),
-                                   models.build_discriminator(MODEL),
+        return GanStep.from_config(config, models.build_networks(MODEL, with_ema=False),
                                    tf.random.Generator.from_seed(0), "float32")
 
 
@@ -65,11 +67,12 @@ def test_lazy_penalties_count_d_updates_with_n_critic():
 
 def test_penalty_settings_are_checked():
     with pytest.raises(ConfigError, match="penalty_every must be positive"):
-        dataclasses.replace(PRESETS["fast"], penalty_every=0)
+        dataclasses.replace(PRESETS["fast"].penalties, every=0)
     with pytest.raises(ConfigError, match="r2_weight must be non-negative"):
-        dataclasses.replace(PRESETS["fast"], r2_weight=-1.0)
+        dataclasses.replace(PRESETS["fast"].penalties, r2_weight=-1.0)
 
 
 def test_r2_on_a_batch_norm_discriminator_is_refused(tmp_path, short_run):
     with pytest.raises(ConfigError, match="has batch norm"):
-        trainer.train(short_run(tmp_path / "run", "fast", r2_weight=1.0))
+        training.train(short_run(tmp_path / "run", "fast",
+                                 penalties=PenaltyConfig(r2_weight=1.0)))

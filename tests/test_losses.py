@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import losses, penalties
-from dcgan.config import ConfigError
+from dcgan.core.errors import ConfigError
+from dcgan.gan import losses, penalties
 
 REAL_LOGITS = np.array([[2.0], [-1.0], [0.0]], np.float32)
 FAKE_LOGITS = np.array([[-3.0], [0.5], [0.0]], np.float32)

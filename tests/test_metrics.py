@@ -4,7 +4,7 @@ import scipy.linalg
 import scipy.spatial.distance
 import scipy.stats
 
-from dcgan import bootstrap, metrics, neighbours
+from dcgan.evaluation import bootstrap, metrics, neighbours
 
 
 def _random_orthogonal(rng, dim):

@@ -6,7 +6,9 @@ import pytest
 import tensorflow as tf
 
 from dcgan import models
-from dcgan.config import SIGMOID_RANGE, TANH_RANGE, ModelConfig
+from dcgan.core.config import SIGMOID_RANGE, TANH_RANGE, ModelConfig
+from dcgan.models import builders
+from dcgan.models.conditioning import discriminator_head
 
 TUTORIAL = ModelConfig("tutorial", noise_dim=100)
 FASHION128 = ModelConfig("fashion128", noise_dim=128)
@@ -122,8 +124,9 @@ def test_unknown_architecture_lists_the_known_ones():
 
 def test_registering_a_name_twice_is_refused():
     with pytest.raises(ValueError, match="already registered"):
-        models.register_architecture("tutorial", models.tutorial_generator,
-                                     models.tutorial_discriminator, TANH_RANGE)
+        models.register_architecture("tutorial", builders.tutorial_generator,
+                                     builders.tutorial_discriminator, TANH_RANGE,
+                                     mixes_examples=False)
 
 
 # Conditional networks: Fashion-MNIST's 10 classes.
@@ -180,7 +183,7 @@ def test_projection_head_against_hand_computed_logits():
     config = ModelConfig(num_classes=2, conditioning="projection")
     features = keras.Input(shape=(3,), name="images")
     labels = keras.Input(shape=(), dtype="int32", name="labels")
-    head = models._discriminator(config, [features, labels], features, "head")
+    head = discriminator_head(config, [features, labels], features, "head")
     head.get_layer("logits").set_weights([np.array([[1.0], [2.0], [3.0]]), np.array([0.5])])
     head.get_layer("class_embedding").set_weights([np.array([[1.0, 0.0, -1.0],
                                                              [0.5, 0.5, 0.5]])])
@@ -209,3 +212,15 @@ def test_invalid_conditioning_is_refused(overrides, message):
 
 
 
+
+
+@pytest.mark.parametrize("architecture", sorted(models.ARCHITECTURES))
+@pytest.mark.parametrize("num_classes", [0, 10])
+def test_the_registry_says_which_discriminators_mix_examples(architecture, num_classes):
+    """`validate` reads `mixes_examples` off the registry instead of building D: it must
+    say what the built D is, a network with batch norm."""
+    discriminator = models.build_discriminator(ModelConfig(architecture,
+                                                           num_classes=num_classes))
+    has_batch_norm = any(isinstance(layer, keras.layers.BatchNormalization)
+                         for layer in discriminator.layers)
+    assert models.mixes_examples(architecture) == has_batch_norm

@@ -2,7 +2,7 @@
 against one process with two logical CPU replicas; TF_CONFIG checks; the input split.
 
 Each worker is a real process (a TensorFlow start costs ~5-10 s), started with the
-TF_CONFIG that `dcgan.local_cluster` gives it, bounded in time and killed in a `finally`.
+TF_CONFIG that `dcgan.runtime.local_cluster` gives it, bounded in time and killed in a `finally`.
 """
 
 import json
@@ -16,11 +16,19 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import (after_prelude, loss_rows, mirrored_on_two_cpus, tiny_config,
-                      train_for_fixture)
+from conftest import (
+    after_prelude,
+    loss_rows,
+    mirrored_on_two_cpus,
+    tiny_config,
+    train_for_fixture,
+)
 
-from dcgan import artifacts, checkpoints, distribute, local_cluster, trainer
-from dcgan.config import ConfigError
+from dcgan.core.errors import ConfigError
+from dcgan.gan.step import METRIC_NAMES
+from dcgan.rundir import checkpoints
+from dcgan.rundir.layout import RunDirectory
+from dcgan.runtime import distribute, local_cluster
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
@@ -36,7 +44,7 @@ FLAGS = ("--preset=tutorial", "--train_examples=512", "--batch_size=32", "--dtyp
 SAVE_WEIGHTS = """
 import json, os
 import numpy as np
-from dcgan import saver
+from dcgan.training import saver
 _save = saver.Saver.save
 def save(self, step):
     _save(self, step)
@@ -59,7 +67,7 @@ def _logged_steps(run_dir):
 
 
 def _metrics(rows):
-    return np.array([[float(row[name]) for name in trainer.METRIC_NAMES] for row in rows])
+    return np.array([[float(row[name]) for name in METRIC_NAMES] for row in rows])
 
 
 def _run_workers(tmp_path, run_dir, name, signal_worker=None):
@@ -156,7 +164,8 @@ def test_two_workers_stop_together_resume_and_train_as_one_process(tmp_path, one
     assert f"worker 1: the chief writes {run_dir}." in worker_lines
 
     # The chief wrote every artifact; the worker left nothing, here or in its scratch space.
-    for name in artifacts.RUN_FILES + ("samples/epoch_0001.png", "checkpoints/ckpt-20.index"):
+    for name in RunDirectory.TRAINER_FILES + ("samples/epoch_0001.png",
+                                              "checkpoints/ckpt-20.index"):
         assert (run_dir / name).is_file(), name
     assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
     assert not [path for path in (run_dir / "checkpoints").iterdir()

@@ -6,9 +6,11 @@ import dataclasses
 import pytest
 from conftest import train_binary
 
-from dcgan import overrides, sweeps
-from dcgan.config import ConfigError, TrainConfig
-from dcgan.presets import PRESETS
+from dcgan.core.config import TrainConfig
+from dcgan.core.errors import ConfigError
+from dcgan.experiments import sweeps
+from dcgan.recipes import overrides
+from dcgan.recipes.presets import PRESETS
 
 
 def _field(path):

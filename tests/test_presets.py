@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from conftest import checkpoint_steps, loss_rows
 
-from dcgan import checkpoints, models, sweeps, trainer
-from dcgan.presets import DEFAULT_PRESET, PRESETS
-from dcgan.train_step import METRIC_NAMES
+from dcgan import models, training
+from dcgan.experiments import sweeps
+from dcgan.gan.step import METRIC_NAMES
+from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS
+from dcgan.rundir import checkpoints
 
 PER_LOSS_PRESETS = ("hinge", "least_squares", "wgan_gp_fast", "r3gan", "fast_conditional",
                     "hinge_conditional")
@@ -23,12 +25,13 @@ def test_each_loss_preset_trains_on_two_replicas(preset, tmp_path, short_run, tw
     # Two epochs: wgan_gp_fast's 5 critic batches of 32 leave one step per 256 images.
     config = short_run(tmp_path / preset, preset, epochs=2)
     assert config.model.architecture == PRESETS[preset].model.architecture
-    result = trainer.train(config, two_replicas)
+    result = training.train(config, two_replicas)
     rows = loss_rows(tmp_path / preset)
     assert result["step"] == len(rows) >= 2
     values = np.array([[float(row[name]) for name in METRIC_NAMES] for row in rows])
     assert np.all(np.isfinite(values))
-    penalised = config.gp_weight or config.r1_weight or config.r2_weight
+    penalised = (config.penalties.gp_weight or config.penalties.r1_weight
+                 or config.penalties.r2_weight)
     penalties = values[:, METRIC_NAMES.index("d_penalty")]
     # r3gan's lazy penalties enter every 16th D update only, the first among them.
     assert (np.any(penalties > 0) if penalised else np.all(penalties == 0))

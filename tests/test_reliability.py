@@ -22,14 +22,42 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import (after_prelude, assert_one_error_line, checkpoint_steps, csv_rows, loss_rows,
-                      mirrored_on_two_cpus, one_line_starting, tiny_config,
-                      train_for_fixture)
+from conftest import (
+    after_prelude,
+    assert_one_error_line,
+    checkpoint_steps,
+    csv_rows,
+    loss_rows,
+    mirrored_on_two_cpus,
+    one_line_starting,
+    tiny_config,
+    train_for_fixture,
+)
 
-from dcgan import checkpoints, data, files, loss_log, losses, models, preemption, runs, trainer
-from dcgan.config import (DEFAULT_DATA_DIR, ConfigError, DataConfig, ModelConfig,
-                          OptimizerConfig, TrainConfig)
-from dcgan.presets import PRESETS
+from dcgan import data, models, training
+from dcgan.core.config import (
+    DEFAULT_DATA_DIR,
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    ScheduleConfig,
+    TrainConfig,
+)
+from dcgan.core.errors import (
+    ConfigError,
+    DatasetUnavailableError,
+    NonFiniteError,
+    OutputPathError,
+    RunDirectoryError,
+)
+from dcgan.gan import losses
+from dcgan.gan.step import METRIC_NAMES
+from dcgan.recipes.presets import PRESETS
+from dcgan.rundir import checkpoints, loss_log, records
+from dcgan.rundir.layout import RunDirectory
+from dcgan.rundir.loss_log import CSV_COLUMNS
+from dcgan.runtime import files
+from dcgan.training import preemption
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 TRAIN_PY = str(REPO / "train.py")
@@ -162,7 +190,7 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
     flags = ("--train_examples=256", "--epochs=3", "--steps_per_call=3",
              "--checkpoint_every_steps=4")
     args = (f"--run_dir={run_dir}", *TINY, *flags)
-    trainer.train(_tiny_config(reference_dir, 256, epochs=3, steps_per_call=3,
+    training.train(_tiny_config(reference_dir, 256, epochs=3, steps_per_call=3,
                                checkpoint_every_steps=4), two_replicas)
 
     # 1. Between two checkpoints, with rows beyond the last one in losses.csv.
@@ -202,7 +230,7 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
     result = _run(args, tmp_path)
     assert result.returncode == 0, result.stderr[-2000:]
 
-    columns = ("step", "epoch") + trainer.METRIC_NAMES
+    columns = ("step", "epoch") + METRIC_NAMES
     rows = loss_rows(run_dir)
     assert [int(row["step"]) for row in rows] == list(range(1, 13))
     assert ([[row[name] for name in columns] for row in rows]
@@ -236,7 +264,7 @@ def test_kill_9_anywhere_then_resume_equals_an_uninterrupted_run(tmp_path, two_r
 # them only at the next call boundary, as it would a signal sent by a scheduler.
 SIGNAL_IN_THIRD_CALL = """
 import os, signal, time
-from dcgan import preemption
+from dcgan.training import preemption
 _run, calls = preemption.LocalStop.run, []
 def run(self, train_call):
     calls.append(train_call)
@@ -312,8 +340,8 @@ def test_sigint_checkpoints_the_step_reached_and_restores_the_handlers(tmp_path,
                 for number in (signal.SIGINT, signal.SIGTERM)}
     mine = {number: signal.getsignal(number) for number in previous}
     try:
-        with pytest.raises(trainer.TrainingInterrupted) as stop:
-            trainer.train(_tiny_config(run_dir, steps_per_call=3, checkpoint_every_steps=100),
+        with pytest.raises(training.TrainingInterrupted) as stop:
+            training.train(_tiny_config(run_dir, steps_per_call=3, checkpoint_every_steps=100),
                           two_replicas)
         assert {number: signal.getsignal(number) for number in previous} == mine
     finally:
@@ -344,7 +372,8 @@ def test_stop_signals_hand_a_second_signal_to_the_previous_handler():
 # NaN from step 6 on (one loss call per replica and step: simultaneous update, 2 replicas).
 NAN_LOSS = """
 import numpy as np, tensorflow as tf
-from dcgan import distribute, losses
+from dcgan.gan import losses
+from dcgan.runtime import distribute
 distribute.split_cpu(2)  # As --cpu_devices=2 would, before the variable starts TensorFlow.
 calls = tf.Variable(0, dtype=tf.int64, trainable=False)
 @losses.register_loss("nan_from_step_6")
@@ -397,9 +426,9 @@ def test_non_finite_weights_behind_finite_losses_are_never_saved(tmp_path, monke
     run_dir = tmp_path / "run"
     config = _tiny_config(run_dir, train_examples=256, steps_per_call=3,
                           loss="nan_gradient_at_step_8")
-    with pytest.raises(trainer.NonFiniteError, match="Non-finite weights in G or D after "
+    with pytest.raises(NonFiniteError, match="Non-finite weights in G or D after "
                        "step 8") as error:
-        trainer.train(config, two_replicas)
+        training.train(config, two_replicas)
     assert error.value.step == 8
     rows = loss_rows(run_dir)
     assert len(rows) == 8 and all(np.isfinite(float(row["d_loss"])) for row in rows)
@@ -502,16 +531,16 @@ def test_following_the_corrupt_checkpoint_advice_resumes_from_the_previous_one(
     data_file = next((run_dir / "checkpoints").glob("ckpt-2.data-*"))
     data_file.write_bytes(b"garbage")
     config = _tiny_config(run_dir, max_steps=2, checkpoint_every_steps=1)
-    with pytest.raises(runs.RunDirectoryError, match="ckpt-2: .*ckpt-1"):
-        trainer.train(config, two_replicas)
+    with pytest.raises(RunDirectoryError, match="ckpt-2: .*ckpt-1"):
+        training.train(config, two_replicas)
     aside = tmp_path / "aside"
     aside.mkdir()
     for path in (run_dir / "checkpoints").glob("ckpt-2.*"):
         path.rename(aside / path.name)
-    trainer.train(config, two_replicas)
+    training.train(config, two_replicas)
     assert "['ckpt-2'] are listed" in capsys.readouterr().out
     assert checkpoint_steps(run_dir) == [1, 2]  # Step 2 trained again from ckpt-1.
-    columns = ("step", "epoch") + trainer.METRIC_NAMES
+    columns = ("step", "epoch") + METRIC_NAMES
     assert ([[row[name] for name in columns] for row in loss_rows(run_dir)]
             == [[row[name] for name in columns] for row in loss_rows(finished_run)])
 
@@ -521,10 +550,10 @@ def test_a_second_trainer_on_the_same_run_directory_is_refused(tmp_path, finishe
                                                                two_replicas):
     run_dir = tmp_path / "run"
     shutil.copytree(finished_run, run_dir)
-    with runs.lock(run_dir):
-        with pytest.raises(runs.RunDirectoryError, match=f"in use by .* \\(pid {os.getpid()}\\)"):
-            trainer.train(_tiny_config(run_dir, max_steps=2), two_replicas)
-    with runs.lock(run_dir):  # Released by the failed attempt.
+    with RunDirectory(run_dir).lock():
+        with pytest.raises(RunDirectoryError, match=f"in use by .* \\(pid {os.getpid()}\\)"):
+            training.train(_tiny_config(run_dir, max_steps=2), two_replicas)
+    with RunDirectory(run_dir).lock():  # Released by the failed attempt.
         pass
 
 
@@ -534,7 +563,7 @@ def test_new_run_moves_the_old_run_aside(tmp_path, finished_run, two_replicas):
     shutil.copytree(finished_run, run_dir)
     before = _snapshot(run_dir)
     config = _tiny_config(run_dir, max_steps=1, loss="minimax")
-    trainer.train(config, two_replicas, new_run=True)
+    training.train(config, two_replicas, new_run=True)
     [old] = tmp_path.glob("run.old-*")
     assert _snapshot(old) == before
     assert checkpoint_steps(run_dir) == [1]
@@ -545,41 +574,41 @@ def test_new_run_moves_the_old_run_aside(tmp_path, finished_run, two_replicas):
 
 def _record(**changes):
     config = dataclasses.replace(PRESETS["tutorial"], **changes)
-    return {"config": runs.config_record(config), "dtype_policy": "float32"}
+    return {"config": records.config_record(config), "dtype_policy": "float32"}
 
 
 def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_order():
     recorded = json.loads(json.dumps(_record()))  # As read back from config.json.
-    assert runs.resume_mismatches(recorded, _record()) == []
+    assert records.resume_mismatches(recorded, _record()) == []
     extended = _record(epochs=99, max_steps=5, steps_per_call=1, checkpoint_every_steps=7,
                        jit_compile=True, generator_optimizer=OptimizerConfig(3e-5))
-    assert runs.resume_mismatches(recorded, extended) == []
+    assert records.resume_mismatches(recorded, extended) == []
     other = _record(loss="minimax", model=ModelConfig("tutorial", noise_dim=64),
                     data=DataConfig(global_batch_size=128))
     other["dtype_policy"] = "mixed_float16"
-    assert runs.resume_mismatches(recorded, other) == [
+    assert records.resume_mismatches(recorded, other) == [
         "model.noise_dim: 100 in the run, 64 now",
         "dtype_policy: 'float32' in the run, 'mixed_float16' now",
         "loss: 'non_saturating' in the run, 'minimax' now",
         "data.global_batch_size: 256 in the run, 128 now",
     ]
     del recorded["dtype_policy"]  # An older config.json: not compared.
-    assert runs.resume_mismatches(recorded, {**_record(), "dtype_policy": "x"}) == []
-    assert runs.resume_mismatches(recorded, _record(seed=1)) == [
+    assert records.resume_mismatches(recorded, {**_record(), "dtype_policy": "x"}) == []
+    assert records.resume_mismatches(recorded, _record(seed=1)) == [
         "data.shuffle_seed: 0 in the run, 1 now", "seed: 0 in the run, 1 now"]
     # A run directory written while the shuffle seed was a field of its own.
     recorded["config"]["data"]["shuffle_seed"] = 7
-    assert runs.resume_mismatches(recorded, _record()) == [
+    assert records.resume_mismatches(recorded, _record()) == [
         "data.shuffle_seed: 7 in the run, 0 now"]
     recorded["config"]["data"]["shuffle_seed"] = 0
     conditional = _record(model=ModelConfig("tutorial", num_classes=10, conditioning="concat"))
-    assert runs.resume_mismatches(recorded, conditional) == [
+    assert records.resume_mismatches(recorded, conditional) == [
         "model.num_classes: 0 in the run, 10 now",
         "model.conditioning: 'projection' in the run, 'concat' now"]
     # A schedule is not in the checkpoint: each of its fields must match.
-    rescheduled = _record(lr_schedule="cosine", lr_warmup_steps=10, lr_decay_fraction=0.5,
-                          lr_floor=0.1)
-    assert runs.resume_mismatches(recorded, rescheduled) == [
+    rescheduled = _record(schedule=ScheduleConfig(kind="cosine", warmup_steps=10,
+                                                  decay_fraction=0.5, floor=0.1))
+    assert records.resume_mismatches(recorded, rescheduled) == [
         "lr_schedule: 'constant' in the run, 'cosine' now",
         "lr_warmup_steps: 0 in the run, 10 now",
         "lr_decay_fraction: 1.0 in the run, 0.5 now",
@@ -589,11 +618,11 @@ def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_or
 def test_prepare_refuses_another_run_and_leaves_it_alone(tmp_path):
     files.write_json(tmp_path / "config.json", _record())
     before = _snapshot(tmp_path)
-    with pytest.raises(runs.RunDirectoryError, match="update: 'simultaneous' in the run, "
+    with pytest.raises(RunDirectoryError, match="update: 'simultaneous' in the run, "
                        "'alternating' now.*--new_run"):
-        runs.prepare(tmp_path, _record(update="alternating"))
+        RunDirectory(tmp_path).prepare(_record(update="alternating"))
     assert _snapshot(tmp_path) == before
-    assert runs.prepare(tmp_path, _record(epochs=60)) is None
+    assert RunDirectory(tmp_path).prepare(_record(epochs=60)) is None
 
 
 def test_prepare_new_run_renames_never_deletes(tmp_path):
@@ -601,7 +630,7 @@ def test_prepare_new_run_renames_never_deletes(tmp_path):
     for _ in range(2):
         run_dir.mkdir(exist_ok=True)
         files.write_json(run_dir / "config.json", _record())
-        runs.prepare(run_dir, _record(loss="minimax"), new_run=True)
+        RunDirectory(run_dir).prepare(_record(loss="minimax"), new_run=True)
         assert run_dir.is_dir() and not any(run_dir.iterdir())
     moved = sorted(tmp_path.glob("run.old-*"))
     assert len(moved) == 2 and all((path / "config.json").exists() for path in moved)
@@ -609,26 +638,26 @@ def test_prepare_new_run_renames_never_deletes(tmp_path):
 
 def test_prepare_reports_an_unwritable_run_dir(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(runs.RunDirectoryError, match="not writable: Not a directory"):
-        runs.prepare(tmp_path / "file" / "run", _record())
+    with pytest.raises(RunDirectoryError, match="not writable: Not a directory"):
+        RunDirectory(tmp_path / "file" / "run").prepare(_record())
 
 
 def test_lock_is_exclusive_and_names_the_holder(tmp_path):
-    with runs.lock(tmp_path):
-        with pytest.raises(runs.RunDirectoryError, match=f"pid {os.getpid()}"):
-            with runs.lock(tmp_path):
+    with RunDirectory(tmp_path).lock():
+        with pytest.raises(RunDirectoryError, match=f"pid {os.getpid()}"):
+            with RunDirectory(tmp_path).lock():
                 pass
-    with runs.lock(tmp_path):
+    with RunDirectory(tmp_path).lock():
         pass
 
 
 def _write_csv(path, lines):
-    path.write_text("\n".join([",".join(trainer.CSV_COLUMNS)] + lines))
+    path.write_text("\n".join([",".join(CSV_COLUMNS)] + lines))
 
 
 def _row(step):
     """A losses.csv line of step `step`, epoch 1, metrics 0.5, 0.6, ... and a last 100.0."""
-    metrics = [f"{0.5 + 0.1 * i:.1f}" for i in range(len(trainer.CSV_COLUMNS) - 3)]
+    metrics = [f"{0.5 + 0.1 * i:.1f}" for i in range(len(CSV_COLUMNS) - 3)]
     return ",".join([str(step), "1", *metrics, "100.0"])
 
 
@@ -642,7 +671,7 @@ def test_loss_log_keeps_one_row_per_step_up_to_the_restored_step(tmp_path, capsy
     kept = csv_rows(path)
     assert [int(row["step"]) for row in kept] == [1, 2, 3, 4, 5]
     assert kept[1]["d_loss"] == "0.25"  # The newer of two rows for one step.
-    assert kept[4][trainer.CSV_COLUMNS[-1]] == "100.0"  # Not the cut row's "10".
+    assert kept[4][CSV_COLUMNS[-1]] == "100.0"  # Not the cut row's "10".
     assert "lacks" not in capsys.readouterr().out
 
     _write_csv(path, [_row(1), _row(3), "4"])  # "4" could be any cut row: dropped.
@@ -665,10 +694,10 @@ def test_restore_latest_refuses_a_truncated_checkpoint_and_names_the_previous(tm
     checkpoint = _save_checkpoints(tmp_path, [1.0, 2.0])
     data_file = next(tmp_path.glob("ckpt-2.data-*"))
     data_file.write_bytes(data_file.read_bytes()[:-4])
-    with pytest.raises(runs.RunDirectoryError, match=(
+    with pytest.raises(RunDirectoryError, match=(
             f"Cannot restore checkpoint {tmp_path}/ckpt-2: .*previous checkpoint "
             f"{tmp_path}/ckpt-1, move {tmp_path}/ckpt-2.index and")):
-        runs.restore_latest(checkpoint, tmp_path)
+        checkpoints.restore_latest(checkpoint, tmp_path)
 
 
 def test_restore_latest_refuses_other_shapes_and_leaves_no_warnings(tmp_path):
@@ -681,10 +710,10 @@ def test_restore_latest_refuses_other_shapes_and_leaves_no_warnings(tmp_path):
     tf_logger = logging.getLogger("tensorflow")
     tf_logger.addHandler(handler)
     try:
-        with pytest.raises(runs.RunDirectoryError, match=(
+        with pytest.raises(RunDirectoryError, match=(
                 r"ckpt-1: its variables have other shapes, v: \(2,\) in the checkpoint, "
                 r"\(3,\) in the model\. No earlier checkpoint")):
-            runs.restore_latest(checkpoint, tmp_path)
+            checkpoints.restore_latest(checkpoint, tmp_path)
         # A restore that raised logs what it left unrestored when its objects are
         # collected (at exit in a binary, after the error line).
         del checkpoint
@@ -698,7 +727,7 @@ def test_restore_latest_fills_a_dimension_of_none(tmp_path):
     tf.train.CheckpointManager(tf.train.Checkpoint(v=tf.Variable([1.0, 2.0])),
                                str(tmp_path), max_to_keep=1).save()
     checkpoint = tf.train.Checkpoint(v=tf.Variable([0.0, 0.0, 0.0], shape=[None]))
-    runs.restore_latest(checkpoint, tmp_path)
+    checkpoints.restore_latest(checkpoint, tmp_path)
     assert checkpoint.v.numpy().tolist() == [1.0, 2.0]
 
 
@@ -706,7 +735,7 @@ def test_restore_latest_skips_checkpoints_whose_files_are_gone(tmp_path, capsys)
     checkpoint = _save_checkpoints(tmp_path, [1.0, 2.0, 3.0])
     for path in tmp_path.glob("ckpt-3.*"):
         path.unlink()
-    assert runs.restore_latest(checkpoint, tmp_path) == f"{tmp_path}/ckpt-2"
+    assert checkpoints.restore_latest(checkpoint, tmp_path) == f"{tmp_path}/ckpt-2"
     assert float(checkpoint.v.numpy()) == 2.0
     assert "['ckpt-3'] are listed" in capsys.readouterr().out
     assert list(tf.train.get_checkpoint_state(str(tmp_path)).all_model_checkpoint_paths) == [
@@ -714,9 +743,9 @@ def test_restore_latest_skips_checkpoints_whose_files_are_gone(tmp_path, capsys)
 
     for path in tmp_path.glob("ckpt-*"):
         path.unlink()
-    with pytest.raises(runs.RunDirectoryError, match="none of their files exists"):
-        runs.restore_latest(checkpoint, tmp_path)
-    assert runs.restore_latest(checkpoint, tmp_path / "nothing") is None
+    with pytest.raises(RunDirectoryError, match="none of their files exists"):
+        checkpoints.restore_latest(checkpoint, tmp_path)
+    assert checkpoints.restore_latest(checkpoint, tmp_path / "nothing") is None
 
 
 @pytest.mark.parametrize("damage", ["truncate", "flip a byte"])
@@ -736,7 +765,7 @@ def test_verify_records_reports_a_damaged_record_file(tmp_path, damage):
     (copy / train_file.name).write_bytes(bytes(content))
     config = DataConfig(data_dir=str(tmp_path), split="train[:512]")
     data.verify_records(dataclasses.replace(config, data_dir=DEFAULT_DATA_DIR))  # Intact.
-    with pytest.raises(data.DatasetUnavailableError, match=(
+    with pytest.raises(DatasetUnavailableError, match=(
             f"{train_file.name} is damaged \\((truncated|corrupted) record at .*Delete "
             f"{copy}")):
         data.verify_records(config)
@@ -767,3 +796,14 @@ def test_remove_partials_removes_only_temporary_files_of_the_named_artifacts(tmp
 def test_non_positive_settings_are_refused(make):
     with pytest.raises(ConfigError, match="must be positive"):
         make()
+
+
+def test_check_writable_refuses_what_cannot_be_written_and_leaves_nothing(tmp_path):
+    target = tmp_path / "new" / "metrics.json"
+    files.check_writable(target)
+    assert target.parent.is_dir() and list(target.parent.iterdir()) == []
+    with pytest.raises(OutputPathError, match=f"{tmp_path}: it is a directory"):
+        files.check_writable(tmp_path)
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(OutputPathError, match="a_file is a file, not a directory"):
+        files.check_writable(tmp_path / "a_file" / "metrics.json")

@@ -10,10 +10,12 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from dcgan import schedules
-from dcgan.config import ConfigError, OptimizerConfig
-from dcgan.presets import PRESETS
-from dcgan.optimizers import make_optimizer
+from dcgan.core.config import OptimizerConfig, ScheduleConfig
+from dcgan.core.errors import ConfigError
+from dcgan.gan import schedules
+from dcgan.gan.optimizers import make_optimizer
+from dcgan.recipes import overrides as flag_overrides
+from dcgan.recipes.presets import PRESETS
 
 PEAK = 2e-3
 
@@ -77,11 +79,12 @@ def test_a_warm_up_as_long_as_the_run_is_refused():
 ])
 def test_invalid_schedule_settings_are_refused(overrides, message):
     with pytest.raises(ConfigError, match=message):
-        dataclasses.replace(PRESETS["fast"], **overrides)
+        flag_overrides.apply(PRESETS["fast"], overrides)
 
 
 def test_d_schedule_spans_its_n_critic_updates_per_step():
-    config = dataclasses.replace(PRESETS["wgan_gp"], lr_schedule="linear", lr_warmup_steps=2,
+    config = dataclasses.replace(PRESETS["wgan_gp"],
+                                 schedule=ScheduleConfig(kind="linear", warmup_steps=2),
                                  n_critic=5)
     g_rate, d_rate = schedules.optimizer_learning_rates(config, total_steps=20)
     peak = config.discriminator_optimizer.learning_rate

@@ -8,11 +8,18 @@ import sys
 
 import pytest
 import tensorflow as tf
-from conftest import (after_prelude, assert_no_noise, assert_one_error_line, checkpoint_steps,
-                      csv_rows, loss_rows)
+from conftest import (
+    after_prelude,
+    assert_no_noise,
+    assert_one_error_line,
+    checkpoint_steps,
+    csv_rows,
+    loss_rows,
+)
 
-from dcgan import distribute, sweeps
-from dcgan.config import ConfigError
+from dcgan.core.errors import ConfigError, SweepError
+from dcgan.experiments import sweeps
+from dcgan.runtime import hardware
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -51,7 +58,7 @@ def test_sweep_scores_each_budget_and_continues_after_a_kill_mid_segment(tmp_pat
     header, segment, train_header, epoch, score, *table = first.stdout.splitlines()
     assert header == ("sweep.py: configurations fast:batch_size=32; seeds 3; budgets 0.01 "
                       f"minutes; 200 samples per FID; out_dir {tmp_path}; devices CPU:0; "
-                      f"CPU {distribute.cpu_model()}")
+                      f"CPU {hardware.cpu_model()}")
     assert segment == "== fast:batch_size=32, seed 3: training to 0.01 minutes"
     assert train_header.startswith("fast: G ") and "global batch 32, " in train_header
     assert train_header.endswith(f"1 replica (CPU:0), run directory {run_dir}")
@@ -166,7 +173,7 @@ def test_reference_run_at_a_given_rate_counts_every_critic_batch(tmp_path):
 
 def test_reference_run_must_be_scored(tmp_path):
     (tmp_path / "unscored").mkdir()
-    with pytest.raises(ConfigError, match="eval.py --run_dir="):
+    with pytest.raises(SweepError, match="eval.py --run_dir="):
         sweeps.reference_rows(tmp_path / "unscored")
 
 
@@ -232,7 +239,7 @@ def test_sweep_leaderboard_flag_prints_the_table_and_trains_nothing(tmp_path):
 
 
 def test_default_epoch_from_the_timed_steps_then_read_back(tmp_path, monkeypatch):
-    # A stand-in for trainer.train that logs what it would: training seconds per step
+    # A stand-in for training.train that logs what it would: training seconds per step
     # (1 s a step for the 10 warm-up steps of tracing, then 0.5 s) and steps per epoch.
     trained = []
 
@@ -245,7 +252,7 @@ def test_default_epoch_from_the_timed_steps_then_read_back(tmp_path, monkeypatch
             f"{step},{value}\n" for step, value in enumerate(seconds, 1)))
         (run_dir / "config.json").write_text('{"steps_per_epoch": 468}')
 
-    monkeypatch.setattr(sweeps.trainer, "train", fake_train)
+    monkeypatch.setattr(sweeps.training, "train", fake_train)
     path = tmp_path / "default_epoch.json"
     epoch = sweeps.default_epoch(path, None, "~/tensorflow_datasets", warmup_steps=5,
                                  timed_steps=25)
@@ -280,13 +287,13 @@ def test_leaderboard_in_default_epochs_with_the_lowest_seed_grid(tmp_path):
 
 
 def test_the_shipped_leaderboard_is_the_table_of_its_sweep_csv():
-    """docs/leaderboard and the README's table are what sweep.py makes of the shipped
+    """docs/leaderboard and the fast-era board in docs/history are what sweep.py makes of the shipped
     sweep.csv, with a grid that exists for every row: no number typed by hand."""
     docs = ROOT / "docs" / "leaderboard"
     table = sweeps.out_dir_leaderboard(docs, sweeps.SweepLog(docs / "sweep.csv").rows)
     assert (docs / "leaderboard.md").read_text() == table + "\n"
-    assert table.replace("](grids/", "](docs/leaderboard/grids/") in (
-        ROOT / "README.md").read_text()
+    assert table.replace("](grids/", "](../leaderboard/grids/") in (
+        ROOT / "docs" / "history" / "leaderboard-fast-era.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ")][1:]  # Less the header.
     grids = re.findall(r"\]\((grids/[^)]+)\)", table)
     assert len(grids) == len(rows) > 0
@@ -318,7 +325,7 @@ def test_a_schedule_by_epochs_trains_each_budget_in_a_run_of_its_own(tmp_path):
 # fast on the first 320 training images: an epoch is 10 steps at batch 32.
 SMALL_FAST = """
 import dataclasses
-from dcgan.presets import PRESETS
+from dcgan.recipes.presets import PRESETS
 fast = PRESETS["fast"]
 PRESETS["fast"] = dataclasses.replace(
     fast, data=dataclasses.replace(fast.data, split="train[:320]"))
@@ -344,6 +351,6 @@ def test_sweep_by_epochs_stops_each_run_at_its_step_count(tmp_path):
     table = (tmp_path / "leaderboard.md").read_text().splitlines()
     assert table[0].startswith("| budget (epochs) | configuration |")
     # A sweep by minutes may not add its rows to this file.
-    with pytest.raises(ConfigError, match="holds budgets in epochs, not in min"):
+    with pytest.raises(SweepError, match="holds budgets in epochs, not in min"):
         sweeps.SweepLog(tmp_path / "sweep.csv", "min")
     assert sweeps.SweepLog(tmp_path / "sweep.csv").rows == rows

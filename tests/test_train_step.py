@@ -4,10 +4,11 @@ import pytest
 import tensorflow as tf
 from conftest import BATCH, make_gan_step, random_batches, run_steps
 
-from dcgan import losses, models
-from dcgan.config import ModelConfig, OptimizerConfig
-from dcgan.optimizers import make_optimizer
-from dcgan.train_step import METRIC_NAMES, GanStep
+from dcgan import models
+from dcgan.core.config import ModelConfig, OptimizerConfig, PenaltyConfig
+from dcgan.gan import losses
+from dcgan.gan.optimizers import make_optimizer
+from dcgan.gan.step import METRIC_NAMES, GanStep
 
 
 def _concatenate(calls):
@@ -157,14 +158,17 @@ def test_from_config_builds_the_step_of_the_explicit_constructor():
     """One step of `from_config`'s GanStep equals one of the same step spelled out."""
     strategy = _one_device()
     model = ModelConfig("tutorial")
-    built = make_gan_step(strategy, model, n_critic=2, r1_weight=0.5)
+    built = make_gan_step(strategy, model, n_critic=2, penalties=PenaltyConfig(r1_weight=0.5))
     keras.utils.set_random_seed(0)  # As make_gan_step seeds its networks.
     with strategy.scope():
-        explicit = GanStep(models.build_generator(model), models.build_discriminator(model),
+        networks = models.Networks(models.build_generator(model),
+                                   models.build_discriminator(model), None)
+        explicit = GanStep(networks,
                            make_optimizer(OptimizerConfig(1e-3), "float32"),
                            make_optimizer(OptimizerConfig(1e-3), "float32"),
                            losses.non_saturating, tf.random.Generator.from_seed(0), BATCH,
-                           model.noise_dim, update="alternating", n_critic=2, r1_weight=0.5)
+                           update="alternating", n_critic=2,
+                           penalties=PenaltyConfig(r1_weight=0.5))
     built_metrics = run_steps(built, random_batches(strategy), 1)
     explicit_metrics = run_steps(explicit, random_batches(strategy), 1)
     for name in METRIC_NAMES:

@@ -10,11 +10,23 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import (checkpoint_steps, loss_rows, mirrored_on_two_cpus, tiny_config,
-                      train_for_fixture)
+from conftest import (
+    checkpoint_steps,
+    loss_rows,
+    mirrored_on_two_cpus,
+    restored_run_state,
+    tiny_config,
+    train_for_fixture,
+)
 
-from dcgan import checkpoints, data, distribute, run_state, trainer
-from dcgan.config import ConfigError
+from dcgan import data, training
+from dcgan.core.errors import ConfigError
+from dcgan.gan.step import METRIC_NAMES
+from dcgan.recipes.plan import make_plan
+from dcgan.rundir import checkpoints
+from dcgan.rundir.loss_log import CSV_COLUMNS
+from dcgan.runtime import hardware
+from dcgan.training import loop
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("float32_policy_after")]
 
@@ -34,7 +46,7 @@ def _decode_png(path):
 
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
-    """One 2-epoch run on 2 replicas, and trainer.train's result, for the tests that only
+    """One 2-epoch run on 2 replicas, and training.train's result, for the tests that only
     read its run directory: a run of its own each cost one more start and tracing."""
     run_dir = tmp_path_factory.mktemp("trainer") / "run"
     return run_dir, train_for_fixture(_config(run_dir), mirrored_on_two_cpus())
@@ -47,7 +59,7 @@ def test_run_directory_holds_every_artifact(finished_run):
     rows = loss_rows(run_dir)
     assert [int(row["step"]) for row in rows] == list(range(1, 17))
     assert [int(row["epoch"]) for row in rows] == [1] * 8 + [2] * 8
-    assert all(np.isfinite(float(row[name])) for row in rows for name in trainer.CSV_COLUMNS)
+    assert all(np.isfinite(float(row[name])) for row in rows for name in CSV_COLUMNS)
 
     for epoch in (1, 2):
         grid = _decode_png(run_dir / "samples" / f"epoch_{epoch:04d}.png")
@@ -90,9 +102,9 @@ def test_exported_generator_loads_without_dcgan_and_matches_checkpoint(tmp_path,
 def test_time_budget_stops_the_run_and_holds_on_resume(tmp_path, two_replicas, epochs):
     run_dir = tmp_path / "run"
     config = _config(run_dir, max_train_minutes=1e-6, epochs=epochs)  # Spent by the first call.
-    assert trainer.train(config, two_replicas)["step"] == 3  # steps_per_call
+    assert training.train(config, two_replicas)["step"] == 3  # steps_per_call
     assert checkpoints.list_checkpoints(run_dir)[-1].endswith("ckpt-3")
-    assert trainer.train(config, two_replicas)["step"] == 3
+    assert training.train(config, two_replicas)["step"] == 3
     assert len(loss_rows(run_dir)) == 3
 
 
@@ -101,14 +113,14 @@ def test_batch_not_divisible_by_replicas_is_refused(tmp_path, two_replicas):
     config = dataclasses.replace(config, data=dataclasses.replace(config.data,
                                                                   global_batch_size=33))
     with pytest.raises(ConfigError, match="not divisible by the 2 replicas"):
-        trainer.train(config, two_replicas)
+        training.train(config, two_replicas)
 
 
 def test_mixed_float16_resume_restores_the_loss_scale(tmp_path, two_replicas, monkeypatch):
     run_dir = tmp_path / "run"
     # float16 is emulated on CPU, ~10 s a step here: one step, then the closing checkpoint.
     config = _config(run_dir, max_steps=1, steps_per_call=1, dtype_policy="mixed_float16")
-    trainer.train(config, two_replicas)
+    training.train(config, two_replicas)
     [row] = loss_rows(run_dir)
     assert np.isfinite(float(row["d_loss"]))
     checkpoint = checkpoints.list_checkpoints(run_dir)[-1]
@@ -126,7 +138,7 @@ def test_mixed_float16_resume_restores_the_loss_scale(tmp_path, two_replicas, mo
         created.append(self)
 
     monkeypatch.setattr(keras.optimizers.LossScaleOptimizer, "__init__", init_at_scale_2)
-    assert trainer.train(config, two_replicas)["step"] == 1
+    assert training.train(config, two_replicas)["step"] == 1
     assert len(created) == 2
     assert [float(optimizer.dynamic_scale.numpy()) for optimizer in created] == saved
     assert all(scale != 2.0 for scale in saved)
@@ -134,18 +146,18 @@ def test_mixed_float16_resume_restores_the_loss_scale(tmp_path, two_replicas, mo
 
 def test_auto_precision_resumes_in_the_policy_its_run_started_in(tmp_path, two_replicas,
                                                                   monkeypatch):
-    """auto times this machine's bf16 matmuls (`distribute.resolve_dtype_policy`): a
+    """auto times this machine's bf16 matmuls (`hardware.resolve_dtype_policy`): a
     resume whose timing came out otherwise goes on in the run's policy instead of being
     refused as another run's; a new run resolves afresh."""
     run_dir = tmp_path / "run"
     config = _config(run_dir, max_steps=1, steps_per_call=1, dtype_policy="auto")
-    monkeypatch.setattr(distribute, "resolve_dtype_policy", lambda name: "float32")
-    trainer.train(config, two_replicas)
-    monkeypatch.setattr(distribute, "resolve_dtype_policy", lambda name: "mixed_bfloat16")
-    assert trainer.train(dataclasses.replace(config, max_steps=2), two_replicas)["step"] == 2
+    monkeypatch.setattr(hardware, "resolve_dtype_policy", lambda name: "float32")
+    training.train(config, two_replicas)
+    monkeypatch.setattr(hardware, "resolve_dtype_policy", lambda name: "mixed_bfloat16")
+    assert training.train(dataclasses.replace(config, max_steps=2), two_replicas)["step"] == 2
     assert [row["step"] for row in loss_rows(run_dir)] == ["1", "2"]
     assert json.loads((run_dir / "config.json").read_text())["dtype_policy"] == "float32"
-    trainer.train(config, two_replicas, new_run=True)
+    training.train(config, two_replicas, new_run=True)
     assert json.loads((run_dir / "config.json").read_text())["dtype_policy"] == "mixed_bfloat16"
 
 
@@ -160,7 +172,7 @@ def test_a_resume_trains_at_the_learning_rates_of_its_config(finished_run, two_r
                                                         learning_rate=3e-5),
         discriminator_optimizer=dataclasses.replace(config.discriminator_optimizer,
                                                     learning_rate=7e-6))
-    state = run_state.build_run_state(lowered, "float32", two_replicas)
+    state = restored_run_state(lowered, two_replicas)
     assert int(state.step.numpy()) == 2 * STEPS_PER_EPOCH  # Restored, the optimizers too:
     assert state.gan_step.generator_optimizer.iterations.numpy() == 2 * STEPS_PER_EPOCH
     assert float(state.gan_step.generator_optimizer.learning_rate.numpy()) == pytest.approx(3e-5)
@@ -193,13 +205,13 @@ def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(tmp_pa
         # 128 images: 4 steps an epoch.
         return _conditional(_config(run_dir, 128, preset="fast", **overrides), "projection")
 
-    trainer.train(config(uninterrupted), two_replicas)
+    training.train(config(uninterrupted), two_replicas)
     # Stopped at step 5, the first of epoch 2.
-    trainer.train(config(resumed, max_steps=5), two_replicas)
+    training.train(config(resumed, max_steps=5), two_replicas)
     embedding_at_step_5 = _class_embedding(checkpoints.restore_generator(resumed))
-    trainer.train(config(resumed), two_replicas)
+    training.train(config(resumed), two_replicas)
 
-    metric_columns = ("step", "epoch") + trainer.METRIC_NAMES
+    metric_columns = ("step", "epoch") + METRIC_NAMES
     expected = [[row[name] for name in metric_columns] for row in loss_rows(uninterrupted)]
     assert len(expected) == 2 * 4
     assert all(np.isfinite(float(value)) for row in expected for value in row)
@@ -208,8 +220,7 @@ def test_conditional_run_trains_resumes_exactly_and_draws_a_row_per_class(tmp_pa
     assert np.all(np.diff(train_seconds) > 0)  # The clock carries over the resume.
     generator = checkpoints.restore_generator(resumed)
     expected_weights = checkpoints.restore_generator(uninterrupted).weights
-    discriminators = [run_state.build_run_state(config(run_dir), "float32",
-                                                two_replicas).discriminator
+    discriminators = [restored_run_state(config(run_dir), two_replicas).discriminator
                       for run_dir in (resumed, uninterrupted)]
     for weight, expected_weight in zip(generator.weights + discriminators[0].weights,
                                        expected_weights + discriminators[1].weights,
@@ -232,7 +243,7 @@ def test_a_class_count_other_than_fashion_mnists_is_refused(tmp_path, two_replic
     config = _conditional(_config(tmp_path / "run"), "projection")
     config = dataclasses.replace(config, model=dataclasses.replace(config.model, num_classes=5))
     with pytest.raises(ConfigError, match="has 10 classes, got num_classes=5"):
-        trainer.train(config, two_replicas)
+        training.train(config, two_replicas)
     assert not (tmp_path / "run").exists()
 
 
@@ -242,14 +253,15 @@ def test_one_input_iterator_serves_several_epochs_each_in_its_own_order(
     """From step 5 (epoch 1) with two epochs an iterator: epoch 1's steps after the first,
     then all of epoch 2 unless `end` falls in epoch 1, each epoch in the order load_split
     gives it alone; the global batches split across the replicas."""
-    monkeypatch.setattr(trainer, "EPOCHS_PER_ITERATOR", 2)
+    monkeypatch.setattr(loop, "EPOCHS_PER_ITERATOR", 2)
     config = tiny_config(tmp_path, 128, 32, seed=4)  # 4 steps an epoch.
-    iterator, ends_at = trainer._step_batch_iterator(config, two_replicas, 5, 4, end)
+    plan = make_plan(config, two_replicas.num_replicas_in_sync, dtype_policy="float32")
+    iterator, ends_at = loop._step_batch_iterator(plan, two_replicas, 5, end)
     read = [np.concatenate([replica.numpy() for replica in
                             two_replicas.experimental_local_results(batch)])
             for batch in iterator]
     expected = [batch for epoch in range(1, iterator_end // 4)
-                for batch in data.load_split(config.data, config.pixel_range,
+                for batch in data.load_split(config.data, plan.pixel_range,
                                              shuffle_seed=config.shuffle_seed, first_epoch=epoch)
                 .as_numpy_iterator()][1:]
     assert ends_at == iterator_end and len(read) == iterator_end - 5

@@ -13,10 +13,15 @@ import sys
 import keras
 import pytest
 
-from dcgan import checkpoints, distribute, evaluator, models, zoo
-from dcgan.config import ConfigError, ModelConfig
-from dcgan.files import sha256
-from dcgan.presets import DEFAULT_PRESET, PRESETS
+from dcgan import models
+from dcgan.core.config import ModelConfig
+from dcgan.core.errors import ZooError
+from dcgan.evaluation import evaluator
+from dcgan.experiments import zoo
+from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS
+from dcgan.rundir import checkpoints
+from dcgan.runtime import hardware
+from dcgan.runtime.files import sha256
 
 REPO = pathlib.Path(__file__).resolve().parent.parent
 ENTRY = zoo.generator_path(DEFAULT_PRESET)
@@ -92,7 +97,7 @@ def test_flags_that_name_the_default_run_do_not_fall_back(tmp_path):
 
 @pytest.mark.slow
 def test_make_zoo_entry_records_the_run_and_scores_as_eval_py(trained_run, tmp_path):
-    """The tool on trained_run (trainer.train's, so its config.json names no preset, as
+    """The tool on trained_run (training.train's, so its config.json names no preset, as
     sweep.py's runs do: --preset names it)."""
     zoo_dir = tmp_path / "zoo"
     command = "python train.py --preset=tutorial --train_examples=128 --batch_size=32"
@@ -116,7 +121,7 @@ def test_make_zoo_entry_records_the_run_and_scores_as_eval_py(trained_run, tmp_p
     assert last["step"] == "8" and run["steps_per_epoch"] == 4
     assert sidecar["file"] == {"name": copied.name, "bytes": copied.stat().st_size,
                                "sha256": sha256(copied)}
-    assert sidecar["scored_on"]["cpu"] == distribute.cpu_model()
+    assert sidecar["scored_on"]["cpu"] == hardware.cpu_model()
     assert made.stdout.splitlines()[-1].startswith(f"Wrote {copied} ")
     # eval.py --generator's report, from the same code on the same machine: equal to the bit.
     report = evaluator.Evaluator(evaluator.EvalConfig(num_samples=200)).report(
@@ -126,15 +131,15 @@ def test_make_zoo_entry_records_the_run_and_scores_as_eval_py(trained_run, tmp_p
 
 @pytest.mark.slow
 def test_make_entry_refuses_what_it_cannot_vouch_for(trained_run, tmp_path):
-    """A run whose config.json names no preset (trained_run is trainer.train's, as sweep.py
+    """A run whose config.json names no preset (trained_run is training.train's, as sweep.py
     runs are), and a generator.keras that is not the latest checkpoint's: refused before
     anything is scored or written."""
     run_dir, zoo_dir = tmp_path / "run", tmp_path / "zoo"
     shutil.copytree(trained_run, run_dir)
     config = evaluator.EvalConfig(num_samples=200)
-    with pytest.raises(ConfigError, match="records no preset"):
+    with pytest.raises(ZooError, match="records no preset"):
         zoo.make_entry(run_dir, "python train.py", config, zoo_dir=zoo_dir)
     models.build_generator(ModelConfig("tutorial")).save(run_dir / "generator.keras")
-    with pytest.raises(ConfigError, match="does not hold the weights of the run's latest"):
+    with pytest.raises(ZooError, match="does not hold the weights of the run's latest"):
         zoo.make_entry(run_dir, "python train.py", config, preset="tutorial", zoo_dir=zoo_dir)
     assert list(zoo_dir.glob("*")) == []

@@ -1,0 +1,2 @@
+"""Work across runs: sweeps at equal budgets (`sweeps`), the model zoo of shipped
+generators (`zoo`), and FLOP counts and op profiles of the step (`profiling`)."""

@@ -1,0 +1,174 @@
+"""The named recipes (`train.py --preset=NAME`): one TrainConfig each.
+
+Each comment gives the paper or measurement the recipe follows; the dated logs under
+docs/log/ hold the sweeps that chose the settings, and BUILD_NOTES.md indexes them.
+`DEFAULT_PRESET` is "the default": what `python train.py` trains.
+"""
+
+import dataclasses
+
+from dcgan.core.config import (
+    DataConfig,
+    ModelConfig,
+    OptimizerConfig,
+    PenaltyConfig,
+    TrainConfig,
+)
+
+__all__ = ["DEFAULT_PRESET", "PRESETS"]
+
+# train.py's --preset; the model zoo ships its generator (dcgan.experiments.zoo).
+DEFAULT_PRESET = "fast_deep_gd"
+
+
+PRESETS = {
+    # The TensorFlow DCGAN tutorial's recipe.
+    "tutorial": TrainConfig(
+        run_dir="runs/tutorial",
+        model=ModelConfig("tutorial", noise_dim=100),
+        data=DataConfig(global_batch_size=256),
+        generator_optimizer=OptimizerConfig(1e-4),
+        discriminator_optimizer=OptimizerConfig(1e-4),
+        update="simultaneous",
+    ),
+    # The Fashion-MNIST GAN this project grew from.
+    "fashion128": TrainConfig(
+        run_dir="runs/fashion128",
+        model=ModelConfig("fashion128", noise_dim=128),
+        data=DataConfig(global_batch_size=128),
+        generator_optimizer=OptimizerConfig(1e-4),
+        discriminator_optimizer=OptimizerConfig(1e-5),
+    ),
+    # Quality per minute (docs/log/05-quality-per-minute.md): the "fast" networks (see
+    # dcgan.models.builders), Adam 2e-4 and beta1 0.5 (Radford et al. 2016), batch 128 for
+    # twice the updates per epoch, and samples from an EMA of G with a half-life of half
+    # an epoch. 18 epochs (8,424 steps) fit in a quarter of the tutorial's 50-epoch time on
+    # a 2-core CPU. The unit of sweep.py's budgets (default-epochs) and the base of the
+    # per-loss presets below.
+    "fast": TrainConfig(
+        run_dir="runs/fast",
+        model=ModelConfig("fast", noise_dim=100),
+        data=DataConfig(global_batch_size=128),
+        generator_optimizer=OptimizerConfig(2e-4, beta_1=0.5),
+        discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.5),
+        update="simultaneous",
+        ema_decay=0.997,
+        epochs=18,
+    ),
+    # WGAN-GP as published (Gulrajani et al. 2017, algorithm 1) on the tutorial's
+    # networks: the paper's hyper-parameters with its batch of 64, for which they were
+    # chosen. Each G step reads 5 critic batches, so an epoch is 187 G steps at batch 64
+    # and would be only 46 at 256.
+    "wgan_gp_paper": TrainConfig(
+        run_dir="runs/wgan_gp_paper",
+        model=ModelConfig("tutorial_critic", noise_dim=100),
+        data=DataConfig(global_batch_size=64),
+        generator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
+        discriminator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
+        loss="wasserstein",
+        update="alternating",
+        n_critic=5,
+        penalties=PenaltyConfig(gp_weight=10.0),
+    ),
+}
+
+
+def _fast_with(name: str, **fields) -> TrainConfig:
+    """PRESETS["fast"] with `fields` replaced and its run directory runs/<name>."""
+    return dataclasses.replace(PRESETS["fast"], run_dir=f"runs/{name}", **fields)
+
+
+# fast's networks conditioned on the class (a projection D).
+_FAST_CONDITIONAL_MODEL = ModelConfig("fast", noise_dim=100, num_classes=10)
+
+# The other losses on the fast networks, so that a comparison of losses is not a
+# comparison of networks: fast's batch, schedule and EMA throughout. sweep.py ranked them
+# at equal minutes (docs/log/14-leaderboard-per-loss.md); where a setting departs from
+# fast's, the comment gives the published recipe it follows.
+PRESETS.update({
+    # Lim & Ye 2017; Miyato et al. 2018 pair it with spectral norm, which lost to batch
+    # norm at equal minutes here (docs/log/05-quality-per-minute.md).
+    "hinge": _fast_with("hinge", loss="hinge"),
+    # Mao et al. 2017, the 0-1 coding (a = 0, b = c = 1) with fast's Adam.
+    "least_squares": _fast_with("least_squares", loss="least_squares"),
+    # Gulrajani et al. 2017, algorithm 1 (penalty 10, 5 critic updates, Adam(1e-4, 0.5,
+    # 0.9), batch 64) on a critic without batch norm, which the penalty needs: fast_nf.
+    "wgan_gp_fast": _fast_with(
+        "wgan_gp_fast", model=ModelConfig("fast_nf", noise_dim=100),
+        data=DataConfig(global_batch_size=64),
+        generator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
+        discriminator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
+        loss="wasserstein", update="alternating", n_critic=5,
+        penalties=PenaltyConfig(gp_weight=10.0)),
+    # R3GAN (Huang et al. 2025): the relativistic pairing loss with R1 and R2 of one
+    # gamma on a normalisation-free D, Adam beta_1 = 0 (their beta_2 0.99), and the
+    # penalties lazily every 16 D updates (Karras et al. 2020) to keep their double
+    # backpropagation cheap. gamma 0.1: their small-image settings are 0.05-0.1.
+    "r3gan": _fast_with(
+        "r3gan", model=ModelConfig("fast_nf", noise_dim=100),
+        generator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
+        discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
+        loss="relativistic", penalties=PenaltyConfig(r1_weight=0.1, r2_weight=0.1, every=16)),
+    # fast conditioned on the class (what `train.py --conditional` makes of fast), as a
+    # preset so that sweep.py can rank it.
+    "fast_conditional": _fast_with("fast_conditional", model=_FAST_CONDITIONAL_MODEL),
+    # The conditional version of the loss that ranked best after fast's own at 2 and 5
+    # default-epochs (docs/history/leaderboard-fast-era.md), on fast_conditional's
+    # networks: fast's, not the default's.
+    "hinge_conditional": _fast_with("hinge_conditional", loss="hinge",
+                                    model=_FAST_CONDITIONAL_MODEL),
+})
+
+# A step on the way to the default (docs/history/defaults.md): fast with both rates doubled,
+# at the same cost per step. fast's 18 epochs end while its FID still falls fast, and
+# there a higher rate pays where a decay to zero does not: at 5 epochs FID 187.7 against
+# fast's 214.7, and 254.3 for a cosine decay from 4e-4; at 18 epochs see
+# docs/log/16-twice-the-learning-rates.md.
+PRESETS["fast_2x_lr"] = _fast_with(
+    "fast_2x_lr", generator_optimizer=OptimizerConfig(4e-4, beta_1=0.5),
+    discriminator_optimizer=OptimizerConfig(4e-4, beta_1=0.5))
+
+# The next step: fast_2x_lr at batch 32. On a CPU a
+# step's cost falls with the batch (bench.py on a 2-core Xeon: 0.576 of a batch-128 step at
+# 64, 0.344 at 32), so in the same wall-clock G gets 2.9x the updates, and at these
+# budgets the FID is limited by updates, not by their noise. 13 epochs (24,375 steps) cost
+# 17.9 default-epochs there and score FID 56.5 over 3 seeds against fast_2x_lr's 64.4
+# (docs/log/17-batch-32.md).
+PRESETS["fast_batch32"] = dataclasses.replace(
+    PRESETS["fast_2x_lr"], run_dir="runs/fast_batch32", data=DataConfig(global_batch_size=32),
+    epochs=13)
+
+# The next: fast_batch32 with one more 3x3
+# convolution in D at 7x7 (builders.fast_deep_d_discriminator) and both rates at 8e-4. Its
+# step costs 1.19x fast_batch32's (bench.py on a 2-core AMX Xeon), so 10 epochs (18,750
+# steps) cost 17.2 default-epochs there, and score FID 25.8 over 3 seeds against
+# fast_batch32's 56.5 (docs/log/18-deeper-d.md).
+PRESETS["fast_deep_d"] = dataclasses.replace(
+    PRESETS["fast_batch32"], run_dir="runs/fast_deep_d",
+    model=ModelConfig("fast_deep_d", noise_dim=100),
+    generator_optimizer=OptimizerConfig(8e-4, beta_1=0.5),
+    discriminator_optimizer=OptimizerConfig(8e-4, beta_1=0.5), epochs=10)
+
+# The default (DEFAULT_PRESET): fast_deep_d with one more 3x3
+# convolution in G at 14x14 too (builders.fast_deep_g_generator). Its step costs 0.488x
+# fast's at batch 128 (bench.py on a 2-core AMX Xeon), so 9 epochs (16,875 steps) cost
+# 17.6 default-epochs there, and score FID 14.1 over 3 seeds against fast_deep_d's 25.8
+# (docs/log/19-deeper-g.md).
+PRESETS["fast_deep_gd"] = dataclasses.replace(
+    PRESETS["fast_deep_d"], run_dir="runs/fast_deep_gd",
+    model=ModelConfig("fast_deep_gd", noise_dim=100), epochs=9)
+
+# The longer preset (3x the default's cost): fast_deep_gd for 27 epochs
+# (50,625 steps, 52.7 default-epochs on the 2-core AMX Xeon), FID 6.6 over 3 seeds, where
+# fast_deep_d for 31 epochs scored 15.8 (docs/log/19-deeper-g.md).
+PRESETS["best"] = dataclasses.replace(PRESETS["fast_deep_gd"], run_dir="runs/best", epochs=27)
+
+# WGAN-GP's recipe: wgan_gp_fast tuned at equal minutes (docs/log/14-leaderboard-per-loss.md).
+# One critic update per G step with a 4x faster critic instead of 5 at one rate (the
+# two time-scale rule of Heusel et al. 2017), and the gradient penalty lazily, every 4th
+# critic update with weight 4 x 10 (Karras et al. 2020): 3-4x algorithm 1's G steps in
+# the same minutes, and a lower FID than it at 2 and 5 default-epochs.
+PRESETS["wgan_gp"] = dataclasses.replace(
+    PRESETS["wgan_gp_fast"], run_dir="runs/wgan_gp", n_critic=1,
+    penalties=PenaltyConfig(gp_weight=10.0, every=4),
+    discriminator_optimizer=OptimizerConfig(4e-4, beta_1=0.5, beta_2=0.9))
