@@ -46,7 +46,7 @@ console.quiet_startup()  # Before TensorFlow loads.
 from dcgan import training  # noqa: E402
 from dcgan.core.config import DEFAULT_DATA_DIR  # noqa: E402
 from dcgan.evaluation import evaluator  # noqa: E402
-from dcgan.experiments import sweeps  # noqa: E402
+from dcgan.experiments import leaderboard, sweeps  # noqa: E402
 from dcgan.recipes import validation  # noqa: E402
 from dcgan.rundir import checkpoints, loss_log  # noqa: E402
 from dcgan.runtime import distribute  # noqa: E402
@@ -89,7 +89,7 @@ def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, unit):
 def print_leaderboard(out_dir: pathlib.Path, rows):
     """The leaderboard of `rows`, in default-epochs if the sweep measured one, with the
     grids of <out_dir>/grids; also written to <out_dir>/leaderboard.md."""
-    table = sweeps.out_dir_leaderboard(out_dir, rows)
+    table = leaderboard.out_dir_leaderboard(out_dir, rows)
     write_text(out_dir / "leaderboard.md", table + "\n")
     print(table)
 
@@ -153,8 +153,8 @@ def main(argv):
                          for key in (log.budget_column,) + sweeps.SWEEP_COLUMNS})
                 print(f"   step {row['step']}, {row['minutes']:.2f} min: "
                       f"FID {row['fid']:.2f}")
-                sweeps.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
-    sweeps.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
+                leaderboard.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
+    leaderboard.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
     print_leaderboard(out_dir, log.rows + reference)
 
 

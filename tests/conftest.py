@@ -26,6 +26,10 @@ from dcgan.rundir.layout import RunDirectory
 from dcgan.runtime import distribute
 from dcgan.training import run_state
 
+# The repository's root, where the binaries are.
+REPO = pathlib.Path(__file__).resolve().parent.parent
+TRAIN_PY = str(REPO / "train.py")
+
 # Two logical CPU devices for the whole session, so MirroredStrategy runs real replicas.
 # This must happen before TensorFlow initialises its devices, hence at import.
 distribute.split_cpu(2)
@@ -38,7 +42,7 @@ def train_binary():
     """train.py loaded as a module (its FLAGS, config_from_flags), once per test process:
     absl refuses to define its flags a second time."""
     spec = importlib.util.spec_from_file_location(
-        "train_binary", pathlib.Path(__file__).resolve().parents[1] / "train.py")
+        "train_binary", TRAIN_PY)
     train = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(train)
     return train

@@ -3,14 +3,13 @@ the FLOP counts it reports against counts by hand and TensorFlow's own."""
 
 import dataclasses
 import json
-import pathlib
 import subprocess
 import sys
 
 import keras
 import pytest
 import tensorflow as tf
-from conftest import assert_no_noise
+from conftest import REPO, assert_no_noise
 from keras import layers
 
 from dcgan import models
@@ -18,8 +17,6 @@ from dcgan.experiments import profiling
 from dcgan.gan.step import GanStep
 from dcgan.recipes.presets import PRESETS
 from dcgan.runtime import hardware
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def tensorflow_flops(concrete_function):
@@ -152,12 +149,12 @@ def test_bench_writes_its_rows_and_a_profile(tmp_path):
     (--train_examples) spare the test three decodes of the 60,000."""
     json_path, profile_dir = tmp_path / "bench.json", tmp_path / "profile"
     result = subprocess.run(
-        [sys.executable, str(ROOT / "bench.py"), "--batch_sizes=64", "--dtype_policies=float32",
+        [sys.executable, str(REPO / "bench.py"), "--batch_sizes=64", "--dtype_policies=float32",
          "--replicas=2",
          "--steps=4", "--warmup_steps=2", "--steps_per_call=2", "--repeats=1",
          "--matmul_size=256", "--train_examples=1024", f"--json_out={json_path}",
          f"--profile_dir={profile_dir}"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
+        capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-3000:]
     # The console: one header line first, and none of the start-up noise nor the
     # auto-shard warning of each of the dataset's 1,000 epochs.

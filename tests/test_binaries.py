@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
-from conftest import assert_one_error_line, train_binary
+from conftest import REPO, assert_one_error_line, train_binary
 
 from dcgan import data, models
 from dcgan.core.config import ModelConfig
@@ -20,8 +20,6 @@ from dcgan.core.errors import CheckpointError, ConfigError, DiskFullError
 from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS
 from dcgan.rundir import checkpoints
 from dcgan.runtime import hardware
-
-REPO = pathlib.Path(__file__).resolve().parent.parent
 
 
 def _run(script, *args, timeout=300):

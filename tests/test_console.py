@@ -2,22 +2,19 @@
 switches that bring the rest back."""
 
 import os
-import pathlib
 import re
 import shutil
 import subprocess
 import sys
 
 import pytest
-from conftest import NOISE, assert_no_noise
+from conftest import NOISE, REPO, TRAIN_PY, assert_no_noise
 
 from dcgan.evaluation import classifier
 from dcgan.recipes.presets import DEFAULT_PRESET
 from dcgan.runtime import console, hardware
 from dcgan.training import progress
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-TRAIN_PY = str(REPO / "train.py")
 # The end of every binary's header line but train.py's.
 DEVICES_AND_CPU = f"; devices CPU:0; CPU {hardware.cpu_model()}"
 

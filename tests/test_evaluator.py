@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import assert_one_error_line, tiny_run
+from conftest import REPO, assert_one_error_line, tiny_run
 
 from dcgan import data
 from dcgan.core.config import DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE, DataConfig
@@ -23,7 +23,6 @@ from dcgan.rundir import checkpoints
 
 pytestmark = pytest.mark.slow
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
 # A tenth of the training split keeps the memorisation check's embedding short.
 MEMORISATION_SPLIT = "train[:6000]"
 # eval.py's runs here check its flags, files and errors, not what memorisation finds (the
@@ -127,43 +126,38 @@ def _eval(*args):
                           text=True, timeout=300, cwd=REPO)
 
 
-def test_missing_run_dir(tmp_path):
-    assert_one_error_line(_eval(f"--run_dir={tmp_path / 'absent'}"), "eval.py",
-                          "does not exist")
-
-
-def test_run_dir_without_checkpoints(tmp_path):
-    assert_one_error_line(_eval(f"--run_dir={tmp_path}", "--num_samples=300"), "eval.py",
-                          "no checkpoint")
-    assert not (tmp_path / "metrics.json").exists()
-
-
-def test_checkpoint_of_another_architecture(run_dir, tmp_path):
-    other = tmp_path / "other"
-    shutil.copytree(run_dir, other)
-    config = json.loads((other / "config.json").read_text())
+def _say_fashion128(run):
+    """Edits `run`'s config.json to claim a fashion128 generator, whose first Dense kernel
+    is (128, 6272) where the tutorial G's checkpoint holds (100, 12544)."""
+    config = json.loads((run / "config.json").read_text())
     config["config"]["model"] = {"architecture": "fashion128", "noise_dim": 128,
                                  "synchronized_batch_norm": False}
-    (other / "config.json").write_text(json.dumps(config))
-    line = assert_one_error_line(_eval(f"--run_dir={other}", "--num_samples=300"),
-                                 "eval.py", "does not hold a fashion128 generator")
-    # The tutorial G's first Dense kernel against fashion128's.
-    assert "(100, 12544) in the checkpoint, (128, 6272) in the model" in line
-    assert not (other / "metrics.json").exists()
+    (run / "config.json").write_text(json.dumps(config))
 
 
-def test_truncated_checkpoint(run_dir, tmp_path):
-    cut = tmp_path / "cut"
-    shutil.copytree(run_dir, cut)
-    [data_file] = cut.glob("checkpoints/ckpt-4.data-*")
+def _truncate_last_checkpoint(run):
+    [data_file] = run.glob("checkpoints/ckpt-4.data-*")
     data_file.write_bytes(data_file.read_bytes()[:1000])
-    assert_one_error_line(_eval(f"--run_dir={cut}", "--num_samples=300"), "eval.py",
-                          "ckpt-4 could not be read, its files look truncated")
 
 
-def test_num_samples_too_small(run_dir):
-    assert_one_error_line(_eval(f"--run_dir={run_dir}", "--num_samples=50"), "eval.py",
-                          "num_samples must exceed")
+@pytest.mark.parametrize("damage, flags, fragments", [
+    (shutil.rmtree, (), ("does not exist",)),
+    (lambda run: shutil.rmtree(run / "checkpoints"), ("--num_samples=300",),
+     ("no checkpoint",)),
+    (_say_fashion128, ("--num_samples=300",),
+     ("does not hold a fashion128 generator",
+      "(100, 12544) in the checkpoint, (128, 6272) in the model")),
+    (_truncate_last_checkpoint, ("--num_samples=300",),
+     ("ckpt-4 could not be read, its files look truncated",)),
+    (lambda run: None, ("--num_samples=50",), ("num_samples must exceed",)),
+], ids=["missing", "no_checkpoints", "other_architecture", "truncated", "few_samples"])
+def test_bad_run_dir(run_dir, damage, flags, fragments):
+    """eval.py on a damaged run directory (or with too few samples) ends in one error line
+    that says what is wrong, and writes no metrics.json."""
+    damage(run_dir)
+    line = assert_one_error_line(_eval(f"--run_dir={run_dir}", *flags), "eval.py",
+                                 fragments[0])
+    assert all(fragment in line for fragment in fragments[1:]), line
     assert not (run_dir / "metrics.json").exists()
 
 

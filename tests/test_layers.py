@@ -3,18 +3,18 @@ subpackage beside or above its own, and no import circle exists (scripts/layers.
 report, held here)."""
 
 import importlib.util
-import pathlib
+
+from conftest import REPO
 
 import dcgan
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("layers", ROOT / "scripts" / "layers.py")
+_spec = importlib.util.spec_from_file_location("layers", REPO / "scripts" / "layers.py")
 layers = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(layers)
 
 
 def test_every_subpackage_stands_on_one_of_at_most_seven_floors():
-    subpackages = {path.parent.name for path in (ROOT / "dcgan").glob("*/__init__.py")}
+    subpackages = {path.parent.name for path in (REPO / "dcgan").glob("*/__init__.py")}
     placed = [name for floor in dcgan.LAYERS for name in floor]
     assert sorted(placed) == sorted(subpackages)
     assert len(dcgan.LAYERS) <= 7

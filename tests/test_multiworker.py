@@ -7,7 +7,6 @@ TF_CONFIG that `dcgan.runtime.local_cluster` gives it, bounded in time and kille
 
 import json
 import os
-import pathlib
 import re
 import signal
 import socket
@@ -17,6 +16,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import (
+    REPO,
+    TRAIN_PY,
     after_prelude,
     loss_rows,
     mirrored_on_two_cpus,
@@ -30,8 +31,6 @@ from dcgan.rundir import checkpoints
 from dcgan.rundir.layout import RunDirectory
 from dcgan.runtime import distribute, local_cluster
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-TRAIN_PY = str(REPO / "train.py")
 TIMEOUT = 300  # Seconds a cluster may take to finish; it takes ~30-60 s on 2 busy cores.
 # 512 images in batches of 32: 16 steps an epoch; 20 steps cross one epoch end. Only the
 # epoch end, a stop and the last step save a checkpoint.

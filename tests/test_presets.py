@@ -1,6 +1,7 @@
-"""The per-loss presets of issue 20 and the conditional fast: each trains on 2 logical CPU replicas, with the loss,
-networks and penalties it names, and its run writes what a run writes. Issue 22's presets
-are the overrides their sweeps measured, and the default resumes exactly."""
+"""The presets: each per-loss preset and the conditional ones train on 2 logical CPU
+replicas, with the loss, networks and penalties they name, and their runs write what a run
+writes; the steps towards the default are the overrides their sweeps measured
+(docs/log/16-19), and the default resumes exactly."""
 
 import dataclasses
 

@@ -23,6 +23,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from conftest import (
+    REPO,
+    TRAIN_PY,
     after_prelude,
     assert_one_error_line,
     checkpoint_steps,
@@ -59,8 +61,6 @@ from dcgan.rundir.loss_log import CSV_COLUMNS
 from dcgan.runtime import files
 from dcgan.training import preemption
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
-TRAIN_PY = str(REPO / "train.py")
 # The tutorial preset (the fast recipe's EMA and batch-norm D resume in test_trainer), 512
 # images in batches of 64: 8 steps an epoch, ~0.25 s a step on 2 busy cores.
 TINY = ("--preset=tutorial", "--train_examples=512", "--batch_size=64", "--dtype_policy=float32",

@@ -9,8 +9,8 @@ import time
 
 import pytest
 import tensorflow as tf
+from conftest import REPO
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
 DEBIAN_PYTHON = pathlib.Path("/usr/bin/python3")
 
 

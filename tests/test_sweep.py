@@ -9,6 +9,7 @@ import sys
 import pytest
 import tensorflow as tf
 from conftest import (
+    REPO,
     after_prelude,
     assert_no_noise,
     assert_one_error_line,
@@ -18,18 +19,16 @@ from conftest import (
 )
 
 from dcgan.core.errors import ConfigError, SweepError
-from dcgan.experiments import sweeps
+from dcgan.experiments import leaderboard, sweeps
 from dcgan.runtime import hardware
-
-ROOT = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _sweep(out_dir, minutes, prelude=""):
     """Runs sweep.py, after the Python code `prelude` in the same process."""
     return subprocess.run(
-        [*after_prelude(prelude, ROOT / "sweep.py"), "--configs=fast:batch_size=32",
+        [*after_prelude(prelude, REPO / "sweep.py"), "--configs=fast:batch_size=32",
          "--seeds=3", f"--minutes={minutes}", "--num_samples=200", f"--out_dir={out_dir}"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
+        capture_output=True, text=True, timeout=600, cwd=REPO)
 
 
 # kill -9 when the run is about to save its first checkpoint in this process: in a sweep
@@ -123,8 +122,8 @@ def test_overrides_are_applied_and_bad_ones_refused():
 def test_sweep_refuses_a_learning_rate_schedule_before_training(tmp_path):
     # A sweep's runs have epochs=None, so a decaying schedule would have no horizon.
     result = subprocess.run(
-        [sys.executable, str(ROOT / "sweep.py"), "--configs=fast,fast:lr_schedule=cosine",
-         f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [sys.executable, str(REPO / "sweep.py"), "--configs=fast,fast:lr_schedule=cosine",
+         f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=REPO)
     # Also sweep.py's one-line error (raised mid-sweep, e.g. an unwritable run directory:
     # the same line, its message checked in test_reliability).
     assert_one_error_line(result, "sweep.py",
@@ -135,7 +134,7 @@ def test_sweep_refuses_a_learning_rate_schedule_before_training(tmp_path):
 def test_summary_gives_mean_and_range_over_seeds():
     rows = [{"config": "a", "budget_minutes": "5.0", "fid": fid, "minutes": minutes}
             for fid, minutes in (("10", "5.1"), ("20", "5.3"))]
-    budgets, mean, low, high, minutes = sweeps.summarize(rows)["a"]
+    budgets, mean, low, high, minutes = leaderboard.summarize(rows)["a"]
     assert list(budgets) == [5.0] and list(mean) == [15.0]
     assert (low[0], high[0]) == (10.0, 20.0) and minutes[0] == pytest.approx(5.2)
 
@@ -160,7 +159,7 @@ def test_reference_run_at_logged_minutes_or_at_a_given_rate(tmp_path):
         ("234", 2.0, "900.5"), ("468", 5.0, "700.25")]
     at_rate = sweeps.reference_rows(run_dir, images_per_second=468 * 256 / 60)
     assert [row["minutes"] for row in at_rate] == [0.5, 1.0]
-    assert sweeps.summarize(at_rate)["tutorial (reference run)"][1].tolist() == [900.5, 700.25]
+    assert leaderboard.summarize(at_rate)["tutorial (reference run)"][1].tolist() == [900.5, 700.25]
 
 
 def test_reference_run_at_a_given_rate_counts_every_critic_batch(tmp_path):
@@ -200,27 +199,27 @@ def _leaderboard_rows(tmp_path):
 
 
 def test_t_interval_against_the_t_table():
-    mean, low, high = sweeps.t_interval([10.0, 11.0, 12.0])
+    mean, low, high = leaderboard.t_interval([10.0, 11.0, 12.0])
     # s = 1, t_{0.975, 2} = 4.303 (tables): half-width 4.303 / sqrt(3).
     assert mean == 11.0 and high - mean == pytest.approx(4.303 / 3**0.5, rel=1e-3)
     assert mean - low == pytest.approx(high - mean)
-    assert sweeps.t_interval([7.0])[0] == 7.0 and all(
-        value != value for value in sweeps.t_interval([7.0])[1:])  # NaN: one seed.
+    assert leaderboard.t_interval([7.0])[0] == 7.0 and all(
+        value != value for value in leaderboard.t_interval([7.0])[1:])  # NaN: one seed.
 
 
 def test_differing_pairs_by_welch_test(tmp_path):
-    fids = sweeps._fids_by_budget(_leaderboard_rows(tmp_path))
-    assert sweeps.differing_pairs(fids[5.0]) == [("a", "b")]
-    assert sweeps.differing_pairs(fids[10.0]) == []  # One seed: no claim.
+    fids = leaderboard.fids_by_budget(_leaderboard_rows(tmp_path))
+    assert leaderboard.differing_pairs(fids[5.0]) == [("a", "b")]
+    assert leaderboard.differing_pairs(fids[10.0]) == []  # One seed: no claim.
 
 
 def test_leaderboard_markdown_from_a_sweep_csv(tmp_path):
-    table = sweeps.leaderboard(_leaderboard_rows(tmp_path)).splitlines()
+    table = leaderboard.leaderboard(_leaderboard_rows(tmp_path)).splitlines()
     assert table[0].startswith("| budget (min) | configuration | FID mean |")
     half = 4.303 / 3**0.5
     assert table[2:] == [
         f"| 5 | a | 11.0 | [{11 - half:.1f}, {11 + half:.1f}] | 3 | 5.2 | b |",
-        "| 5 | c | 17.5 | [{:.1f}, {:.1f}]".format(*sweeps.t_interval([10.5, 30, 12])[1:])
+        "| 5 | c | 17.5 | [{:.1f}, {:.1f}]".format(*leaderboard.t_interval([10.5, 30, 12])[1:])
         + " | 3 | 5.0 | - |",
         f"| 5 | b | 21.0 | [{21 - half:.1f}, {21 + half:.1f}] | 3 | 5.0 | - |",
         "| 10 | a | 8.0 | - | 1 | 10.0 | - |"]
@@ -230,10 +229,10 @@ def test_leaderboard_markdown_from_a_sweep_csv(tmp_path):
 def test_sweep_leaderboard_flag_prints_the_table_and_trains_nothing(tmp_path):
     _leaderboard_rows(tmp_path)
     result = subprocess.run(
-        [sys.executable, str(ROOT / "sweep.py"), "--leaderboard", f"--out_dir={tmp_path}"],
-        capture_output=True, text=True, timeout=300, cwd=ROOT)
+        [sys.executable, str(REPO / "sweep.py"), "--leaderboard", f"--out_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert result.stdout.strip() == sweeps.leaderboard(_leaderboard_rows(tmp_path))
+    assert result.stdout.strip() == leaderboard.leaderboard(_leaderboard_rows(tmp_path))
     assert (tmp_path / "leaderboard.md").read_text() == result.stdout
     assert sorted(path.name for path in tmp_path.iterdir()) == ["leaderboard.md", "sweep.csv"]
 
@@ -273,11 +272,12 @@ def test_leaderboard_in_default_epochs_with_the_lowest_seed_grid(tmp_path):
     for spec, seed in (("a", 0), ("a", 1), ("b", 1)):
         (grid_dir / sweeps.grid_name(spec, seed, 5.0)).write_bytes(b"png")
     epoch = {"minutes": 2.5, "cpu": "Some CPU @ 1.00GHz"}
-    table = sweeps.leaderboard(rows, epoch, grid_dir).splitlines()
-    assert table[0] == "One default-epoch (an epoch of preset fast): 2.50 min on Some CPU @ 1.00GHz."
+    table = leaderboard.leaderboard(rows, epoch, grid_dir).splitlines()
+    assert table[0] == ("One default-epoch (an epoch of preset fast): 2.50 min on "
+                        "Some CPU @ 1.00GHz.")
     assert table[2].startswith("| budget (default-epochs) |") and table[2].endswith(" samples |")
     assert table[3] == "|---" * 8 + "|"
-    without_grids = sweeps.leaderboard(rows).splitlines()
+    without_grids = leaderboard.leaderboard(rows).splitlines()
     # 5 minutes are 2 default-epochs of 2.5 minutes, 10 are 4; the rest of a row is kept.
     grids = ["![a, seed 0](grids/a_seed0_5min.png)", "-", "![b, seed 1](grids/b_seed1_5min.png)",
              "-"]
@@ -287,13 +287,13 @@ def test_leaderboard_in_default_epochs_with_the_lowest_seed_grid(tmp_path):
 
 
 def test_the_shipped_leaderboard_is_the_table_of_its_sweep_csv():
-    """docs/leaderboard and the fast-era board in docs/history are what sweep.py makes of the shipped
-    sweep.csv, with a grid that exists for every row: no number typed by hand."""
-    docs = ROOT / "docs" / "leaderboard"
-    table = sweeps.out_dir_leaderboard(docs, sweeps.SweepLog(docs / "sweep.csv").rows)
+    """docs/leaderboard and the fast-era board in docs/history are what sweep.py makes of
+    the shipped sweep.csv, with a grid that exists for every row: no number typed by hand."""
+    docs = REPO / "docs" / "leaderboard"
+    table = leaderboard.out_dir_leaderboard(docs, sweeps.SweepLog(docs / "sweep.csv").rows)
     assert (docs / "leaderboard.md").read_text() == table + "\n"
     assert table.replace("](grids/", "](../leaderboard/grids/") in (
-        ROOT / "docs" / "history" / "leaderboard-fast-era.md").read_text()
+        REPO / "docs" / "history" / "leaderboard-fast-era.md").read_text()
     rows = [line for line in table.splitlines() if line.startswith("| ")][1:]  # Less the header.
     grids = re.findall(r"\]\((grids/[^)]+)\)", table)
     assert len(grids) == len(rows) > 0
@@ -306,7 +306,7 @@ def test_leaderboard_gives_conditional_rows_their_class_scores(tmp_path):
         "5.0,u,0,5.0,90,20,,\n"
         "5.0,k,0,5.0,90,15,30,0.9\n"
         "5.0,k,1,5.0,90,17,34,0.95\n")
-    table = sweeps.leaderboard(sweeps.SweepLog(tmp_path / "sweep.csv").rows).splitlines()
+    table = leaderboard.leaderboard(sweeps.SweepLog(tmp_path / "sweep.csv").rows).splitlines()
     assert table[0].endswith("| intra-FID mean | class accuracy mean |")
     assert table[2].startswith("| 5 | k | 16.0 |") and table[2].endswith("| 32.0 | 0.925 |")
     assert table[3].startswith("| 5 | u | 20.0 |") and table[3].endswith("| - | - |")
@@ -336,9 +336,9 @@ PRESETS["fast"] = dataclasses.replace(
 def test_sweep_by_epochs_stops_each_run_at_its_step_count(tmp_path):
     spec = "fast:batch_size=32:lr_schedule=cosine"
     result = subprocess.run(
-        [*after_prelude(SMALL_FAST, ROOT / "sweep.py"), f"--configs={spec}", "--seeds=0",
+        [*after_prelude(SMALL_FAST, REPO / "sweep.py"), f"--configs={spec}", "--seeds=0",
          "--epochs=2,1", "--num_samples=200", f"--out_dir={tmp_path}"],
-        capture_output=True, text=True, timeout=600, cwd=ROOT)
+        capture_output=True, text=True, timeout=600, cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "; budgets 1, 2 epochs; " in result.stdout.splitlines()[0]
     rows = csv_rows(tmp_path / "sweep.csv")

@@ -5,13 +5,13 @@ copies."""
 import csv
 import json
 import os
-import pathlib
 import shutil
 import subprocess
 import sys
 
 import keras
 import pytest
+from conftest import REPO
 
 from dcgan import models
 from dcgan.core.config import ModelConfig
@@ -23,7 +23,6 @@ from dcgan.rundir import checkpoints
 from dcgan.runtime import hardware
 from dcgan.runtime.files import sha256
 
-REPO = pathlib.Path(__file__).resolve().parent.parent
 ENTRY = zoo.generator_path(DEFAULT_PRESET)
 # On one machine the FID repeats to the last bit. Other kernels round float32 otherwise:
 # oneDNN limited to AVX2 or to SSE4.1, or TensorFlow's Eigen kernels instead of oneDNN's

@@ -1,2 +1,3 @@
-"""Work across runs: sweeps at equal budgets (`sweeps`), the model zoo of shipped
-generators (`zoo`), and FLOP counts and op profiles of the step (`profiling`)."""
+"""Work across runs: sweeps at equal budgets (`sweeps`) and their leaderboard
+(`leaderboard`), the model zoo of shipped generators (`zoo`), and FLOP counts and op
+profiles of the step (`profiling`)."""

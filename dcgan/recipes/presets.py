@@ -24,7 +24,6 @@ DEFAULT_PRESET = "fast_deep_gd"
 PRESETS = {
     # The TensorFlow DCGAN tutorial's recipe.
     "tutorial": TrainConfig(
-        run_dir="runs/tutorial",
         model=ModelConfig("tutorial", noise_dim=100),
         data=DataConfig(global_batch_size=256),
         generator_optimizer=OptimizerConfig(1e-4),
@@ -33,7 +32,6 @@ PRESETS = {
     ),
     # The Fashion-MNIST GAN this project grew from.
     "fashion128": TrainConfig(
-        run_dir="runs/fashion128",
         model=ModelConfig("fashion128", noise_dim=128),
         data=DataConfig(global_batch_size=128),
         generator_optimizer=OptimizerConfig(1e-4),
@@ -46,7 +44,6 @@ PRESETS = {
     # a 2-core CPU. The unit of sweep.py's budgets (default-epochs) and the base of the
     # per-loss presets below.
     "fast": TrainConfig(
-        run_dir="runs/fast",
         model=ModelConfig("fast", noise_dim=100),
         data=DataConfig(global_batch_size=128),
         generator_optimizer=OptimizerConfig(2e-4, beta_1=0.5),
@@ -60,7 +57,6 @@ PRESETS = {
     # chosen. Each G step reads 5 critic batches, so an epoch is 187 G steps at batch 64
     # and would be only 46 at 256.
     "wgan_gp_paper": TrainConfig(
-        run_dir="runs/wgan_gp_paper",
         model=ModelConfig("tutorial_critic", noise_dim=100),
         data=DataConfig(global_batch_size=64),
         generator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
@@ -73,9 +69,9 @@ PRESETS = {
 }
 
 
-def _fast_with(name: str, **fields) -> TrainConfig:
-    """PRESETS["fast"] with `fields` replaced and its run directory runs/<name>."""
-    return dataclasses.replace(PRESETS["fast"], run_dir=f"runs/{name}", **fields)
+def _fast_with(**fields) -> TrainConfig:
+    """PRESETS["fast"] with `fields` replaced."""
+    return dataclasses.replace(PRESETS["fast"], **fields)
 
 
 # fast's networks conditioned on the class (a projection D).
@@ -88,13 +84,13 @@ _FAST_CONDITIONAL_MODEL = ModelConfig("fast", noise_dim=100, num_classes=10)
 PRESETS.update({
     # Lim & Ye 2017; Miyato et al. 2018 pair it with spectral norm, which lost to batch
     # norm at equal minutes here (docs/log/05-quality-per-minute.md).
-    "hinge": _fast_with("hinge", loss="hinge"),
+    "hinge": _fast_with(loss="hinge"),
     # Mao et al. 2017, the 0-1 coding (a = 0, b = c = 1) with fast's Adam.
-    "least_squares": _fast_with("least_squares", loss="least_squares"),
+    "least_squares": _fast_with(loss="least_squares"),
     # Gulrajani et al. 2017, algorithm 1 (penalty 10, 5 critic updates, Adam(1e-4, 0.5,
     # 0.9), batch 64) on a critic without batch norm, which the penalty needs: fast_nf.
     "wgan_gp_fast": _fast_with(
-        "wgan_gp_fast", model=ModelConfig("fast_nf", noise_dim=100),
+        model=ModelConfig("fast_nf", noise_dim=100),
         data=DataConfig(global_batch_size=64),
         generator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
         discriminator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
@@ -105,18 +101,17 @@ PRESETS.update({
     # penalties lazily every 16 D updates (Karras et al. 2020) to keep their double
     # backpropagation cheap. gamma 0.1: their small-image settings are 0.05-0.1.
     "r3gan": _fast_with(
-        "r3gan", model=ModelConfig("fast_nf", noise_dim=100),
+        model=ModelConfig("fast_nf", noise_dim=100),
         generator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
         discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
         loss="relativistic", penalties=PenaltyConfig(r1_weight=0.1, r2_weight=0.1, every=16)),
     # fast conditioned on the class (what `train.py --conditional` makes of fast), as a
     # preset so that sweep.py can rank it.
-    "fast_conditional": _fast_with("fast_conditional", model=_FAST_CONDITIONAL_MODEL),
+    "fast_conditional": _fast_with(model=_FAST_CONDITIONAL_MODEL),
     # The conditional version of the loss that ranked best after fast's own at 2 and 5
     # default-epochs (docs/history/leaderboard-fast-era.md), on fast_conditional's
     # networks: fast's, not the default's.
-    "hinge_conditional": _fast_with("hinge_conditional", loss="hinge",
-                                    model=_FAST_CONDITIONAL_MODEL),
+    "hinge_conditional": _fast_with(loss="hinge", model=_FAST_CONDITIONAL_MODEL),
 })
 
 # A step on the way to the default (docs/history/defaults.md): fast with both rates doubled,
@@ -125,7 +120,7 @@ PRESETS.update({
 # fast's 214.7, and 254.3 for a cosine decay from 4e-4; at 18 epochs see
 # docs/log/16-twice-the-learning-rates.md.
 PRESETS["fast_2x_lr"] = _fast_with(
-    "fast_2x_lr", generator_optimizer=OptimizerConfig(4e-4, beta_1=0.5),
+    generator_optimizer=OptimizerConfig(4e-4, beta_1=0.5),
     discriminator_optimizer=OptimizerConfig(4e-4, beta_1=0.5))
 
 # The next step: fast_2x_lr at batch 32. On a CPU a
@@ -135,7 +130,7 @@ PRESETS["fast_2x_lr"] = _fast_with(
 # 17.9 default-epochs there and score FID 56.5 over 3 seeds against fast_2x_lr's 64.4
 # (docs/log/17-batch-32.md).
 PRESETS["fast_batch32"] = dataclasses.replace(
-    PRESETS["fast_2x_lr"], run_dir="runs/fast_batch32", data=DataConfig(global_batch_size=32),
+    PRESETS["fast_2x_lr"], data=DataConfig(global_batch_size=32),
     epochs=13)
 
 # The next: fast_batch32 with one more 3x3
@@ -144,7 +139,7 @@ PRESETS["fast_batch32"] = dataclasses.replace(
 # steps) cost 17.2 default-epochs there, and score FID 25.8 over 3 seeds against
 # fast_batch32's 56.5 (docs/log/18-deeper-d.md).
 PRESETS["fast_deep_d"] = dataclasses.replace(
-    PRESETS["fast_batch32"], run_dir="runs/fast_deep_d",
+    PRESETS["fast_batch32"],
     model=ModelConfig("fast_deep_d", noise_dim=100),
     generator_optimizer=OptimizerConfig(8e-4, beta_1=0.5),
     discriminator_optimizer=OptimizerConfig(8e-4, beta_1=0.5), epochs=10)
@@ -155,13 +150,13 @@ PRESETS["fast_deep_d"] = dataclasses.replace(
 # 17.6 default-epochs there, and score FID 14.1 over 3 seeds against fast_deep_d's 25.8
 # (docs/log/19-deeper-g.md).
 PRESETS["fast_deep_gd"] = dataclasses.replace(
-    PRESETS["fast_deep_d"], run_dir="runs/fast_deep_gd",
+    PRESETS["fast_deep_d"],
     model=ModelConfig("fast_deep_gd", noise_dim=100), epochs=9)
 
 # The longer preset (3x the default's cost): fast_deep_gd for 27 epochs
 # (50,625 steps, 52.7 default-epochs on the 2-core AMX Xeon), FID 6.6 over 3 seeds, where
 # fast_deep_d for 31 epochs scored 15.8 (docs/log/19-deeper-g.md).
-PRESETS["best"] = dataclasses.replace(PRESETS["fast_deep_gd"], run_dir="runs/best", epochs=27)
+PRESETS["best"] = dataclasses.replace(PRESETS["fast_deep_gd"], epochs=27)
 
 # WGAN-GP's recipe: wgan_gp_fast tuned at equal minutes (docs/log/14-leaderboard-per-loss.md).
 # One critic update per G step with a 4x faster critic instead of 5 at one rate (the
@@ -169,6 +164,10 @@ PRESETS["best"] = dataclasses.replace(PRESETS["fast_deep_gd"], run_dir="runs/bes
 # critic update with weight 4 x 10 (Karras et al. 2020): 3-4x algorithm 1's G steps in
 # the same minutes, and a lower FID than it at 2 and 5 default-epochs.
 PRESETS["wgan_gp"] = dataclasses.replace(
-    PRESETS["wgan_gp_fast"], run_dir="runs/wgan_gp", n_critic=1,
+    PRESETS["wgan_gp_fast"], n_critic=1,
     penalties=PenaltyConfig(gp_weight=10.0, every=4),
     discriminator_optimizer=OptimizerConfig(4e-4, beta_1=0.5, beta_2=0.9))
+
+# Each recipe trains in runs/<its name> (train.py's --run_dir moves it).
+PRESETS = {name: dataclasses.replace(config, run_dir=f"runs/{name}")
+           for name, config in PRESETS.items()}

@@ -155,7 +155,8 @@ def resume_mismatches(recorded: dict, current: dict) -> list[str]:
 
     Returns:
       One "field: 'recorded' in the run, 'current' now" string per disagreement, in
-      RESUME_FIELDS order (a field of a sub-config by its flag's name, e.g. lr_floor); [] when the run can be resumed with `current`.
+      RESUME_FIELDS order (a field of a sub-config by its flag's name, e.g. lr_floor);
+      [] when the run can be resumed with `current`.
     """
     recorded, current = upgrade(recorded), upgrade(current)
     mismatches = []
