@@ -9,9 +9,11 @@ Every configuration runs in this process after the baseline: warm-up steps (trac
 compilation) are excluded, then `--repeats` timed runs of `--steps` steps; the median
 images/s is reported and divided by the baseline's median. Each row's FLOPs per image
 are counted from its networks and update scheme (`dcgan.experiments.profiling.train_step_flops`);
-times its images/s they give its GFLOP/s, reported as a fraction of the peak: the best
-of `--repeats` `--matmul_size`-square `tf.matmul`s in the row's compute dtype (float32,
-or bfloat16 under mixed_bfloat16), measured first.
+times its images/s they give its GFLOP/s, reported as a fraction of the peak: the median
+of `--peak_repeats` `--matmul_size`-square `tf.matmul`s in the row's compute dtype
+(float32, or bfloat16 under mixed_bfloat16), measured first. Then `--profile_steps` more
+steps are traced for the row's shares: of the op time outside convolutions and matmuls
+(`non-conv`), and of the cores' time in no op at all (`no op`).
 
   python bench.py --profile_dir=/tmp/profile      # and where its time goes
 
@@ -30,6 +32,7 @@ import math
 import os
 import resource
 import statistics
+import tempfile
 import time
 
 from absl import flags
@@ -64,6 +67,10 @@ flags.DEFINE_list("replicas", ["1"], "Replica counts to measure (logical CPU dev
 flags.DEFINE_list("batch_sizes", None, "Global batch sizes to measure; default: the "
                   "preset's.")
 flags.DEFINE_list("steps_per_call", ["10"], "Steps per tf.function call to measure.")
+flags.DEFINE_list("fused_batch_norm", ["true"], "fused_batch_norm values to measure (see "
+                  "train.py --fused_batch_norm).")
+flags.DEFINE_list("fused_adam", ["true"], "fused_adam values to measure (see train.py "
+                  "--fused_adam).")
 flags.DEFINE_list("updates", None, "D/G update schemes to measure (see train.py --update); "
                   "default: the preset's.")
 flags.DEFINE_integer("steps", 40, "Timed steps per repeat.", lower_bound=1)
@@ -78,6 +85,10 @@ flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
 flags.DEFINE_integer("train_examples", None, "Read the first N training images only (quick "
                      "runs: each configuration's pipeline and the baseline decode them).",
                      lower_bound=1)
+flags.DEFINE_integer("profile_steps", 10, "Steps traced after each row's timing for its "
+                     "time shares (outside convolutions, outside any op).", lower_bound=1)
+flags.DEFINE_integer("peak_repeats", 9, "Timed matmuls per dtype for the peak; the median "
+                     "is reported.", lower_bound=1)
 flags.DEFINE_string("profile_dir", None, "Trace the last configuration's steps with "
                     "tf.profiler into this directory and print where the time goes.")
 
@@ -150,7 +161,7 @@ def baseline_rate(images, batch_size):
         generator_optimizer.iterations.numpy()  # Waits for the last step.
 
     run_steps(FLAGS.warmup_steps)
-    return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats)
+    return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats), run_steps
 
 
 def compute_dtype(policy_name):
@@ -184,13 +195,16 @@ def _strategy(replicas):
     return tf.distribute.MirroredStrategy(devices)
 
 
-def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per_call, update):
+def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per_call, update,
+               fused_batch_norm, fused_adam):
     keras.mixed_precision.set_global_policy(policy_name)
     keras.utils.set_random_seed(0)
     strategy = _strategy(replicas)
     # The EMA generator is left out: it is not part of the step's cost being compared.
     config = overrides.apply(preset, {"update": update, "jit_compile": jit_compile,
-                                      "ema_decay": 0.0, "batch_size": batch_size})
+                                      "ema_decay": 0.0, "batch_size": batch_size,
+                                      "fused_batch_norm": fused_batch_norm,
+                                      "fused_adam": fused_adam})
     with strategy.scope():
         gan_step = GanStep.from_config(
             config, models.build_networks(config.model, with_ema=False),
@@ -212,17 +226,34 @@ def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per
     return rate, run_steps
 
 
-def profile(run_steps, log_dir, top=15):
-    """Traces run_steps(FLAGS.steps) into `log_dir` and prints op time shares, and the
-    share of the cores' time (wall x cores) in no op."""
+def traced_seconds(run_steps, steps, log_dir):
+    """Traces run_steps(steps) with tf.profiler into `log_dir`: (`profiling.op_seconds`
+    of the trace, the cores' seconds meanwhile (wall x cores))."""
     tf.profiler.experimental.start(log_dir)
     started = time.perf_counter()
-    run_steps(FLAGS.steps)
+    run_steps(steps)
     core_seconds = (time.perf_counter() - started) * len(os.sched_getaffinity(0))
     tf.profiler.experimental.stop()
     # Each trace goes to a new directory named by its start time: the newest is this one.
     xspace_path = sorted(glob.glob(f"{log_dir}/plugins/profile/*/*.xplane.pb"))[-1]
-    seconds = profiling.op_seconds(xspace_path)
+    return profiling.op_seconds(xspace_path), core_seconds
+
+
+def share_columns(run_steps):
+    """A row's time shares over --profile_steps traced steps: `non_conv_share`, of the op
+    time outside convolutions and matmuls (`profiling.OP_PARTS`), and `no_op_share`, of
+    the cores' time in no op at all (input, Python, launches, waits)."""
+    with tempfile.TemporaryDirectory() as log_dir:
+        seconds, core_seconds = traced_seconds(run_steps, FLAGS.profile_steps, log_dir)
+    total = sum(seconds.values())
+    conv = sum(value for key, value in seconds.items() if key[2] == "matmul/conv")
+    return {"non_conv_share": 1 - conv / total, "no_op_share": max(0.0, 1 - total / core_seconds)}
+
+
+def profile(run_steps, log_dir, top=15):
+    """Traces run_steps(FLAGS.steps) into `log_dir` and prints op time shares, and the
+    share of the cores' time (wall x cores) in no op."""
+    seconds, core_seconds = traced_seconds(run_steps, FLAGS.steps, log_dir)
     total = sum(seconds.values())
     print(f"\nop time in {FLAGS.steps} profiled steps: {total:.1f} s over all threads, "
           f"{100 * total / core_seconds:.0f}% of the cores' {core_seconds:.1f} s (the rest: "
@@ -265,20 +296,22 @@ def measure_peaks():
     """GFLOP/s by dtype name, of float32 (the baseline's) and every --dtype_policies's."""
     dtypes = {"float32"} | {compute_dtype(hardware.resolve_dtype_policy(dtype_policy))
                             for dtype_policy in FLAGS.dtype_policies}
-    peaks = {dtype: hardware.matmul_gflops(dtype, FLAGS.matmul_size, FLAGS.repeats)
+    peaks = {dtype: hardware.matmul_gflops(dtype, FLAGS.matmul_size, FLAGS.peak_repeats)
              for dtype in sorted(dtypes)}
     for dtype, peak in peaks.items():
-        print(f"peak {dtype}: {peak:.1f} GFLOP/s ({FLAGS.matmul_size}^2 matmul)")
+        print(f"peak {dtype}: {peak:.1f} GFLOP/s (median of {FLAGS.peak_repeats} "
+              f"{FLAGS.matmul_size}^2 matmuls)")
     return peaks
 
 
 def print_table(rows, peaks):
     """The rows, with their FLOP columns where they have them (not the input pipeline)."""
     print(f"\n{'configuration':<90} {'batch':>5} {'img/s':>8} {'ratio':>6} "
-          f"{'MFLOP/img':>9} {'GFLOP/s':>8} {'of peak':>7}")
+          f"{'MFLOP/img':>9} {'GFLOP/s':>8} {'of peak':>7} {'non-conv':>8} {'no op':>6}")
     for row in rows:
         flops = (f"{row['flops_per_image'] / 1e6:>9.1f} {row['gflops_per_sec']:>8.1f} "
-                 f"{100 * row['peak_fraction']:>6.1f}%" if "flops_per_image" in row else "")
+                 f"{100 * row['peak_fraction']:>6.1f}% {100 * row['non_conv_share']:>7.1f}% "
+                 f"{100 * row['no_op_share']:>5.1f}%" if "flops_per_image" in row else "")
         print(f"{row['name']:<90} {row['batch_size']:>5} {row['images_per_sec']:>8.0f} "
               f"{row['ratio']:>6.2f} {flops}")
     print("peak: " + ", ".join(f"{dtype} {peak:.1f} GFLOP/s" for dtype, peak in peaks.items()))
@@ -291,6 +324,7 @@ def header(preset) -> str:
                                for policy in FLAGS.dtype_policies],
             "jit": FLAGS.jit, "replicas": FLAGS.replicas,
             "steps_per_call": FLAGS.steps_per_call, "updates": FLAGS.updates or [preset.update],
+            "fused_batch_norm": FLAGS.fused_batch_norm, "fused_adam": FLAGS.fused_adam,
             "batch": FLAGS.batch_sizes or [str(preset.data.global_batch_size)]}
     count = math.prod(len(values) for values in axes.values())
     return progress.binary_header("bench.py", [
@@ -299,6 +333,10 @@ def header(preset) -> str:
         f"{FLAGS.repeats} repeat{'s' * (FLAGS.repeats > 1)} of {FLAGS.steps} steps after "
         f"{FLAGS.warmup_steps} warm-up",
         f"results to {FLAGS.json_out}"])
+
+
+def _bools(values):
+    return [value.lower() == "true" for value in values]
 
 
 def main(argv):
@@ -313,30 +351,36 @@ def main(argv):
     baseline_flops = profiling.train_step_flops(*tutorial_models(), "simultaneous")
     rows = []
     for batch_size in map(int, FLAGS.batch_sizes or [preset.data.global_batch_size]):
-        baseline = baseline_rate(images, batch_size)
+        baseline, baseline_steps = baseline_rate(images, batch_size)
         print(f"baseline (tutorial loop, float32), batch {batch_size}: {baseline:.0f} img/s",
               flush=True)
         rows.append({"name": "baseline (tutorial loop, float32)", "batch_size": batch_size,
                      "images_per_sec": baseline, "ratio": 1.0,
-                     **flop_columns(baseline, baseline_flops, "float32", peaks)})
+                     **flop_columns(baseline, baseline_flops, "float32", peaks),
+                     **share_columns(baseline_steps)})
         input_only = input_rate(models.output_range(preset.model.architecture), batch_size)
         rows.append({"name": "input pipeline only", "batch_size": batch_size,
                      "images_per_sec": input_only, "ratio": input_only / baseline})
-        for dtype_policy, jit, replicas, steps_per_call, update in itertools.product(
-                FLAGS.dtype_policies, [value.lower() == "true" for value in FLAGS.jit],
-                map(int, FLAGS.replicas), map(int, FLAGS.steps_per_call),
-                FLAGS.updates or [preset.update]):
+        for (dtype_policy, jit, replicas, steps_per_call, update, fused_bn,
+             fused_adam) in itertools.product(
+                FLAGS.dtype_policies, _bools(FLAGS.jit), map(int, FLAGS.replicas),
+                map(int, FLAGS.steps_per_call), FLAGS.updates or [preset.update],
+                _bools(FLAGS.fused_batch_norm), _bools(FLAGS.fused_adam)):
             policy_name = hardware.resolve_dtype_policy(dtype_policy)
             rate, run_steps = dcgan_rate(preset, policy_name, jit, replicas, batch_size,
-                                         steps_per_call, update)
+                                         steps_per_call, update, fused_bn, fused_adam)
             rows.append({
                 "name": f"dcgan {FLAGS.preset} {update} {policy_name} jit={jit} "
-                        f"replicas={replicas} steps_per_call={steps_per_call}",
+                        f"replicas={replicas} steps_per_call={steps_per_call} "
+                        f"fused_bn={fused_bn} fused_adam={fused_adam}",
                 "batch_size": batch_size, "images_per_sec": rate, "ratio": rate / baseline,
                 **flop_columns(rate, preset_step_flops(preset, update),
-                               compute_dtype(policy_name), peaks)})
+                               compute_dtype(policy_name), peaks),
+                **share_columns(run_steps)})
             print(f"{rows[-1]['name']}: {rate:.0f} img/s, {rate / baseline:.2f}x, "
-                  f"{100 * rows[-1]['peak_fraction']:.0f}% of the peak", flush=True)
+                  f"{100 * rows[-1]['peak_fraction']:.0f}% of the peak, "
+                  f"{100 * rows[-1]['non_conv_share']:.0f}% of op time outside convolutions",
+                  flush=True)
     if FLAGS.profile_dir:
         profile(run_steps, FLAGS.profile_dir)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

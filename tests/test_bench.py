@@ -160,7 +160,9 @@ def test_bench_writes_its_rows_and_a_profile(tmp_path):
     # auto-shard warning of each of the dataset's 1,000 epochs.
     assert result.stdout.splitlines()[0] == (
         "bench.py: preset fast, 1 configuration: dtype_policies float32 x jit false x replicas 2 "
-        "x steps_per_call 2 x updates simultaneous x batch 64; 1 repeat of 4 steps after 2 "
+        "x steps_per_call 2 x updates simultaneous x fused_batch_norm true x fused_adam true x "
+        "batch 64; 1 repeat "
+        "of 4 steps after 2 "
         f"warm-up; results to {json_path}; devices CPU:0, CPU:1; CPU {hardware.cpu_model()}")
     assert_no_noise(result.stderr)
 
@@ -168,7 +170,8 @@ def test_bench_writes_its_rows_and_a_profile(tmp_path):
     assert report["cpu"] == hardware.cpu_model()
     names = [row["name"] for row in report["rows"]]
     assert names == ["baseline (tutorial loop, float32)", "input pipeline only",
-                     "dcgan fast simultaneous float32 jit=False replicas=2 steps_per_call=2"]
+                     "dcgan fast simultaneous float32 jit=False replicas=2 steps_per_call=2 "
+                     "fused_bn=True fused_adam=True"]
     baseline = report["rows"][0]["images_per_sec"]
     for row in report["rows"]:
         assert row["batch_size"] == 64 and row["images_per_sec"] > 0

@@ -6,8 +6,11 @@ import re
 import shutil
 import subprocess
 import sys
+import types
 
+import keras
 import pytest
+import tensorflow as tf
 from conftest import NOISE, REPO, TRAIN_PY, assert_no_noise
 
 from dcgan.evaluation import classifier
@@ -200,3 +203,16 @@ def test_eval_prints_a_header_then_each_checkpoint_with_its_progress(trained_run
     assert len(rows) == 2, result.stdout
     for number, (step, row) in enumerate(zip((4, 8), rows), 1):
         assert re.fullmatch(rf"\s+{step} .* {number}/2, elapsed \d+:\d\d, ETA \d+:\d\d", row), row
+
+
+@pytest.mark.parametrize("policy, fast_bf16, warned", [
+    ("mixed_bfloat16", True, False), ("mixed_bfloat16", False, True), ("float32", False, False)])
+def test_the_header_says_once_when_bf16_is_slower_than_float32_here(monkeypatch, policy,
+                                                                     fast_bf16, warned):
+    monkeypatch.setattr(hardware, "fast_bf16", lambda: fast_bf16)
+    network = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    state = types.SimpleNamespace(generator=network, discriminator=network)
+    strategy = tf.distribute.OneDeviceStrategy("/cpu:0")
+    line = progress.header("fast", state, 32, policy, strategy, "runs/x")
+    assert line.count("slower than float32 here") == warned
+    assert f"global batch 32, {policy}" in line and "\n" not in line

@@ -9,6 +9,7 @@ from dcgan import models
 from dcgan.core.config import SIGMOID_RANGE, TANH_RANGE, ModelConfig
 from dcgan.models import builders
 from dcgan.models.conditioning import discriminator_head
+from dcgan.models.normalization import FusedBatchNormalization
 
 TUTORIAL = ModelConfig("tutorial", noise_dim=100)
 FASHION128 = ModelConfig("fashion128", noise_dim=128)
@@ -115,6 +116,53 @@ def test_synchronized_batch_norm_flag():
     norms = [layer for layer in models.build_generator(config).layers
              if isinstance(layer, keras.layers.BatchNormalization)]
     assert norms and all(layer.synchronized for layer in norms)
+
+
+@pytest.mark.parametrize("config, layer_type, synchronized", [
+    (FAST, FusedBatchNormalization, False),
+    (dataclasses.replace(FAST, fused_batch_norm=False), keras.layers.BatchNormalization, False),
+    (dataclasses.replace(FAST, synchronized_batch_norm=True), keras.layers.BatchNormalization,
+     True),
+])
+def test_batch_norm_is_fused_unless_synchronized_or_turned_off(config, layer_type, synchronized):
+    norms = [layer for layer in models.build_generator(config).layers
+             if isinstance(layer, keras.layers.BatchNormalization)]
+    assert len(norms) == 3
+    assert all(type(layer) is layer_type and layer.synchronized == synchronized
+               for layer in norms)
+
+
+# Float32 agrees to rounding; bf16 outputs are rounded to bf16's 8 bits (2^-8 relative).
+@pytest.mark.parametrize("policy, rtol", [("float32", 2e-5), ("mixed_bfloat16", 1e-2)])
+@pytest.mark.parametrize("shape", [(8, 7, 7, 16), (8, 48)], ids=["conv", "dense"])
+def test_fused_batch_norm_trains_as_keras_batch_norm(policy, rtol, shape):
+    """Against Keras' own layer with the same weights, two training steps' worth of calls:
+    the outputs, the gradients of a loss with respect to the inputs, gamma and beta, and
+    the moving mean and (biased) variance."""
+    rng = np.random.default_rng(0)
+    x = tf.constant(rng.normal(1.0, 3.0, shape), tf.float32)
+    weights = tf.constant(rng.normal(size=shape), tf.float32)
+    with models.global_policy(policy):
+        reference, fused = keras.layers.BatchNormalization(), FusedBatchNormalization()
+        for layer in (reference, fused):
+            layer.build(shape)
+        fused.set_weights(reference.get_weights()[:2] + [rng.normal(size=shape[-1]),
+                                                        rng.uniform(1, 2, shape[-1])])
+        reference.set_weights(fused.get_weights())
+        results = []
+        for layer in (reference, fused):
+            for _ in range(2):
+                with tf.GradientTape() as tape:
+                    tape.watch(x)
+                    y = tf.cast(layer(x, training=True), tf.float32)
+                    loss = tf.reduce_sum(y * weights + y**3)
+                gradients = tape.gradient(loss, [x, layer.gamma, layer.beta])
+            results.append([y, *gradients, layer.moving_mean, layer.moving_variance])
+    for name, expected, actual in zip(("y", "dx", "dgamma", "dbeta", "moving_mean",
+                                       "moving_variance"), *results):
+        expected, actual = np.asarray(expected), np.asarray(actual)
+        scale = np.abs(expected).max()
+        np.testing.assert_allclose(actual, expected, atol=rtol * scale, err_msg=name)
 
 
 def test_unknown_architecture_lists_the_known_ones():

@@ -7,7 +7,7 @@ from conftest import BATCH, make_gan_step, random_batches, run_steps
 from dcgan import models
 from dcgan.core.config import ModelConfig, OptimizerConfig, PenaltyConfig
 from dcgan.gan import losses
-from dcgan.gan.optimizers import make_optimizer
+from dcgan.gan.optimizers import FusedAdam, make_optimizer
 from dcgan.gan.step import METRIC_NAMES, GanStep
 
 
@@ -152,6 +152,41 @@ def test_jit_compile_computes_the_steps_of_the_graph_without_xla(two_replicas):
                                    rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(compiled_metrics[name][1], plain_metrics[name][1],
                                    rtol=2e-4, atol=1e-7)
+
+
+def test_fused_adam_updates_as_keras_adam():
+    """Five updates of the same gradients through `FusedAdam` and Keras' Adam: the same
+    weights and slots, to float32 rounding."""
+    results = []
+    for adam in (keras.optimizers.Adam, FusedAdam):
+        layer = keras.layers.Dense(4, kernel_initializer="ones")
+        layer.build((None, 3))
+        optimizer = adam(learning_rate=1e-2, beta_1=0.5, beta_2=0.99)
+        for step in range(1, 6):
+            gradient = np.cos(np.arange(12) * step).reshape(3, 4).astype(np.float32)
+            optimizer.apply_gradients([(gradient, layer.kernel), (gradient[0], layer.bias)])
+        results.append([layer.kernel.numpy(), layer.bias.numpy()]
+                       + [slot.numpy() for slot in optimizer.variables])
+    for expected, actual in zip(*results):
+        np.testing.assert_allclose(actual, expected, rtol=1e-6, atol=1e-7)
+
+
+def test_a_fused_adam_step_on_two_replicas_equals_keras_adams(two_replicas):
+    """One simultaneous step of the same networks and batch with each Adam: both take
+    their gradients from the same forward pass, so the same gradients go in and the same
+    weights come out. (With the alternating update, G's gradients pass through the
+    updated D, whose rounding Adam's first update, about lr * sign(gradient), amplifies
+    in near-zero gradients, as test_jit_compile_... explains.)"""
+    steps = [make_gan_step(two_replicas, update="simultaneous", fused_adam=fused)
+             for fused in (False, True)]
+    for gan_step in steps:
+        run_steps(gan_step, random_batches(two_replicas), 1)
+    keras_step, fused_step = steps
+    assert isinstance(fused_step.generator_optimizer, FusedAdam)
+    assert type(keras_step.generator_optimizer) is keras.optimizers.Adam
+    for expected, actual in zip(keras_step.generator.weights + keras_step.discriminator.weights,
+                                fused_step.generator.weights + fused_step.discriminator.weights):
+        np.testing.assert_allclose(actual.numpy(), expected.numpy(), rtol=1e-5, atol=1e-8)
 
 
 def test_from_config_builds_the_step_of_the_explicit_constructor():

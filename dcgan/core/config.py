@@ -72,6 +72,9 @@ class ModelConfig:
       noise_dim: length of the generator's input noise vector z.
       synchronized_batch_norm: batch-norm statistics over the global batch rather than
         each replica's share (only matters with more than one replica).
+      fused_batch_norm: train batch norm with TensorFlow's fused kernel
+        (`dcgan.models.normalization`): the same maths in fewer ops; not with
+        synchronized_batch_norm, which takes Keras' layer.
       num_classes: classes the networks are conditioned on (0: unconditional). G then
         takes (z, label) and concatenates z with the label's learned embedding; D takes
         (images, label) and sees the label as `conditioning` says.
@@ -81,6 +84,7 @@ class ModelConfig:
     architecture: str = "tutorial"
     noise_dim: int = 100
     synchronized_batch_norm: bool = False
+    fused_batch_norm: bool = True
     num_classes: int = 0
     conditioning: str = "projection"
 
@@ -229,6 +233,8 @@ class TrainConfig:
         mixed_bfloat16 where the hardware computes bf16 faster than float32
         (`dcgan.runtime.hardware.resolve_dtype_policy`).
       jit_compile: compile the gradient computation with XLA.
+      fused_adam: apply Adam with TensorFlow's fused kernel, one op per variable
+        (`dcgan.gan.optimizers.FusedAdam`): the same maths in fewer ops.
       seed: seeds weights, noise, dropout and the data order.
       deterministic: enable TensorFlow's deterministic ops (exactly repeatable runs).
       checkpoint_every_steps: save a checkpoint every this many steps (and at epoch ends).
@@ -256,6 +262,7 @@ class TrainConfig:
     steps_per_call: int = 10
     dtype_policy: str = "auto"
     jit_compile: bool = False
+    fused_adam: bool = True
     seed: int = 0
     deterministic: bool = False
     checkpoint_every_steps: int = 500

@@ -96,7 +96,7 @@ class GanStep:
         Args:
           config: a TrainConfig that `dcgan.recipes.validation.validate` passed; its
             loss, update, n_critic, penalties, augmentation, ema_decay, jit_compile,
-            optimizers and their schedule, and batch size are read.
+            optimizers (and fused_adam) and their schedule, and batch size are read.
           networks: `dcgan.models.Networks` built from `config.model`
             (`models.build_networks`), with an EMA generator exactly when
             `config.ema_decay` is set.
@@ -123,9 +123,9 @@ class GanStep:
         return cls(
             networks,
             optimizers.make_optimizer(config.generator_optimizer, policy_name,
-                                      g_learning_rate),
+                                      g_learning_rate, config.fused_adam),
             optimizers.make_optimizer(config.discriminator_optimizer, policy_name,
-                                      d_learning_rate),
+                                      d_learning_rate, config.fused_adam),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
             update=config.update, jit_compile=config.jit_compile, n_critic=config.n_critic,
             penalties=config.penalties, ema_decay=config.ema_decay, augment=config.augment)

@@ -13,6 +13,7 @@ from dcgan.models.conditioning import (
     discriminator_inputs,
     generator_inputs,
 )
+from dcgan.models.normalization import batch_normalization
 from dcgan.models.registry import register_architecture
 
 
@@ -20,12 +21,12 @@ from dcgan.models.registry import register_architecture
 def tutorial_generator(config: ModelConfig) -> keras.Model:
     inputs, latent = generator_inputs(config)
     x = layers.Dense(7 * 7 * 256, use_bias=False)(latent)
-    x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
+    x = batch_normalization(config)(x)
     x = layers.LeakyReLU()(x)
     x = layers.Reshape((7, 7, 256))(x)
     for filters, strides in ((128, 1), (64, 2)):  # 7x7 -> 7x7 -> 14x14
         x = layers.Conv2DTranspose(filters, 5, strides=strides, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
+        x = batch_normalization(config)(x)
         x = layers.LeakyReLU()(x)
     x = layers.Conv2DTranspose(1, 5, strides=2, padding="same", use_bias=False)(x)  # 28x28
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
@@ -109,14 +110,14 @@ def _batch_norm_generator(config: ModelConfig, name, convs_at_14x14=0):
     """fast's G, with `convs_at_14x14` more 3x3 convolutions of 64 filters at 14x14."""
     inputs, latent = generator_inputs(config)
     x = layers.Dense(7 * 7 * 256, use_bias=False)(latent)
-    x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
+    x = batch_normalization(config)(x)
     x = layers.LeakyReLU(0.2)(x)
     x = layers.Reshape((7, 7, 256))(x)
     # 7x7 -> 7x7 -> 14x14 [-> 14x14 ...]
     for filters, kernel, strides in [(128, 3, 1), (64, 4, 2)] + [(64, 3, 1)] * convs_at_14x14:
         x = layers.Conv2DTranspose(filters, kernel, strides=strides, padding="same",
                                    use_bias=False)(x)
-        x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
+        x = batch_normalization(config)(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Conv2DTranspose(1, 4, strides=2, padding="same")(x)  # 28x28
     images = layers.Activation("tanh", dtype="float32", name="images")(x)
@@ -141,7 +142,7 @@ def _batch_norm_discriminator(config: ModelConfig, name, width, convs_at_7x7=0):
     x = layers.LeakyReLU(0.2)(x)
     for kernel, strides in [(4, 2)] + [(3, 1)] * convs_at_7x7:
         x = layers.Conv2D(2 * width, kernel, strides=strides, padding="same", use_bias=False)(x)
-        x = layers.BatchNormalization(synchronized=config.synchronized_batch_norm)(x)
+        x = batch_normalization(config)(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
     return discriminator_head(config, inputs, x, name)

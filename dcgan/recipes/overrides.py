@@ -53,6 +53,7 @@ class Override:
 OVERRIDES = {
     "architecture": Override("model.architecture", str, lambda: sorted(models.ARCHITECTURES)),
     "sync_batch_norm": Override("model.synchronized_batch_norm", bool),
+    "fused_batch_norm": Override("model.fused_batch_norm", bool),
     "conditioning": Override("model.conditioning", str, CONDITIONINGS),
     "data_dir": Override("data.data_dir", str),
     "batch_size": Override("data.global_batch_size", int, lower_bound=1),
@@ -81,6 +82,7 @@ OVERRIDES = {
     "steps_per_call": Override("steps_per_call", int, lower_bound=1),
     "dtype_policy": Override("dtype_policy", str, DTYPE_POLICIES),
     "jit_compile": Override("jit_compile", bool),
+    "fused_adam": Override("fused_adam", bool),
     "deterministic": Override("deterministic", bool),
     "checkpoint_every_steps": Override("checkpoint_every_steps", int, lower_bound=1),
     "max_checkpoints": Override("max_checkpoints", int, lower_bound=1),

@@ -29,7 +29,8 @@ __all__ = ["RESUME_FIELDS", "config_record", "model_config", "resume_mismatches"
 # and floor stay too.
 # Everything else may change on resume: epochs and max_steps (that is how a run is
 # extended), learning rates (how it is rescued after a non-finite loss), steps_per_call,
-# checkpointing, jit_compile, sync batch norm and the number of replicas.
+# checkpointing, jit_compile, sync and fused batch norm, fused Adam and the number of
+# replicas.
 RESUME_FIELDS = (
     "config.model.architecture",
     "config.model.noise_dim",

@@ -4,12 +4,13 @@ rate of a dtype, and the mixed-precision policy `--dtype_policy=auto` resolves t
 import functools
 import pathlib
 import platform
+import statistics
 import time
 
 import tensorflow as tf
 
 __all__ = ["BF16_MIN_MATMUL_SPEEDUP", "cpu_bf16_matmul_speedup", "cpu_model",
-           "cpu_supports_bf16", "matmul_gflops", "resolve_dtype_policy"]
+           "cpu_supports_bf16", "fast_bf16", "matmul_gflops", "resolve_dtype_policy"]
 
 
 def _cpuinfo(path) -> str:
@@ -42,24 +43,27 @@ def _gpus_support_bf16() -> bool:
 
 
 def matmul_gflops(dtype, size=2048, repeats=3) -> float:
-    """This machine's matmul rate in `dtype`: GFLOP/s of the best of `repeats` [size, size]
-    x [size, size] `tf.matmul`s (2 size^3 FLOPs each), after one untimed warm-up.
+    """This machine's matmul rate in `dtype`: GFLOP/s of the median of `repeats` [size,
+    size] x [size, size] `tf.matmul`s (2 size^3 FLOPs each), after two untimed ones.
 
     A square matmul this large is what oneDNN runs closest to the cores' FMA rate, so its
     rate is the most a step's convolutions (which are matmuls) can reach in that dtype.
+    The median, not the best: on a shared machine one lucky repeat read the bf16 rate
+    twice as high as the rest an hour later (1,455 against 762 GFLOP/s).
     """
     a, b = (tf.cast(tf.random.stateless_normal([size, size], seed=[0, seed]), dtype)
             for seed in (1, 2))
     # Reduced inside the function so that a scalar, not the product, is copied out; the
     # sum is size^2 of the 2 size^3 FLOPs.
     matmul = tf.function(lambda a, b: tf.reduce_sum(tf.cast(tf.matmul(a, b), tf.float32)))
-    matmul(a, b).numpy()
+    for _ in range(2):
+        matmul(a, b).numpy()
     seconds = []
     for _ in range(repeats):
         started = time.perf_counter()
         matmul(a, b).numpy()
         seconds.append(time.perf_counter() - started)
-    return 2 * size**3 / min(seconds) / 1e9
+    return 2 * size**3 / statistics.median(seconds) / 1e9
 
 
 @functools.cache
@@ -77,21 +81,22 @@ def cpu_bf16_matmul_speedup() -> float:
 BF16_MIN_MATMUL_SPEEDUP = 1.2
 
 
-def resolve_dtype_policy(dtype_policy: str) -> str:
-    """The Keras dtype policy name for a `--dtype_policy` value.
+def fast_bf16() -> bool:
+    """Whether this machine computes bf16 natively and fast: GPUs of compute capability
+    8+, or a CPU with AMX-BF16 or AVX512-BF16 whose bf16 matmuls run at least
+    BF16_MIN_MATMUL_SPEEDUP times as fast as float32's (`cpu_bf16_matmul_speedup`,
+    timed once per process)."""
+    if tf.config.list_physical_devices("GPU"):
+        return _gpus_support_bf16()
+    return cpu_supports_bf16() and cpu_bf16_matmul_speedup() >= BF16_MIN_MATMUL_SPEEDUP
 
-    "auto" is "mixed_bfloat16" where the hardware computes bf16 natively and fast: GPUs
-    of compute capability 8+, and CPUs with AMX-BF16 or AVX512-BF16 whose bf16 matmuls
-    run at least BF16_MIN_MATMUL_SPEEDUP times as fast as float32's
-    (`cpu_bf16_matmul_speedup`, timed once per process); "float32" elsewhere. A timing
-    can differ between processes on a loaded machine: `dcgan.training.loop` resumes a run in
-    the policy it started in.
+
+def resolve_dtype_policy(dtype_policy: str) -> str:
+    """The Keras dtype policy name for a `--dtype_policy` value: "auto" is
+    "mixed_bfloat16" where `fast_bf16`, "float32" elsewhere. A timing can differ between
+    processes on a loaded machine: `dcgan.training.loop` resumes a run in the policy it
+    started in.
     """
     if dtype_policy != "auto":
         return dtype_policy
-    if tf.config.list_physical_devices("GPU"):
-        native_bf16 = _gpus_support_bf16()
-    else:
-        native_bf16 = (cpu_supports_bf16()
-                       and cpu_bf16_matmul_speedup() >= BF16_MIN_MATMUL_SPEEDUP)
-    return "mixed_bfloat16" if native_bf16 else "float32"
+    return "mixed_bfloat16" if fast_bf16() else "float32"

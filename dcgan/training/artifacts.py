@@ -14,6 +14,7 @@ there on a 2-core CPU, most of it the plot of the whole losses.csv, which grows 
 run (docs/log/13-wall-clock-efficiency.md).
 """
 
+import dataclasses
 import pathlib
 import shutil
 
@@ -132,7 +133,7 @@ class ChiefOutputs:
                 ("generator", self.state.sampling_generator, models.build_generator),
                 ("discriminator", self.state.discriminator, models.build_discriminator)):
             with atomic_path(self.run_dir.exported(name)) as partial:
-                _float32_copy(model, build, self.model_config).save(partial)
+                _plain_keras_copy(model, build, self.model_config).save(partial)
 
     def export_checkpoint(self, prefix: str | None):
         """The exports of the checkpoint `prefix` (nothing if None), restored into the run
@@ -158,16 +159,16 @@ class ChiefOutputs:
         self.writer.flush()
 
 
-def _float32_copy(model, build, model_config) -> keras.Model:
-    """`model`, or under a mixed-precision policy the same network built by `build` from
-    `model_config` in float32 with its weights: an export computes in float32 whatever
-    precision trained it, so that it samples as the run's checkpoint restored by
-    `dcgan.rundir.checkpoints` does, and alike on every machine. (The weights of a
-    mixed-precision model are float32 already: nothing is rounded.)"""
-    if model.dtype_policy.name == "float32":
-        return model
+def _plain_keras_copy(model, build, model_config) -> keras.Model:
+    """The network of `model` built again by `build` from `model_config`, in plain Keras
+    layers (Keras' `BatchNormalization` for the fused one, which has the same weights:
+    `dcgan.models.normalization`) computing in float32, with `model`'s weights. So an
+    export loads with `keras.models.load_model` alone, and samples as the run's
+    checkpoint restored by `dcgan.rundir.checkpoints` does, alike on every machine
+    whatever precision trained it. (The weights of a mixed-precision model are float32
+    already: nothing is rounded.)"""
     with models.global_policy("float32"):
-        copy = build(model_config)
+        copy = build(dataclasses.replace(model_config, fused_batch_norm=False))
     copy.set_weights(model.get_weights())
     return copy
 

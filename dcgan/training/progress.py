@@ -80,10 +80,14 @@ class Countdown:
 
 def header(name: str, state, global_batch: int, policy_name: str, strategy, run_dir) -> str:
     """The run's one-line description: `name` (its preset), the parameter counts of G and
-    D, the global batch, the dtype policy, the replicas and their devices, the run
+    D, the global batch, the dtype policy (mixed_bfloat16 with a warning where it is
+    slower than float32: `hardware.fast_bf16`), the replicas and their devices, the run
     directory."""
     devices = device_names(strategy.extended.worker_devices)
     replicas = strategy.num_replicas_in_sync
+    if policy_name == "mixed_bfloat16" and not hardware.fast_bf16():
+        policy_name += (" (slower than float32 here: this machine has no fast bf16; "
+                        "--dtype_policy=auto picks float32)")
     return (f"{name}: G {state.generator.count_params():,} and D "
             f"{state.discriminator.count_params():,} parameters, global batch {global_batch}, "
             f"{policy_name}, {replicas} replica{'s' * (replicas > 1)} ({devices}), "
