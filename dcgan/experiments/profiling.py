@@ -142,10 +142,13 @@ def train_step_flops(generator, discriminator, update, n_critic=1, gp_weight=0.0
 
 # Parts of a step's op time, in `op_seconds`'s keys; the first that matches an op wins.
 #   matmul/conv: the ops whose FLOPs `forward_flops` counts, and their gradients.
-#   normalization: the element-wise ops of batch, group and spectral normalisation.
+#   normalization: batch, group and spectral normalisation, fused or element-wise.
+#   cast: dtype casts (under mixed precision: variables to the compute dtype and back).
+#   optimizer: Adam's updates (Keras' element-wise ones or the fused ApplyAdam).
 #   layout: transposes and oneDNN reorders between memory layouts.
-#   other: activations, losses, noise, casts, optimizer updates, the step loop.
-OP_PARTS = ("matmul/conv", "normalization", "layout", "other")
+#   input: decoding and parsing in the input pipeline (off the step's path once cached).
+#   other: activations, losses, noise, gradient sums, the step loop.
+OP_PARTS = ("matmul/conv", "normalization", "cast", "optimizer", "layout", "input", "other")
 
 
 def _op_part(op_name, op_type):
@@ -153,8 +156,14 @@ def _op_part(op_name, op_type):
         return "matmul/conv"
     if "normalization" in op_name:
         return "normalization"
+    if op_type == "Cast":
+        return "cast"
+    if "ApplyAdam" in op_type or re.search(r"(^|/)adam(_\d+)?/", op_name):
+        return "optimizer"
     if re.search("transpose|reorder|tomkl|mkltotf|conversion", op_type, re.IGNORECASE):
         return "layout"
+    if re.search("DecodeImage|ParseExample", op_type):
+        return "input"
     return "other"
 
 
