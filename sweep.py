@@ -4,21 +4,28 @@ r"""Trains configurations for the same training time each and scores FID against
   python sweep.py --configs=fast,fast:d_learning_rate=4e-4,fast:batch_size=256 --minutes=5
   python sweep.py --configs=fast,fast:loss=hinge --seeds=0,1,2 --budgets=2,5,10
   python sweep.py --configs=fast,fast:lr_schedule=cosine --seeds=0,1,2 --epochs=6,18
+  python sweep.py --configs=fast_deep_gd,hinge --seeds=0,1,2 --budgets=17.2 \
+      --results_dir=docs/leaderboard/board      # the README's board, rows committed
 
 A configuration is a preset, optionally with overrides `preset:flag=value:flag=value` of
 train.py's flags listed in `dcgan.recipes.overrides.OVERRIDES` (a list value joined by "+", e.g.
 `fast:augment=translation+cutout`). Each (configuration, seed) trains in
 <out_dir>/<configuration>/seed_<seed>, one segment per entry of --minutes (training time,
 start-up and pictures excluded), and its latest checkpoint is scored after each segment.
-Rows go to <out_dir>/sweep.csv, each scored run's final sample grid to <out_dir>/grids/,
-and the curves to <out_dir>/fid_vs_minutes.png.
+Rows go to <results_dir>/sweep.csv (--results_dir, default --out_dir), each scored
+run's final sample grid to <results_dir>/grids/, and the curves to
+<results_dir>/fid_vs_minutes.png.
 
 Stopped and re-run with the same flags, a sweep continues where it was: scored rows are
-kept and every run resumes from its latest checkpoint. The table printed at the end (and
-by `--leaderboard`, which trains nothing) gives per budget the mean FID over seeds with
-its 95% t-interval, and which configurations beat which by Welch's t-test at 5%, in
-default-epochs when --budgets measured one, with a grid per row; it is also written to
-<out_dir>/leaderboard.md, whose links point into grids/.
+kept and every run resumes from its latest checkpoint. Rows are data: in a committed
+--results_dir, a later session (on another machine too, with budgets in default-epochs)
+trains only the rows still missing, from scratch where its runs are gone. A configuration
+that fails validation is reported in one line and the others go on.
+
+The table printed at the end (and by `--leaderboard`, which trains nothing) gives per
+budget the mean FID over seeds with its 95% t-interval, and which configurations beat
+which by Welch's t-test at 5%, with a grid per row, and then the rows still missing; it is
+also written to <results_dir>/leaderboard.md, whose links point into grids/.
 
 --epochs gives budgets as epochs of each configuration's own batch instead of a clock:
 the same steps on any machine, however loaded. Equal epochs are equal wall-clock only
@@ -45,11 +52,13 @@ console.quiet_startup()  # Before TensorFlow loads.
 
 from dcgan import training  # noqa: E402
 from dcgan.core.config import DEFAULT_DATA_DIR  # noqa: E402
+from dcgan.core.errors import ConfigError  # noqa: E402
 from dcgan.evaluation import evaluator  # noqa: E402
 from dcgan.experiments import leaderboard, sweeps  # noqa: E402
 from dcgan.recipes import validation  # noqa: E402
 from dcgan.rundir import checkpoints, loss_log  # noqa: E402
-from dcgan.runtime import distribute  # noqa: E402
+from dcgan.rundir.layout import RunDirectory  # noqa: E402
+from dcgan.runtime import distribute, hardware  # noqa: E402
 from dcgan.runtime.files import atomic_path, write_text  # noqa: E402
 from dcgan.training import progress  # noqa: E402
 
@@ -58,104 +67,138 @@ flags.DEFINE_list("seeds", ["0"], "Seeds; each configuration runs once per seed.
 flags.DEFINE_list("minutes", ["5", "10", "20"], "Training minutes at which FID is scored.")
 flags.DEFINE_list("budgets", None, "Instead of --minutes: budgets in default-epochs, the "
                   "wall-clock of one epoch of preset fast on this machine, measured at the "
-                  "sweep's start into <out_dir>/default_epoch.json (with the CPU model).")
+                  "sweep's start into <out_dir>/default_epoch.json (with the CPU model) and "
+                  "recorded in each row.")
 flags.DEFINE_list("epochs", None, "Instead of --minutes: budgets in epochs of each "
                   "configuration, stopped by its step count rather than the clock.")
-flags.DEFINE_string("out_dir", "runs/sweep", "Where the runs, sweep.csv and the plot go.")
+flags.DEFINE_string("out_dir", "runs/sweep", "Where the runs go, and the results unless "
+                    "--results_dir is given.")
+flags.DEFINE_string("results_dir", None, "Where sweep.csv, the grids, the plot and "
+                    "leaderboard.md go (default --out_dir): a committed directory, e.g. "
+                    "docs/leaderboard/board, keeps the rows for later sessions to add to.")
 flags.DEFINE_integer("num_samples", 10_000, "Generated images per FID.", lower_bound=129)
 flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
 flags.DEFINE_string("reference_run", None, "A run directory scored by eval.py to draw too.")
 flags.DEFINE_float("reference_images_per_second", None, "Place the reference run's "
                    "checkpoints at this training rate instead of its logged minutes.")
 flags.DEFINE_bool("leaderboard", False, "Train nothing: print (and write to leaderboard.md) "
-                  "the markdown table of <out_dir>/sweep.csv (mean FID, 95% t-interval, "
-                  "Welch's t-tests, grids).")
+                  "the markdown table of the results' sweep.csv (mean FID, 95% t-interval, "
+                  "Welch's t-tests, grids) and, given --configs, the rows of --configs x "
+                  "--seeds x the budgets still missing.")
 
 FLAGS = flags.FLAGS
 
-def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, unit):
-    """The configuration `spec` trained with `seed` in `run_dir` for `budget` in all, in
-    `unit` "min" or "epochs". By minutes, epochs=None, so only the clock stops it (and a
-    learning-rate schedule, whose horizon that leaves unknown, is refused by
+def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, by_epochs: bool):
+    """The configuration `spec` trained with `seed` in `run_dir` for `budget` in all:
+    epochs if `by_epochs`, else minutes. By minutes, epochs=None, so only the clock stops
+    it (and a learning-rate schedule, whose horizon that leaves unknown, is refused by
     `dcgan.recipes.validation.validate`)."""
     config = sweeps.parse_config(spec)
-    by_epochs = unit == "epochs"
     return dataclasses.replace(
         config, run_dir=str(run_dir), seed=seed, epochs=budget if by_epochs else None,
         max_train_minutes=None if by_epochs else budget,
         data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir))
 
 
-def print_leaderboard(out_dir: pathlib.Path, rows):
-    """The leaderboard of `rows`, in default-epochs if the sweep measured one, with the
-    grids of <out_dir>/grids; also written to <out_dir>/leaderboard.md."""
-    table = leaderboard.out_dir_leaderboard(out_dir, rows)
-    write_text(out_dir / "leaderboard.md", table + "\n")
+def valid_configs(budget, by_epochs) -> list[str]:
+    """The --configs that pass validation at `budget`, each other one reported in a line:
+    a bad configuration is refused before hours of training, and the others go on."""
+    valid = []
+    for spec in FLAGS.configs:
+        try:
+            validation.validate(run_config(spec, 0, pathlib.Path(FLAGS.out_dir), budget,
+                                           by_epochs))
+        except ConfigError as error:
+            print(f"Skipping {spec}: {error}", flush=True)
+            continue
+        valid.append(spec)
+    return valid
+
+
+def print_leaderboard(results_dir: pathlib.Path, rows, missing):
+    """The leaderboard of `rows`, with the grids of <results_dir>/grids and the `missing`
+    (config, seed, budget) listed after it; also written to <results_dir>/leaderboard.md."""
+    table = leaderboard.out_dir_leaderboard(results_dir, rows)
+    if missing:
+        table += "\n\nRows still missing (configuration, seed, budget): " + "; ".join(
+            f"{spec}, {seed}, {budget:g}" for spec, seed, budget in missing) + "."
+    write_text(results_dir / "leaderboard.md", table + "\n")
     print(table)
 
 
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    out_dir = pathlib.Path(FLAGS.out_dir)
-    if FLAGS.leaderboard:
-        print_leaderboard(out_dir, sweeps.SweepLog(out_dir / "sweep.csv").rows)
-        return
     if FLAGS.budgets and FLAGS.epochs:
         raise app.UsageError("Give --budgets (default-epochs) or --epochs, not both.")
     if FLAGS.epochs and FLAGS.reference_run:
         raise app.UsageError("--reference_run places a run by its minutes: not with --epochs.")
-    unit = "epochs" if FLAGS.epochs else "min"
-    budgets = sorted(int(epochs) for epochs in FLAGS.epochs) if FLAGS.epochs else sorted(
-        float(minutes) for minutes in FLAGS.minutes)
-    unit_name = "epochs" if FLAGS.epochs else "minutes"
-    budget_text = (f"budgets {', '.join(FLAGS.budgets)} default-epochs" if FLAGS.budgets
-                   else f"budgets {', '.join(f'{budget:g}' for budget in budgets)} {unit_name}")
-    for spec in FLAGS.configs:
-        # Refuse a bad configuration before hours of training (any budget in its unit).
-        validation.validate(run_config(spec, 0, out_dir, budgets[0], unit))
+    out_dir = pathlib.Path(FLAGS.out_dir)
+    results_dir = pathlib.Path(FLAGS.results_dir or out_dir)
+    unit = "epochs" if FLAGS.epochs else "default_epochs" if FLAGS.budgets else "min"
+    budgets = sorted((int if FLAGS.epochs else float)(budget)
+                     for budget in FLAGS.epochs or FLAGS.budgets or FLAGS.minutes)
+    seeds = [int(seed) for seed in FLAGS.seeds]
+    if FLAGS.leaderboard:
+        log = sweeps.SweepLog(results_dir / "sweep.csv")
+        missing = log.missing(FLAGS.configs, seeds, budgets) if FLAGS["configs"].present else []
+        print_leaderboard(results_dir, log.rows, missing)
+        return
+    by_epochs = unit == "epochs"
+    unit_name = {"epochs": "epochs", "default_epochs": "default-epochs", "min": "minutes"}[unit]
+    specs = valid_configs(budgets[0], by_epochs)
+    if not specs:
+        raise ConfigError("None of --configs can train: each was refused above.")
     print(progress.binary_header("sweep.py", [
-        f"configurations {', '.join(FLAGS.configs)}", f"seeds {', '.join(FLAGS.seeds)}",
-        budget_text, f"{FLAGS.num_samples:,} samples per FID", f"out_dir {out_dir}"]),
-        flush=True)
+        f"configurations {', '.join(specs)}", f"seeds {', '.join(FLAGS.seeds)}",
+        f"budgets {', '.join(f'{budget:g}' for budget in budgets)} {unit_name}",
+        f"{FLAGS.num_samples:,} samples per FID", f"out_dir {out_dir}",
+        f"results in {results_dir}"]), flush=True)
     out_dir.mkdir(parents=True, exist_ok=True)
-    log = sweeps.SweepLog(out_dir / "sweep.csv", unit)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    log = sweeps.SweepLog(results_dir / "sweep.csv", unit)
     # sweep.csv keeps no memorisation columns: skip embedding the training split.
     scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=FLAGS.num_samples,
                                                       data_dir=FLAGS.data_dir, train_split=None))
     strategy = distribute.make_strategy()
+    epoch_minutes = None
     if FLAGS.budgets:
         epoch = sweeps.default_epoch(out_dir / "default_epoch.json", strategy, FLAGS.data_dir)
-        print(f"One default-epoch: {epoch['minutes']:.2f} min on {epoch['cpu']}")
-        budgets = sorted(float(budget) * epoch["minutes"] for budget in FLAGS.budgets)
+        epoch_minutes = epoch["minutes"]
+        print(f"One default-epoch: {epoch_minutes:.2f} min on {epoch['cpu']}")
     reference = []
     if FLAGS.reference_run:
         reference = sweeps.reference_rows(pathlib.Path(FLAGS.reference_run),
                                           FLAGS.reference_images_per_second)
-    for seed in map(int, FLAGS.seeds):
-        for spec in FLAGS.configs:
+    for seed in seeds:
+        for spec in specs:
             for budget in budgets:
                 if log.has(spec, seed, budget):
                     continue
                 print(f"== {spec}, seed {seed}: training to {budget:g} {unit_name}")
                 run_dir = sweeps.run_dir(out_dir, spec, seed, budget, unit)
-                result = training.train(run_config(spec, seed, run_dir, budget, unit), strategy)
+                training_budget = budget * epoch_minutes if epoch_minutes else budget
+                result = training.train(
+                    run_config(spec, seed, run_dir, training_budget, by_epochs), strategy)
                 generator = checkpoints.restore_generator(run_dir)
                 row = {log.budget_column: budget, "config": spec, "seed": seed,
                        "minutes": loss_log.trained_minutes(run_dir, result["step"]),
-                       "step": result["step"], **scorer.evaluate(generator)}
-                (out_dir / sweeps.GRID_DIR).mkdir(exist_ok=True)
+                       "step": result["step"], **scorer.evaluate(generator),
+                       "default_epoch_minutes": epoch_minutes or "",
+                       "cpu": hardware.cpu_label(),
+                       "commit": RunDirectory(run_dir).read_record()["git_commit"]}
+                (results_dir / sweeps.GRID_DIR).mkdir(exist_ok=True)
                 # Atomic, as every file of a run: a kill leaves no half-written grid.
-                grid = out_dir / sweeps.GRID_DIR / sweeps.grid_name(spec, seed, budget, unit)
+                grid = results_dir / sweeps.GRID_DIR / sweeps.grid_name(spec, seed, budget, unit)
                 with atomic_path(grid) as partial:
                     shutil.copyfile(run_dir / "final_grid.png", partial)
                 log.add({key: row.get(key, "")
                          for key in (log.budget_column,) + sweeps.SWEEP_COLUMNS})
                 print(f"   step {row['step']}, {row['minutes']:.2f} min: "
                       f"FID {row['fid']:.2f}")
-                leaderboard.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
-    leaderboard.plot(out_dir / "fid_vs_minutes.png", log.rows + reference)
-    print_leaderboard(out_dir, log.rows + reference)
+                leaderboard.plot(results_dir / "fid_vs_minutes.png", log.rows + reference)
+    leaderboard.plot(results_dir / "fid_vs_minutes.png", log.rows + reference)
+    print_leaderboard(results_dir, log.rows + reference, log.missing(specs, seeds, budgets))
 
 
 if __name__ == "__main__":

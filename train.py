@@ -5,7 +5,7 @@ r"""Trains a DCGAN on Fashion-MNIST; re-running the same command resumes it.
   python train.py --preset=fashion128 --epochs=20
   python train.py --cpu_devices=2 --max_steps=100   # 2 replicas on one CPU
   python train.py --preset=wgan_gp --ema_decay=0.999
-  python train.py --conditional --run_dir=runs/conditional   # one class per label
+  python train.py --conditional                     # preset "conditional", a row per class
   TF_CONFIG='{"cluster": {"worker": ["host0:2222", "host1:2222"]},
               "task": {"type": "worker", "index": 0}}' python train.py   # on each host
 
@@ -28,7 +28,7 @@ console.quiet_startup()  # Before TensorFlow loads.
 from dcgan import data, training  # noqa: E402
 from dcgan.core import config as config_lib  # noqa: E402
 from dcgan.recipes import overrides  # noqa: E402
-from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
+from dcgan.recipes.presets import CONDITIONAL_PRESETS, DEFAULT_PRESET, PRESETS  # noqa: E402
 from dcgan.runtime import distribute  # noqa: E402
 
 flags.DEFINE_enum("preset", DEFAULT_PRESET, sorted(PRESETS),
@@ -48,8 +48,9 @@ flags.DEFINE_integer("cpu_devices", 1, "Split the CPU into N logical devices, on
                      "each (for trying the multi-replica path without GPUs).", lower_bound=1)
 flags.DEFINE_bool("conditional", False, "Train a conditional GAN on the class labels: G takes "
                   "(z, class), D sees the class as --conditioning says, and the sample grids "
-                  "show one row per class (a conditional preset, e.g. fast_conditional, is "
-                  "so already).")
+                  "show one row per class. The default preset and hinge train their tuned "
+                  "conditional presets (conditional, hinge_conditional); another is made "
+                  "conditional as it is.")
 flags.DEFINE_integer("seed", 0, "Seeds weights, noise, dropout and the data order.")
 
 
@@ -75,15 +76,22 @@ _define_override_flags()
 FLAGS = flags.FLAGS
 
 
+def preset_name_from_flags() -> str:
+    """--preset, or its tuned conditional preset with --conditional."""
+    if FLAGS.conditional:
+        return CONDITIONAL_PRESETS.get(FLAGS.preset, FLAGS.preset)
+    return FLAGS.preset
+
+
 def config_from_flags() -> config_lib.TrainConfig:
     # About the flags, not the config: a config cannot tell an explicit
     # --conditioning=projection from the preset's default.
-    preset = PRESETS[FLAGS.preset]
+    preset = PRESETS[preset_name_from_flags()]
     conditional = FLAGS.conditional or preset.model.num_classes > 0
     if FLAGS.conditioning and not conditional:
         raise config_lib.ConfigError("--conditioning applies only with --conditional")
     config = dataclasses.replace(
-        preset, run_dir=FLAGS.run_dir or f"runs/{FLAGS.preset}", seed=FLAGS.seed,
+        preset, run_dir=FLAGS.run_dir or preset.run_dir, seed=FLAGS.seed,
         model=dataclasses.replace(
             preset.model, num_classes=len(data.CLASS_NAMES) if conditional else 0),
         data=dataclasses.replace(preset.data, split=data.train_split(FLAGS.train_examples)))
@@ -97,9 +105,8 @@ def main(argv):
     # Before any other op: the multi-worker strategy sets up the collective ops.
     strategy = distribute.make_strategy(FLAGS.strategy)
     config = config_from_flags()
-    result = training.train(config, strategy,
-                            run_info={"preset": FLAGS.preset, "flags": FLAGS.flag_values_dict()},
-                            new_run=FLAGS.new_run)
+    run_info = {"preset": preset_name_from_flags(), "flags": FLAGS.flag_values_dict()}
+    result = training.train(config, strategy, run_info=run_info, new_run=FLAGS.new_run)
     peak_rss_mib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"Done: step {result['step']}, run directory {config.run_dir}, "
           f"peak RSS {peak_rss_mib:,.0f} MiB")

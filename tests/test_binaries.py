@@ -72,6 +72,24 @@ def test_train_flags_set_the_config(train_flags):
     assert (config.ema_decay, config.data.split) == (0.9, "train[:128]")
 
 
+@pytest.mark.parametrize("args, preset", [
+    (["--conditional"], "conditional"),
+    (["--conditional", "--preset=hinge"], "hinge_conditional"),
+    (["--conditional", "--preset=least_squares"], "least_squares"),
+    (["--preset=conditional"], "conditional"),
+])
+def test_conditional_trains_the_tuned_conditional_preset(train_flags, args, preset):
+    """--conditional with the default or hinge trains their tuned conditional presets, in
+    its run directory; another preset is made conditional as it is."""
+    config = train_flags(*args)
+    expected = PRESETS[preset]
+    assert config.model.num_classes == 10
+    assert (config.model.architecture, config.loss, config.generator_optimizer,
+            config.discriminator_optimizer, config.run_dir) == (
+        expected.model.architecture, expected.loss, expected.generator_optimizer,
+        expected.discriminator_optimizer, expected.run_dir)
+
+
 def test_train_flag_parser_rejects_out_of_range_values(tmp_path, train_flags):
     """absl refuses these before main() runs, in its own two-line format."""
     with pytest.raises(flags.IllegalFlagValueError,

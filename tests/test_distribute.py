@@ -7,15 +7,17 @@ import tensorflow as tf
 from dcgan.runtime import distribute, hardware
 
 
-@pytest.mark.parametrize("flags, expected", [
-    ("fpu sse2 avx512f avx512_bf16 fma", True),  # AMD EPYC (Zen 4)
-    ("fpu sse2 avx512f amx_bf16 amx_tile", True),  # Intel Sapphire Rapids
-    ("fpu sse2 avx2 fma avx512f", False),
+@pytest.mark.parametrize("flags, expected, extension", [
+    ("fpu sse2 avx512f avx512_bf16 fma", True, ", AVX512-BF16"),  # AMD EPYC (Zen 4)
+    # Intel Sapphire Rapids: AMX named, as what sets it apart from other Xeons.
+    ("fpu sse2 avx512f avx512_bf16 amx_bf16 amx_tile", True, ", AMX-BF16"),
+    ("fpu sse2 avx2 fma avx512f", False, ""),
 ])
-def test_cpu_bf16_detection_reads_cpuinfo_flags(tmp_path, flags, expected):
+def test_cpu_bf16_detection_reads_cpuinfo_flags(tmp_path, flags, expected, extension):
     cpuinfo = tmp_path / "cpuinfo"
-    cpuinfo.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+    cpuinfo.write_text(f"processor\t: 0\nmodel name\t: Xeon\nflags\t\t: {flags}\n")
     assert hardware.cpu_supports_bf16(cpuinfo) is expected
+    assert hardware.cpu_label(cpuinfo) == "Xeon" + extension
 
 
 def test_missing_cpuinfo_means_no_bf16(tmp_path):

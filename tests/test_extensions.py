@@ -72,7 +72,7 @@ def test_wgan_gp_trains_under_float16_loss_scaling(policy, two_replicas):
     """The penalty's second-order gradients through float16 layers overflow at the
     initial loss scale; the optimizer must skip those updates, lower the scale and go
     on, without NaN weights and without the scale collapsing to 1 (tensorflow#48662).
-    The tutorial critic's do (fast_nf's, preset wgan_gp's, did not overflow in 3 steps)."""
+    The tutorial critic's do (fast_nf's did not overflow in 3 steps)."""
     strategy = two_replicas
     gan_step = _gan_step(strategy, "wasserstein", architecture="tutorial_critic",
                          policy_name=policy, n_critic=2,

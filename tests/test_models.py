@@ -20,8 +20,13 @@ FAST_NF = ModelConfig("fast_nf", noise_dim=100)
 FAST_WIDE_D = ModelConfig("fast_wide_d", noise_dim=100)
 FAST_DEEP_D = ModelConfig("fast_deep_d", noise_dim=100)
 FAST_DEEP_GD = ModelConfig("fast_deep_gd", noise_dim=100)
+# The default's networks with a D that scores each image on its own.
+FAST_DEEP_GD_NF = ModelConfig("fast_deep_gd_nf", noise_dim=100)
+FAST_DEEP_GD_LN = ModelConfig("fast_deep_gd_ln", noise_dim=100)
+FAST_DEEP_GD_SN = ModelConfig("fast_deep_gd_sn", noise_dim=100)
+PER_EXAMPLE_DEEP = [FAST_DEEP_GD_NF, FAST_DEEP_GD_LN, FAST_DEEP_GD_SN]
 ALL = [TUTORIAL, FASHION128, TUTORIAL_CRITIC, FAST, FAST_SN, FAST_NF, FAST_WIDE_D, FAST_DEEP_D,
-       FAST_DEEP_GD]
+       FAST_DEEP_GD, *PER_EXAMPLE_DEEP]
 
 
 # G: dense 100*7*7*256 + BN 4*12544 + k3 256->128 + BN 4*128 + k4 128->64 + BN 4*64
@@ -40,6 +45,11 @@ FAST_WIDE_D_DISCRIMINATOR_PARAMS = ((16 * 128 + 128) + 16 * 128 * 256 + 4 * 256
                                     + (7 * 7 * 256 + 1))
 FAST_DEEP_D_DISCRIMINATOR_PARAMS = FAST_DISCRIMINATOR_PARAMS + 9 * 128 * 128 + 4 * 128
 FAST_DEEP_G_GENERATOR_PARAMS = FAST_GENERATOR_PARAMS + 9 * 64 * 64 + 4 * 64
+# The deep D without BN: biases in both k4 128-filter and the k3 convs instead (nf), or
+# layer-norm scales and offsets (ln), or biases and the power-iteration vectors u (sn).
+DEEP_D_CONVS = (16 * 64 + 64) + 16 * 64 * 128 + 9 * 128 * 128 + (7 * 7 * 128 + 1)
+PER_EXAMPLE_DEEP_D_PARAMS = [DEEP_D_CONVS + 2 * 128, DEEP_D_CONVS + 2 * (2 * 128),
+                             DEEP_D_CONVS + 2 * 128 + (64 + 128 + 128 + 1)]
 
 
 @pytest.mark.parametrize("config, generator_params, discriminator_params", [
@@ -52,6 +62,8 @@ FAST_DEEP_G_GENERATOR_PARAMS = FAST_GENERATOR_PARAMS + 9 * 64 * 64 + 4 * 64
     (FAST_WIDE_D, FAST_GENERATOR_PARAMS, FAST_WIDE_D_DISCRIMINATOR_PARAMS),
     (FAST_DEEP_D, FAST_GENERATOR_PARAMS, FAST_DEEP_D_DISCRIMINATOR_PARAMS),
     (FAST_DEEP_GD, FAST_DEEP_G_GENERATOR_PARAMS, FAST_DEEP_D_DISCRIMINATOR_PARAMS),
+    *[(config, FAST_DEEP_G_GENERATOR_PARAMS, params)
+      for config, params in zip(PER_EXAMPLE_DEEP, PER_EXAMPLE_DEEP_D_PARAMS)],
 ])
 def test_parameter_counts(config, generator_params, discriminator_params):
     assert models.build_generator(config).count_params() == generator_params
@@ -100,7 +112,8 @@ def test_discriminator_returns_unbounded_logits(config):
     np.testing.assert_allclose(discriminator(images, training=False), 7.0)
 
 
-@pytest.mark.parametrize("config", [TUTORIAL_CRITIC, FAST_NF])
+# (Spectral norm's power iteration moves its weights at each call in training.)
+@pytest.mark.parametrize("config", [TUTORIAL_CRITIC, FAST_NF, FAST_DEEP_GD_NF, FAST_DEEP_GD_LN])
 def test_critic_scores_each_example_on_its_own_and_deterministically(config):
     """What the gradient penalties assume: no batch statistics, no dropout."""
     critic = models.build_discriminator(config)

@@ -1,12 +1,15 @@
 """sweep.py end to end on a tiny budget: rows, plot, and a stopped sweep that continues."""
 
+import json
 import pathlib
 import re
 import signal
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+import scipy.stats
 import tensorflow as tf
 from conftest import (
     REPO,
@@ -23,12 +26,18 @@ from dcgan.experiments import leaderboard, sweeps
 from dcgan.runtime import hardware
 
 
-def _sweep(out_dir, minutes, prelude=""):
+def _sweep(out_dir, minutes, prelude="", configs="fast:batch_size=32"):
     """Runs sweep.py, after the Python code `prelude` in the same process."""
     return subprocess.run(
-        [*after_prelude(prelude, REPO / "sweep.py"), "--configs=fast:batch_size=32",
+        [*after_prelude(prelude, REPO / "sweep.py"), f"--configs={configs}",
          "--seeds=3", f"--minutes={minutes}", "--num_samples=200", f"--out_dir={out_dir}"],
         capture_output=True, text=True, timeout=600, cwd=REPO)
+
+
+# A sweep's runs have epochs=None, so a decaying schedule would have no horizon.
+SCHEDULE_BY_MINUTES = "fast:lr_schedule=cosine"
+SCHEDULE_REFUSED = (f"Skipping {SCHEDULE_BY_MINUTES}: lr_schedule='cosine' with "
+                    "lr_warmup_steps=0 needs the run's length")
 
 
 # kill -9 when the run is about to save its first checkpoint in this process: in a sweep
@@ -45,7 +54,8 @@ tf.train.CheckpointManager.save = save
 
 @pytest.mark.slow
 def test_sweep_scores_each_budget_and_continues_after_a_kill_mid_segment(tmp_path):
-    first = _sweep(tmp_path, "0.01")
+    # A configuration that fails validation is skipped in one line, the other trained.
+    first = _sweep(tmp_path, "0.01", configs=f"fast:batch_size=32,{SCHEDULE_BY_MINUTES}")
     assert first.returncode == 0, first.stderr[-2000:]
     [row] = csv_rows(tmp_path / "sweep.csv")
     assert (row["config"], row["seed"], row["budget_minutes"]) == ("fast:batch_size=32", "3",
@@ -54,10 +64,14 @@ def test_sweep_scores_each_budget_and_continues_after_a_kill_mid_segment(tmp_pat
     run_dir = tmp_path / "fast_batch_size=32" / "seed_3"
     # The console: sweep.py's header, then per segment its line, the trainer's header and
     # epoch line (the budget ends the first epoch) and the score, then the table.
-    header, segment, train_header, epoch, score, *table = first.stdout.splitlines()
+    # (A generator 10 steps old draws near-copies: the collapse warning, tested in
+    # test_diversity, may follow the epoch line.)
+    skipped, header, segment, train_header, epoch, score, *table = [
+        line for line in first.stdout.splitlines() if not line.startswith("Warning: ")]
+    assert skipped.startswith(SCHEDULE_REFUSED), skipped
     assert header == ("sweep.py: configurations fast:batch_size=32; seeds 3; budgets 0.01 "
-                      f"minutes; 200 samples per FID; out_dir {tmp_path}; devices CPU:0; "
-                      f"CPU {hardware.cpu_model()}")
+                      f"minutes; 200 samples per FID; out_dir {tmp_path}; results in "
+                      f"{tmp_path}; devices CPU:0; CPU {hardware.cpu_model()}")
     assert segment == "== fast:batch_size=32, seed 3: training to 0.01 minutes"
     assert train_header.startswith("fast: G ") and "global batch 32, " in train_header
     assert train_header.endswith(f"1 replica (CPU:0), run directory {run_dir}")
@@ -65,6 +79,9 @@ def test_sweep_scores_each_budget_and_continues_after_a_kill_mid_segment(tmp_pat
     assert re.fullmatch(r"Epoch 1: d_loss .* img/s, elapsed \d+:\d\d, ETA [\d:]+", epoch)
     assert re.fullmatch(rf"   step {row['step']}, [\d.]+ min: FID [\d.]+", score), score
     assert len(table) == 3 and all(line.startswith("|") for line in table), table
+    assert row["cpu"] == hardware.cpu_label() and row["default_epoch_minutes"] == ""
+    # The code that trained the row, as the run recorded it.
+    assert row["commit"] == json.loads((run_dir / "config.json").read_text())["git_commit"]
     assert_no_noise(first.stderr)
     first_segment = int(row["step"])
     assert checkpoint_steps(run_dir) == [first_segment]
@@ -119,15 +136,16 @@ def test_overrides_are_applied_and_bad_ones_refused():
 
 
 @pytest.mark.slow
-def test_sweep_refuses_a_learning_rate_schedule_before_training(tmp_path):
-    # A sweep's runs have epochs=None, so a decaying schedule would have no horizon.
+def test_sweep_with_no_valid_configuration_trains_nothing(tmp_path):
     result = subprocess.run(
-        [sys.executable, str(REPO / "sweep.py"), "--configs=fast,fast:lr_schedule=cosine",
+        [sys.executable, str(REPO / "sweep.py"), f"--configs={SCHEDULE_BY_MINUTES},nope",
          f"--out_dir={tmp_path}"], capture_output=True, text=True, timeout=300, cwd=REPO)
     # Also sweep.py's one-line error (raised mid-sweep, e.g. an unwritable run directory:
     # the same line, its message checked in test_reliability).
-    assert_one_error_line(result, "sweep.py",
-                          "lr_schedule='cosine' with lr_warmup_steps=0 needs the run's length")
+    assert_one_error_line(result, "sweep.py", "None of --configs can train")
+    schedule, unknown = result.stdout.splitlines()
+    assert schedule.startswith(SCHEDULE_REFUSED), schedule
+    assert unknown.startswith("Skipping nope: Unknown preset 'nope'"), unknown
     assert not any(tmp_path.iterdir())
 
 
@@ -354,3 +372,83 @@ def test_sweep_by_epochs_stops_each_run_at_its_step_count(tmp_path):
     with pytest.raises(SweepError, match="holds budgets in epochs, not in min"):
         sweeps.SweepLog(tmp_path / "sweep.csv", "min")
     assert sweeps.SweepLog(tmp_path / "sweep.csv").rows == rows
+
+
+BOARD_CSV = """budget_default_epochs,config,seed,minutes,step,fid,default_epoch_minutes,cpu,commit
+17.2,fast_deep_gd,0,20.0,100,14,1.2,CPU A,abc
+17.2,fast_deep_gd,1,30.0,100,15,1.8,CPU B,abc
+17.2,fast_deep_gd,2,20.0,100,13,1.2,CPU A,abc
+17.2,hinge,0,20.0,100,20,1.2,CPU A,abc
+17.2,hinge,1,20.0,100,22,1.2,CPU A,abc
+"""
+
+
+def _welch_p(a, b):
+    """Welch's two-sided p by its formula: t over the unpooled standard error, with the
+    Welch-Satterthwaite degrees of freedom."""
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    va, vb = a.var(ddof=1) / len(a), b.var(ddof=1) / len(b)
+    t = (a.mean() - b.mean()) / np.sqrt(va + vb)
+    dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
+    return 2 * scipy.stats.t.sf(abs(t), dof)
+
+
+def test_rows_in_default_epochs_from_two_machines_and_the_rows_still_missing(tmp_path):
+    (tmp_path / "sweep.csv").write_text(BOARD_CSV)
+    log = sweeps.SweepLog(tmp_path / "sweep.csv", "default_epochs")
+    assert log.has("hinge", 1, 17.2) and not log.has("hinge", 2, 17.2)
+    assert log.missing(["fast_deep_gd", "hinge"], [0, 1, 2], [17.2]) == [("hinge", 2, 17.2)]
+    with pytest.raises(SweepError, match="holds budgets in default_epochs, not in min"):
+        sweeps.SweepLog(tmp_path / "sweep.csv", "min")
+    table = leaderboard.leaderboard(log.rows).splitlines()
+    assert table[0] == ("Rows trained on: CPU A (4 rows, a default-epoch 1.20 min); "
+                        "CPU B (1 row, a default-epoch 1.80 min).")
+    assert table[2] == ("| budget (default-epochs) | configuration | FID mean | "
+                        "FID 95% t-interval | seeds | trained (min) | "
+                        "vs fast_deep_gd (ratio, Welch p) | better than (Welch, 5%) |")
+    assert table[4].startswith("| 17.2 | fast_deep_gd | 14.0 | ")
+    assert table[4].endswith(" | 3 | 23.3 | - | hinge |")
+    assert table[5].endswith(
+        f" | 2 | 20.0 | {21 / 14:.2f}, p {_welch_p([20, 22], [14, 15, 13]):.2g} | - |")
+
+
+# sweep.py with a default-epoch of one minute, not measured (which trains preset fast).
+ONE_MINUTE_DEFAULT_EPOCH = """
+from dcgan.experiments import sweeps
+sweeps.default_epoch = lambda *args: {"minutes": 1.0, "cpu": "Test CPU"}
+"""
+
+
+@pytest.mark.slow
+def test_committed_rows_in_default_epochs_are_kept_and_only_missing_ones_trained(tmp_path):
+    results = tmp_path / "board"
+
+    def sweep(out_dir, seeds):
+        return subprocess.run(
+            [*after_prelude(ONE_MINUTE_DEFAULT_EPOCH, REPO / "sweep.py"),
+             "--configs=fast:batch_size=32", f"--seeds={seeds}", "--budgets=0.01",
+             "--num_samples=200", f"--out_dir={out_dir}", f"--results_dir={results}"],
+            capture_output=True, text=True, timeout=600, cwd=REPO)
+
+    first = sweep(tmp_path / "runs_a", "0")
+    assert first.returncode == 0, first.stderr[-2000:]
+    [row] = csv_rows(results / "sweep.csv")
+    assert (row["budget_default_epochs"], row["default_epoch_minutes"]) == ("0.01", "1.0")
+    assert (results / "grids" / sweeps.grid_name("fast:batch_size=32", 0, 0.01,
+                                                 "default_epochs")).is_file()
+    assert "Rows still missing" not in (results / "leaderboard.md").read_text()
+    # Another session: its runs are gone (another out_dir), the committed row stays and
+    # only the new seed trains.
+    second = sweep(tmp_path / "runs_b", "0,1")
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert "seed 0: training" not in second.stdout and "seed 1: training" in second.stdout
+    rows = csv_rows(results / "sweep.csv")
+    assert rows[0] == row and [r["seed"] for r in rows] == ["0", "1"]
+    assert not (tmp_path / "runs_b" / "fast_batch_size=32" / "seed_0").exists()
+    listed = subprocess.run(
+        [sys.executable, str(REPO / "sweep.py"), "--leaderboard", f"--results_dir={results}",
+         "--configs=fast:batch_size=32", "--seeds=0,1,2", "--budgets=0.01"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert listed.returncode == 0, listed.stderr[-2000:]
+    assert listed.stdout.rstrip().endswith(
+        "Rows still missing (configuration, seed, budget): fast:batch_size=32, 2, 0.01.")

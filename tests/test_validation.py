@@ -28,6 +28,8 @@ def _changed(preset, **fields):
     (_changed("tutorial", model__architecture="nope"), {}, "Unknown architecture 'nope'"),
     (_changed("tutorial", loss="nope"), {}, "Unknown loss 'nope'"),
     (_changed("fast", penalties__r1_weight=1.0), {}, "The fast discriminator has batch norm"),
+    (_changed("fast_deep_gd", penalties__gp_weight=1.0), {},
+     "use --architecture=fast_deep_gd_nf, the default's networks with a norm-free D"),
     (_changed("tutorial", data__global_batch_size=33), {"num_replicas": 2},
      "global batch size 33 is not divisible by the 2 replicas"),
     (_changed("wgan_gp_paper", data__split="test[:300]"), {"steps_per_epoch": 0},

@@ -16,6 +16,7 @@ from dcgan.experiments.sweeps import (
     budget_of,
     grid_name,
 )
+from dcgan.recipes.presets import DEFAULT_PRESET
 from dcgan.runtime import images
 
 __all__ = ["differing_pairs", "fids_by_budget", "leaderboard", "out_dir_leaderboard", "plot",
@@ -74,6 +75,28 @@ def differing_pairs(fids: dict, alpha=0.05) -> list[tuple[str, str]]:
     return pairs
 
 
+def _machines(rows) -> str:
+    """Each CPU of `rows` (rows in default-epochs) with its rows' count and default-epoch."""
+    by_cpu = collections.defaultdict(list)
+    for row in rows:
+        by_cpu[row.get("cpu") or "unknown CPU"].append(float(row["default_epoch_minutes"]))
+    return "; ".join(f"{cpu} ({len(epochs)} row{'s' * (len(epochs) != 1)}, a default-epoch "
+                     f"{np.mean(epochs):.2f} min)"
+                     for cpu, epochs in sorted(by_cpu.items()))
+
+
+def _against_default(fids: dict, spec) -> str:
+    """`spec`'s mean FID over the default preset's, and Welch's two-sided p between their
+    seeds, from `fids` = {config: [FID of each seed]}; "-" without the default's rows."""
+    if spec == DEFAULT_PRESET or DEFAULT_PRESET not in fids:  # Not at this budget.
+        return "-"
+    ratio = np.mean(fids[spec]) / np.mean(fids[DEFAULT_PRESET])
+    if min(len(fids[spec]), len(fids[DEFAULT_PRESET])) < 2:
+        return f"{ratio:.2f}"
+    test = scipy.stats.ttest_ind(fids[spec], fids[DEFAULT_PRESET], equal_var=False)
+    return f"{ratio:.2f}, p {test.pvalue:.2g}"
+
+
 def _first_grid(grid_dir: pathlib.Path, spec, seeds, budget, unit) -> str:
     """Markdown for the grid of the first of `seeds` that has one in `grid_dir`, or "-"."""
     for seed in seeds:
@@ -86,13 +109,15 @@ def _first_grid(grid_dir: pathlib.Path, spec, seeds, budget, unit) -> str:
 def leaderboard(rows, epoch=None, grid_dir=None) -> str:
     """A markdown table of sweep rows (sweep.csv's, read as strings): per budget and
     configuration, best mean first, the mean FID over seeds with its 95% t-interval
-    (`t_interval`), the seeds, the mean trained minutes, and the configurations whose
-    FID it beats by Welch's t-test at 5% (`differing_pairs`).
+    (`t_interval`), the seeds, the mean trained minutes, its mean FID over the default
+    preset's with Welch's p between their seeds (where the default has rows), and the
+    configurations whose FID it beats by Welch's t-test at 5% (`differing_pairs`).
 
     Args:
-      rows: sweep.csv's rows, their budgets all in one unit.
-      epoch: the sweep's default-epoch (`default_epoch`'s record), or None: with it, a
-        first line names it and its CPU, and budgets in minutes are given in
+      rows: sweep.csv's rows, their budgets all in one unit; rows in default-epochs get a
+        first line naming the CPUs that trained them, with their default-epochs.
+      epoch: for rows in minutes, the sweep's default-epoch (`default_epoch`'s record),
+        or None: with it, a first line names it and its CPU, and the budgets are given in
         default-epochs.
       grid_dir: a directory of sample grids named by `grid_name`, or None: with it, a
         last column shows the grid of each row's lowest seed that has one, linked
@@ -112,14 +137,19 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
             conditional_scores[point].append([float(row[key]) for key in CONDITIONAL_COLUMNS])
     unit = budget_of(rows[0])[1] if rows else "min"
     in_default_epochs = epoch is not None and unit == "min"
-    shown_unit = "default-epochs" if in_default_epochs else unit
+    shown_unit = "default-epochs" if in_default_epochs or unit == "default_epochs" else unit
+    with_default = any(row["config"] == DEFAULT_PRESET for row in rows)
     header = (f"| budget ({shown_unit}) | configuration | FID mean | FID 95% t-interval | "
-              "seeds | trained (min) | better than (Welch, 5%) |")
+              "seeds | trained (min) | "
+              + (f"vs {DEFAULT_PRESET} (ratio, Welch p) | " if with_default else "")
+              + "better than (Welch, 5%) |")
     if conditional_scores:
         header += " intra-FID mean | class accuracy mean |"
     lines = [] if not in_default_epochs else [
         f"One default-epoch (an epoch of preset fast): {epoch['minutes']:.2f} min on "
         f"{epoch['cpu']}.", ""]
+    if unit == "default_epochs":
+        lines = [f"Rows trained on: {_machines(rows)}.", ""]
     lines += [header + (" samples |" if grid_dir else ""),
               "|---" * (header.count("|") - 1 + bool(grid_dir)) + "|"]
     for budget, fids in sorted(fids_by_budget(rows).items()):
@@ -133,7 +163,8 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
             shown_budget = budget / epoch["minutes"] if in_default_epochs else budget
             line = (f"| {shown_budget:.3g} | {spec} | {mean:.1f} | {interval} | "
                     f"{len(fids[spec])} | {np.mean(minutes[budget, spec]):.1f} | "
-                    f"{', '.join(beaten[spec]) or '-'} |")
+                    + (f"{_against_default(fids, spec)} | " if with_default else "")
+                    + f"{', '.join(beaten[spec]) or '-'} |")
             if conditional_scores:
                 scores = conditional_scores[budget, spec]
                 line += (" {:.1f} | {:.3f} |".format(*np.mean(scores, axis=0)) if scores

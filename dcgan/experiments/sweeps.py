@@ -2,12 +2,17 @@
 sweep.csv (one per configuration, seed and training budget), and runs scored by eval.py
 brought in as references; `dcgan.experiments.leaderboard` summarises the rows.
 
-A budget is training minutes (sweep.csv's first column `budget_minutes`; --minutes and
---budgets, the latter in default-epochs) or epochs of the configuration's own batch
-(`budget_epochs`; --epochs): a step count, so the same on every machine and unmoved by a
-machine that slows down mid-sweep, and the only budget a learning-rate schedule can plan
-for. Epochs are equal wall-clock only for configurations of equal step cost, which
-bench.py measures back to back.
+A budget is training minutes (sweep.csv's first column `budget_minutes`; --minutes),
+default-epochs (`budget_default_epochs`; --budgets): minutes in units of one epoch of
+preset `fast` on the machine that trained the row, so that rows from a fast and a slow
+machine compare and one table can be filled over several sessions and machines, or
+epochs of the configuration's own batch (`budget_epochs`; --epochs): a step count, so the
+same on every machine and unmoved by a machine that slows down mid-sweep, and the only
+budget a learning-rate schedule can plan for. Epochs are equal wall-clock only for
+configurations of equal step cost, which bench.py measures back to back.
+
+Each row also records where it was trained: the default-epoch's minutes there (with
+--budgets), the CPU model and the git commit of the code.
 
 sweep.py trains and scores; this module holds what it reads and writes.
 """
@@ -43,11 +48,14 @@ __all__ = [
 ]
 
 # sweep.csv's first column by the unit of its budgets, as tables and file names give it.
-BUDGET_COLUMNS = {"min": "budget_minutes", "epochs": "budget_epochs"}
+BUDGET_COLUMNS = {"min": "budget_minutes", "default_epochs": "budget_default_epochs",
+                  "epochs": "budget_epochs"}
 # Under a sweep's out_dir: each scored run's final sample grid, named by `grid_name`.
 GRID_DIR = "grids"
 SWEEP_COLUMNS = ("config", "seed", "minutes", "step", "fid", "kid_mean", "is_mean",
-                 "precision", "recall", "intra_fid", "class_accuracy")
+                 "fid_pair_low", "fid_pair_high",
+                 "precision", "recall", "intra_fid", "class_accuracy",
+                 "default_epoch_minutes", "cpu", "commit")
 # Scored for conditional generators only; empty in the rows of others.
 CONDITIONAL_COLUMNS = ("intra_fid", "class_accuracy")
 
@@ -98,7 +106,7 @@ def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
     seconds_per_step = (seconds[total] - seconds[warmup]) / (total - warmup)
     record = {"minutes": seconds_per_step * steps_per_epoch / 60,
               "seconds_per_step": seconds_per_step, "steps_per_epoch": steps_per_epoch,
-              "timed_steps": total - warmup, "cpu": hardware.cpu_model()}
+              "timed_steps": total - warmup, "cpu": hardware.cpu_label()}
     write_json(path, record)
     return record
 
@@ -130,7 +138,12 @@ class SweepLog:
 
     def has(self, spec, seed, budget):
         return any(row["config"] == spec and int(row["seed"]) == seed
-                   and row.get(self.budget_column) == str(budget) for row in self.rows)
+                   and float(row[self.budget_column]) == budget for row in self.rows)
+
+    def missing(self, specs, seeds, budgets) -> list[tuple[str, int, float]]:
+        """The (config, seed, budget) of `specs` x `seeds` x `budgets` without a row."""
+        return [(spec, seed, budget) for budget in budgets for spec in specs
+                for seed in seeds if not self.has(spec, seed, budget)]
 
     def add(self, row):
         self.rows.append({key: str(value) for key, value in row.items()})

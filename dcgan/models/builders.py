@@ -132,26 +132,46 @@ def fast_deep_g_generator(config: ModelConfig) -> keras.Model:
     return _batch_norm_generator(config, "fast_deep_g_generator", convs_at_14x14=1)
 
 
-def _batch_norm_discriminator(config: ModelConfig, name, width, convs_at_7x7=0):
+def _dcgan_discriminator(config: ModelConfig, name, width=64, convs_at_7x7=0,
+                         normalization="batch"):
     """The DCGAN paper's discriminator (Radford et al. 2016) in the tutorial's layout:
     `width` and 2 * `width` filters in two stride-2 convolutions (28x28 -> 14x14 -> 7x7),
-    then `convs_at_7x7` 3x3 ones of 2 * `width`; batch norm after every convolution but
-    the first, no dropout."""
+    then `convs_at_7x7` 3x3 ones of 2 * `width`; no dropout.
+
+    `normalization` after every convolution but the first: "batch" (the paper's), "layer"
+    (one group of GroupNormalization: each image over height, width and channels, with a
+    scale and offset per channel, as the WGAN-GP code's critic), "spectral" (Miyato et al.
+    2018: on every convolution and the head, nothing between them) or "none". All but
+    "batch" score each image on its own, as penalties on per-example gradients (R1, R2,
+    WGAN-GP) need.
+    """
+    spectral = normalization == "spectral"
+
+    def convolution(filters, kernel, strides, normalized):
+        # No bias before a norm with its own offset.
+        layer = layers.Conv2D(filters, kernel, strides=strides, padding="same",
+                              use_bias=not normalized)
+        return layers.SpectralNormalization(layer) if spectral else layer
+
     inputs, x = discriminator_inputs(config)
-    x = layers.Conv2D(width, 4, strides=2, padding="same")(x)
+    x = convolution(width, 4, 2, normalized=False)(x)
     x = layers.LeakyReLU(0.2)(x)
     for kernel, strides in [(4, 2)] + [(3, 1)] * convs_at_7x7:
-        x = layers.Conv2D(2 * width, kernel, strides=strides, padding="same", use_bias=False)(x)
-        x = batch_normalization(config)(x)
+        x = convolution(2 * width, kernel, strides,
+                        normalized=normalization in ("batch", "layer"))(x)
+        if normalization == "batch":
+            x = batch_normalization(config)(x)
+        elif normalization == "layer":
+            x = layers.GroupNormalization(groups=1)(x)
         x = layers.LeakyReLU(0.2)(x)
     x = layers.Flatten()(x)
-    return discriminator_head(config, inputs, x, name)
+    return discriminator_head(config, inputs, x, name, spectral_norm=spectral)
 
 
 # It beat spectral normalisation in its place ("fast_sn") by far at equal minutes
 # (docs/log/05-quality-per-minute.md).
 def fast_discriminator(config: ModelConfig) -> keras.Model:
-    return _batch_norm_discriminator(config, "fast_discriminator", width=64)
+    return _dcgan_discriminator(config, "fast_discriminator")
 
 
 register_architecture("fast", fast_generator, fast_discriminator, TANH_RANGE,
@@ -164,12 +184,11 @@ register_architecture("fast", fast_generator, fast_discriminator, TANH_RANGE,
 # Then G one layer deeper too, at 14x14, against the deeper D: fast_deep_gd, the
 # default's networks (docs/log/19-deeper-g.md).
 def fast_wide_d_discriminator(config: ModelConfig) -> keras.Model:
-    return _batch_norm_discriminator(config, "fast_wide_d_discriminator", width=128)
+    return _dcgan_discriminator(config, "fast_wide_d_discriminator", width=128)
 
 
 def fast_deep_d_discriminator(config: ModelConfig) -> keras.Model:
-    return _batch_norm_discriminator(config, "fast_deep_d_discriminator", width=64,
-                                     convs_at_7x7=1)
+    return _dcgan_discriminator(config, "fast_deep_d_discriminator", convs_at_7x7=1)
 
 
 register_architecture("fast_wide_d", fast_generator, fast_wide_d_discriminator, TANH_RANGE,
@@ -180,24 +199,10 @@ register_architecture("fast_deep_gd", fast_deep_g_generator, fast_deep_d_discrim
                       TANH_RANGE, mixes_examples=True)
 
 
-def _fast_per_example_discriminator(config: ModelConfig, name, spectral_norm):
-    """The "fast" discriminator without batch norm: each image scored on its own, so it
-    suits penalties on per-example gradients (R1, R2, WGAN-GP)."""
-    inputs, x = discriminator_inputs(config)
-    for filters in (64, 128):  # 28x28 -> 14x14 -> 7x7
-        convolution = layers.Conv2D(filters, 4, strides=2, padding="same")
-        if spectral_norm:
-            convolution = layers.SpectralNormalization(convolution)
-        x = convolution(x)
-        x = layers.LeakyReLU(0.2)(x)
-    x = layers.Flatten()(x)
-    return discriminator_head(config, inputs, x, name, spectral_norm=spectral_norm)
-
-
 # The "fast" generator against a discriminator with spectral normalisation (Miyato et al.
 # 2018) in place of batch norm.
 def fast_sn_discriminator(config: ModelConfig) -> keras.Model:
-    return _fast_per_example_discriminator(config, "fast_sn_discriminator", spectral_norm=True)
+    return _dcgan_discriminator(config, "fast_sn_discriminator", normalization="spectral")
 
 
 register_architecture("fast_sn", fast_generator, fast_sn_discriminator, TANH_RANGE,
@@ -208,8 +213,35 @@ register_architecture("fast_sn", fast_generator, fast_sn_discriminator, TANH_RAN
 # (Huang et al. 2025), whose R1 and R2 penalties take the place of batch norm's and
 # spectral norm's stabilisation; fast_sn's cost without the power iterations.
 def fast_nf_discriminator(config: ModelConfig) -> keras.Model:
-    return _fast_per_example_discriminator(config, "fast_nf_discriminator", spectral_norm=False)
+    return _dcgan_discriminator(config, "fast_nf_discriminator", normalization="none")
 
 
 register_architecture("fast_nf", fast_generator, fast_nf_discriminator, TANH_RANGE,
                       mixes_examples=False)
+
+
+# The default's networks with D's batch norm replaced, for the losses whose penalties take
+# each image's own gradient (WGAN-GP, R3GAN's R1 and R2): the default's depth, so that a
+# comparison of losses is not one of networks. Which norm serves which loss:
+# docs/log/22-losses-on-the-default.md.
+def fast_deep_gd_nf_discriminator(config: ModelConfig) -> keras.Model:
+    return _dcgan_discriminator(config, "fast_deep_gd_nf_discriminator", convs_at_7x7=1,
+                                normalization="none")
+
+
+def fast_deep_gd_ln_discriminator(config: ModelConfig) -> keras.Model:
+    return _dcgan_discriminator(config, "fast_deep_gd_ln_discriminator", convs_at_7x7=1,
+                                normalization="layer")
+
+
+def fast_deep_gd_sn_discriminator(config: ModelConfig) -> keras.Model:
+    return _dcgan_discriminator(config, "fast_deep_gd_sn_discriminator", convs_at_7x7=1,
+                                normalization="spectral")
+
+
+register_architecture("fast_deep_gd_nf", fast_deep_g_generator, fast_deep_gd_nf_discriminator,
+                      TANH_RANGE, mixes_examples=False)
+register_architecture("fast_deep_gd_ln", fast_deep_g_generator, fast_deep_gd_ln_discriminator,
+                      TANH_RANGE, mixes_examples=False)
+register_architecture("fast_deep_gd_sn", fast_deep_g_generator, fast_deep_gd_sn_discriminator,
+                      TANH_RANGE, mixes_examples=False)

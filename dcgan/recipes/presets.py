@@ -15,7 +15,7 @@ from dcgan.core.config import (
     TrainConfig,
 )
 
-__all__ = ["DEFAULT_PRESET", "PRESETS"]
+__all__ = ["CONDITIONAL_PRESETS", "DEFAULT_PRESET", "PRESETS"]
 
 # train.py's --preset; the model zoo ships its generator (dcgan.experiments.zoo).
 DEFAULT_PRESET = "fast_deep_gd"
@@ -41,8 +41,8 @@ PRESETS = {
     # dcgan.models.builders), Adam 2e-4 and beta1 0.5 (Radford et al. 2016), batch 128 for
     # twice the updates per epoch, and samples from an EMA of G with a half-life of half
     # an epoch. 18 epochs (8,424 steps) fit in a quarter of the tutorial's 50-epoch time on
-    # a 2-core CPU. The unit of sweep.py's budgets (default-epochs) and the base of the
-    # per-loss presets below.
+    # a 2-core CPU. The unit of sweep.py's budgets (default-epochs) and the first step
+    # towards the default.
     "fast": TrainConfig(
         model=ModelConfig("fast", noise_dim=100),
         data=DataConfig(global_batch_size=128),
@@ -69,57 +69,13 @@ PRESETS = {
 }
 
 
-def _fast_with(**fields) -> TrainConfig:
-    """PRESETS["fast"] with `fields` replaced."""
-    return dataclasses.replace(PRESETS["fast"], **fields)
-
-
-# fast's networks conditioned on the class (a projection D).
-_FAST_CONDITIONAL_MODEL = ModelConfig("fast", noise_dim=100, num_classes=10)
-
-# The other losses on the fast networks, so that a comparison of losses is not a
-# comparison of networks: fast's batch, schedule and EMA throughout. sweep.py ranked them
-# at equal minutes (docs/log/14-leaderboard-per-loss.md); where a setting departs from
-# fast's, the comment gives the published recipe it follows.
-PRESETS.update({
-    # Lim & Ye 2017; Miyato et al. 2018 pair it with spectral norm, which lost to batch
-    # norm at equal minutes here (docs/log/05-quality-per-minute.md).
-    "hinge": _fast_with(loss="hinge"),
-    # Mao et al. 2017, the 0-1 coding (a = 0, b = c = 1) with fast's Adam.
-    "least_squares": _fast_with(loss="least_squares"),
-    # Gulrajani et al. 2017, algorithm 1 (penalty 10, 5 critic updates, Adam(1e-4, 0.5,
-    # 0.9), batch 64) on a critic without batch norm, which the penalty needs: fast_nf.
-    "wgan_gp_fast": _fast_with(
-        model=ModelConfig("fast_nf", noise_dim=100),
-        data=DataConfig(global_batch_size=64),
-        generator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
-        discriminator_optimizer=OptimizerConfig(1e-4, beta_1=0.5, beta_2=0.9),
-        loss="wasserstein", update="alternating", n_critic=5,
-        penalties=PenaltyConfig(gp_weight=10.0)),
-    # R3GAN (Huang et al. 2025): the relativistic pairing loss with R1 and R2 of one
-    # gamma on a normalisation-free D, Adam beta_1 = 0 (their beta_2 0.99), and the
-    # penalties lazily every 16 D updates (Karras et al. 2020) to keep their double
-    # backpropagation cheap. gamma 0.1: their small-image settings are 0.05-0.1.
-    "r3gan": _fast_with(
-        model=ModelConfig("fast_nf", noise_dim=100),
-        generator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
-        discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
-        loss="relativistic", penalties=PenaltyConfig(r1_weight=0.1, r2_weight=0.1, every=16)),
-    # fast conditioned on the class (what `train.py --conditional` makes of fast), as a
-    # preset so that sweep.py can rank it.
-    "fast_conditional": _fast_with(model=_FAST_CONDITIONAL_MODEL),
-    # The conditional version of the loss that ranked best after fast's own at 2 and 5
-    # default-epochs (docs/history/leaderboard-fast-era.md), on fast_conditional's
-    # networks: fast's, not the default's.
-    "hinge_conditional": _fast_with(loss="hinge", model=_FAST_CONDITIONAL_MODEL),
-})
-
 # A step on the way to the default (docs/history/defaults.md): fast with both rates doubled,
 # at the same cost per step. fast's 18 epochs end while its FID still falls fast, and
 # there a higher rate pays where a decay to zero does not: at 5 epochs FID 187.7 against
 # fast's 214.7, and 254.3 for a cosine decay from 4e-4; at 18 epochs see
 # docs/log/16-twice-the-learning-rates.md.
-PRESETS["fast_2x_lr"] = _fast_with(
+PRESETS["fast_2x_lr"] = dataclasses.replace(
+    PRESETS["fast"],
     generator_optimizer=OptimizerConfig(4e-4, beta_1=0.5),
     discriminator_optimizer=OptimizerConfig(4e-4, beta_1=0.5))
 
@@ -158,15 +114,56 @@ PRESETS["fast_deep_gd"] = dataclasses.replace(
 # fast_deep_d for 31 epochs scored 15.8 (docs/log/19-deeper-g.md).
 PRESETS["best"] = dataclasses.replace(PRESETS["fast_deep_gd"], epochs=27)
 
-# WGAN-GP's recipe: wgan_gp_fast tuned at equal minutes (docs/log/14-leaderboard-per-loss.md).
-# One critic update per G step with a 4x faster critic instead of 5 at one rate (the
-# two time-scale rule of Heusel et al. 2017), and the gradient penalty lazily, every 4th
-# critic update with weight 4 x 10 (Karras et al. 2020): 3-4x algorithm 1's G steps in
-# the same minutes, and a lower FID than it at 2 and 5 default-epochs.
-PRESETS["wgan_gp"] = dataclasses.replace(
-    PRESETS["wgan_gp_fast"], n_critic=1,
-    penalties=PenaltyConfig(gp_weight=10.0, every=4),
-    discriminator_optimizer=OptimizerConfig(4e-4, beta_1=0.5, beta_2=0.9))
+def _default_with(**fields) -> TrainConfig:
+    """The default (PRESETS[DEFAULT_PRESET]) with `fields` replaced."""
+    return dataclasses.replace(PRESETS[DEFAULT_PRESET], **fields)
+
+
+# The default's networks with a D that scores each image on its own (no batch norm), for
+# the losses with penalties on per-example gradients (builders.fast_deep_gd_nf_discriminator).
+_PER_EXAMPLE_D_MODEL = ModelConfig("fast_deep_gd_nf", noise_dim=100)
+# The default's networks conditioned on the class: a projection D (Miyato & Koyama 2018).
+_CONDITIONAL_MODEL = ModelConfig("fast_deep_gd", noise_dim=100, num_classes=10)
+
+# The other losses, and the conditional GAN, on the default's networks, batch, EMA and
+# epochs, so that a comparison of losses is not a comparison of networks; each tuned by a
+# short sweep of what its paper says it needs (docs/log/22-losses-on-the-default.md),
+# where a setting departs from the default's. The README's board ranks them at the
+# default's cost.
+PRESETS.update({
+    # Lim & Ye 2017.
+    "hinge": _default_with(loss="hinge"),
+    # Mao et al. 2017, the 0-1 coding (a = 0, b = c = 1).
+    "least_squares": _default_with(loss="least_squares"),
+    # Gulrajani et al. 2017 with the penalty every 4th critic update at 4x its weight of 10
+    # (Karras et al. 2020's lazy regularisation) and one critic update per G step with a
+    # 4x faster critic instead of algorithm 1's 5 at one rate (Heusel et al. 2017's two
+    # time-scale rule): in the fast-era sweeps (docs/log/14-leaderboard-per-loss.md) 3-4x
+    # algorithm 1's G steps in the same minutes and a lower FID. Adam (0.5, 0.9) as
+    # the paper's.
+    "wgan_gp": _default_with(
+        model=_PER_EXAMPLE_D_MODEL,
+        generator_optimizer=OptimizerConfig(2e-4, beta_1=0.5, beta_2=0.9),
+        discriminator_optimizer=OptimizerConfig(8e-4, beta_1=0.5, beta_2=0.9),
+        loss="wasserstein", update="alternating",
+        penalties=PenaltyConfig(gp_weight=10.0, every=4)),
+    # R3GAN (Huang et al. 2025): the relativistic pairing loss with R1 and R2 of one gamma
+    # on a normalisation-free D, Adam beta_1 = 0 (their beta_2 0.99), and the penalties
+    # lazily every 16 D updates (Karras et al. 2020) to keep their double backpropagation
+    # cheap. gamma 0.1: their small-image settings are 0.05-0.1.
+    "r3gan": _default_with(
+        model=_PER_EXAMPLE_D_MODEL,
+        generator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
+        discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.0, beta_2=0.99),
+        loss="relativistic", penalties=PenaltyConfig(r1_weight=0.1, r2_weight=0.1, every=16)),
+    # What `train.py --conditional` trains (CONDITIONAL_PRESETS).
+    "conditional": _default_with(model=_CONDITIONAL_MODEL),
+    "hinge_conditional": _default_with(model=_CONDITIONAL_MODEL, loss="hinge"),
+})
+
+# `train.py --conditional` with --preset=key trains the preset of its value instead; a
+# preset not here is made conditional as it is.
+CONDITIONAL_PRESETS = {DEFAULT_PRESET: "conditional", "hinge": "hinge_conditional"}
 
 # Each recipe trains in runs/<its name> (train.py's --run_dir moves it).
 PRESETS = {name: dataclasses.replace(config, run_dir=f"runs/{name}")

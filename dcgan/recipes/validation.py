@@ -46,9 +46,10 @@ def validate(config: TrainConfig, num_replicas: int = 1, num_workers: int = 1,
     losses.get_loss(config.loss)
     if config.penalties.any and models.mixes_examples(config.model.architecture):
         raise ConfigError(
-            f"The {config.model.architecture} discriminator has batch norm, so the gradient "
-            "penalties, which take each image's own gradient, cannot apply to it: use one "
-            "without (fast_nf, fast_sn, tutorial_critic).")
+            f"The {config.model.architecture} discriminator has batch norm, which mixes the "
+            "images of a batch, so a gradient penalty (each image's own gradient) cannot "
+            "apply: use --architecture=fast_deep_gd_nf, the default's networks with a "
+            "norm-free D (or fast_deep_gd_ln, fast_deep_gd_sn).")
     if config.data.global_batch_size % num_replicas:
         raise ConfigError(f"The global batch size {config.data.global_batch_size} is not "
                           f"divisible by the {num_replicas} replicas.")

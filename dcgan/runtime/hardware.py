@@ -9,7 +9,7 @@ import time
 
 import tensorflow as tf
 
-__all__ = ["BF16_MIN_MATMUL_SPEEDUP", "cpu_bf16_matmul_speedup", "cpu_model",
+__all__ = ["BF16_MIN_MATMUL_SPEEDUP", "cpu_bf16_matmul_speedup", "cpu_label", "cpu_model",
            "cpu_supports_bf16", "fast_bf16", "matmul_gflops", "resolve_dtype_policy"]
 
 
@@ -27,6 +27,16 @@ def cpu_model(cpuinfo_path="/proc/cpuinfo") -> str:
     return next((line.split(":", 1)[1].strip() for line in _cpuinfo(cpuinfo_path).splitlines()
                  if line.startswith("model name")),
                 platform.processor() or platform.machine())
+
+
+def cpu_label(cpuinfo_path="/proc/cpuinfo") -> str:
+    """`cpu_model` with the CPU's bf16 matrix instructions, e.g. "Intel(R) Xeon(R)
+    Processor, AMX-BF16": Xeons with and without AMX share one model name and differ 2-3x
+    in a bf16 step's speed."""
+    flags = _cpuinfo(cpuinfo_path).split()
+    extensions = [name for flag, name in (("amx_bf16", "AMX-BF16"),
+                                          ("avx512_bf16", "AVX512-BF16")) if flag in flags]
+    return ", ".join([cpu_model(cpuinfo_path)] + extensions[:1])
 
 
 def cpu_supports_bf16(cpuinfo_path="/proc/cpuinfo") -> bool:
