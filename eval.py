@@ -4,7 +4,11 @@ generator also FID within each class, their mean (intra-FID), and the share of s
 classified as the class asked for. Memorisation: "NN ratio" is the median distance of a
 sample to its nearest training image over the same for test images (about 1 unless G
 copies, near 0 if it does), "copies" the share of samples closer to a training image than
-any test image is; memorisation.png shows the closest pairs.
+any test image is; memorisation.png shows the closest pairs. A "Warning: ... mode
+collapse" line under a row says that its samples are near-copies of each other (their
+spread in classifier features far below the test images') or, realistic, cover almost
+none of the test images (recall near 0): a collapse, or a generator too early in its
+training.
 
   python eval.py                                    # every new checkpoint of runs/fast_deep_gd
                                                     # (none: the model zoo's generator)
@@ -12,6 +16,7 @@ any test image is; memorisation.png shows the closest pairs.
   python eval.py --generator=runs/fast_deep_gd/generator.keras
 """
 
+import math
 import time
 
 from absl import app, flags
@@ -24,6 +29,7 @@ from dcgan import data  # noqa: E402
 from dcgan.core.config import DEFAULT_DATA_DIR  # noqa: E402
 from dcgan.evaluation import classifier, evaluator  # noqa: E402
 from dcgan.experiments import zoo  # noqa: E402
+from dcgan.gan import diversity  # noqa: E402
 from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS  # noqa: E402
 from dcgan.rundir import checkpoints  # noqa: E402
 from dcgan.runtime.files import check_writable, write_json  # noqa: E402
@@ -77,6 +83,43 @@ HEADER = (f"{'step':>8} {'FID':>10} {'FID 95% interval':>17} {'KID':>10} {'KID s
           f"{'copies':>7}")
 
 
+# Samples that are near-copies of each other (diversity below `diversity.COLLAPSE_RATIO`),
+# or realistic ones (precision at least COLLAPSE_PRECISION) that cover almost none of the
+# test images (recall below COLLAPSE_RECALL): a few images drawn again and again, as in
+# the collapsed conditional run of issue 39 (precision 0.9999, recall 0.000). A generator
+# that has not learnt yet draws near-copies too (8 steps in: diversity 0.03, precision
+# 1.0, the grey blobs falling inside the test images' k-NN balls), which no score here
+# tells from a collapse: the warning names both. Low recall at low precision is a
+# generator far from the data, which FID already says.
+COLLAPSE_PRECISION = 0.5
+COLLAPSE_RECALL = 0.05
+
+
+def _collapse_warning(row) -> str | None:
+    """The line printed under a row whose samples look collapsed, or None (see
+    COLLAPSE_PRECISION; rows scored before the "diversity" column lack it)."""
+    reasons = []
+    if row.get("diversity", math.inf) < diversity.COLLAPSE_RATIO:
+        samples = "the samples of a class" if "intra_fid" in row else "the samples"
+        reasons.append(f"{samples} are near-copies of each other (their mean distance in "
+                       f"classifier features is {row['diversity']:.2g} of the test images'; "
+                       f"below {diversity.COLLAPSE_RATIO})")
+    if row["recall"] < COLLAPSE_RECALL and row["precision"] >= COLLAPSE_PRECISION:
+        reasons.append(f"recall {row['recall']:.3f} at precision {row['precision']:.3f}: "
+                       "realistic samples that cover almost none of the test images")
+    if not reasons:
+        return None
+    step = f"step {row['step']}: " if "step" in row else ""
+    return (f"Warning: {step}mode collapse, or a generator that has not learnt yet: "
+            f"{'; '.join(reasons)}")
+
+
+def _print_row(line: str, row) -> None:
+    """`line` (the row as `_format` made it), then its collapse warning if any."""
+    warning = _collapse_warning(row)
+    print(line if warning is None else f"{line}\n{warning}", flush=True)
+
+
 def _header(scored: str, config) -> str:
     """eval.py's first line: what it scores, with which classifier, on how many images."""
     memorisation = (f"memorisation against {config.train_split}" if config.train_split
@@ -98,12 +141,12 @@ def _evaluate_run(scorer):
 
     def report(row):
         if countdown is None:  # Scored before: no time to report.
-            print(_format(row))
+            _print_row(_format(row), row)
             return
         countdown.advance()
         first, *rest = _format(row).split("\n")
-        print("\n".join([f"{first}   {countdown.done}/{countdown.total}, "
-                         f"{countdown.timing()}", *rest]), flush=True)
+        _print_row("\n".join([f"{first}   {countdown.done}/{countdown.total}, "
+                              f"{countdown.timing()}", *rest]), row)
 
     print(HEADER)
     evaluator.evaluate_run(FLAGS.run_dir, scorer, on_row=report, include_cached=True,
@@ -150,7 +193,7 @@ def main(argv):
     print(_header(f"generator {path}", config), flush=True)
     report = evaluator.Evaluator(config).report(generator)
     print(HEADER)
-    print(_format(report))
+    _print_row(_format(report), report)
     if path != FLAGS.generator:  # The zoo's entry, in place of the run.
         print(zoo.recorded_fid_line(report, DEFAULT_PRESET))
     if FLAGS.output_json:

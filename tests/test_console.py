@@ -200,9 +200,12 @@ def test_eval_prints_a_header_then_each_checkpoint_with_its_progress(trained_run
                       f"{classifier.CLASSIFIER_SHA256[:12]}); 300 samples against the test "
                       f"split; memorisation against train[:6000]{DEVICES_AND_CPU}")
     assert columns.split()[:3] == ["step", "FID", "FID"]
-    assert len(rows) == 2, result.stdout
-    for number, (step, row) in enumerate(zip((4, 8), rows), 1):
+    # Each row, then its warning: the samples of 4 and 8 steps are grey blobs alike.
+    assert len(rows) == 4, result.stdout
+    for number, (step, row, warning) in enumerate(zip((4, 8), rows[::2], rows[1::2]), 1):
         assert re.fullmatch(rf"\s+{step} .* {number}/2, elapsed \d+:\d\d, ETA \d+:\d\d", row), row
+        assert warning.startswith(f"Warning: step {step}: mode collapse, or a generator that "
+                                  "has not learnt yet: the samples are near-copies"), warning
 
 
 @pytest.mark.parametrize("policy, fast_bf16, warned", [

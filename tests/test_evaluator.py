@@ -11,6 +11,7 @@ import sys
 import keras
 import numpy as np
 import pytest
+import scipy.spatial.distance
 import tensorflow as tf
 from conftest import REPO, assert_one_error_line, tiny_run
 
@@ -19,6 +20,9 @@ from dcgan.core.config import DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE, DataC
 from dcgan.core.errors import ConfigError
 from dcgan.data import pipeline
 from dcgan.evaluation import classifier, evaluator, feature_cache, metrics, neighbours
+from dcgan.experiments import zoo
+from dcgan.gan import diversity
+from dcgan.recipes.presets import DEFAULT_PRESET
 from dcgan.rundir import checkpoints
 
 pytestmark = pytest.mark.slow
@@ -169,6 +173,13 @@ def test_exported_generator(run_dir, tmp_path):
     scores = json.loads(output.read_text())
     assert scores["num_samples"] == 300 and np.isfinite(scores["fid"])
     assert "FID" in result.stdout
+    # The samples of 8 steps are grey blobs alike, which no score tells from a collapse:
+    # the warning under the table says both.
+    assert scores["diversity"] < diversity.COLLAPSE_RATIO
+    assert result.stdout.splitlines()[-1].startswith(
+        "Warning: mode collapse, or a generator that has not learnt yet: the samples are "
+        "near-copies")
+
 
 
 @pytest.fixture(scope="module")
@@ -191,7 +202,7 @@ def test_conditional_run_is_scored_per_class(conditional_run_dir, test_split_fea
         [csv_row] = list(csv.DictReader(file))
     columns = (evaluator.KEY_COLUMNS + evaluator.METRIC_COLUMNS
                + evaluator.CONDITIONAL_COLUMNS)
-    assert tuple(csv_row) == columns and len(columns) == 3 + 12 + 2 + 2 * 10
+    assert tuple(csv_row) == columns and len(columns) == 3 + 13 + 2 + 2 * 10
     for column in columns[3:]:
         assert float(csv_row[column]) == pytest.approx(row[column], rel=1e-12)
 
@@ -257,6 +268,66 @@ def test_memorisation_passes_a_generator_that_returns_test_images(
     scores = _scores_of_samples(scorer, run_dir, monkeypatch, test_images, tmp_path)
     assert 0.8 < scores["memorisation_ratio"] < 1.25
     assert scores["memorisation_share"] == 0.0
+
+
+def test_diversity_is_the_lowest_spread_over_the_test_images(scorer):
+    """The "diversity" column: the samples' mean pairwise distance over the first
+    DIVERSITY_POINTS test images' (computed here with scipy), per class given labels; test
+    images score about 1, copies of one image 0."""
+    features, labels = scorer.real_features[5000:5300], scorer.real_labels[5000:5300]
+
+    def mean_distance(points):
+        return scipy.spatial.distance.pdist(points).mean()
+
+    real = scorer.real_features
+    assert scorer._diversity(features, None) == pytest.approx(
+        mean_distance(features) / mean_distance(real[:evaluator.DIVERSITY_POINTS]), rel=1e-9)
+    per_class = [mean_distance(features[labels == c]) / mean_distance(
+        real[scorer.real_labels == c][:evaluator.DIVERSITY_POINTS]) for c in range(10)]
+    assert scorer._diversity(features, labels) == pytest.approx(min(per_class), rel=1e-9)
+    assert 0.8 < min(per_class) and scorer._diversity(features, None) > 0.8
+    assert scorer._diversity(np.repeat(features[:1], 300, axis=0), None) < 1e-6
+
+
+def _one_image_whatever_z(path):
+    """Saves to `path` a generator that ignores z, as the collapsed run of issue 39 did
+    within each class: it draws the first test image whatever z."""
+    image = data.load_arrays(DataConfig(split="test[:1]", global_batch_size=1), TANH_RANGE)
+    z = keras.Input((8,))
+    ignored = keras.layers.Dense(28 * 28, kernel_initializer="zeros",
+                                 bias_initializer=keras.initializers.Constant(
+                                     np.arctanh(np.clip(image.ravel(), -1 + 1e-6, 1 - 1e-6))))
+    generator = keras.Model(z, keras.layers.Activation("tanh")(
+        keras.layers.Reshape((28, 28, 1))(ignored(z))))  # z times 0, plus the image.
+    generator.save(path)
+
+
+@pytest.mark.parametrize("collapsed", [True, False], ids=["ignores_z", "model_zoo"])
+def test_eval_warns_under_the_table_of_a_generator_that_ignores_z(tmp_path, collapsed):
+    """A generator that draws one image (precision 1, recall 0, diversity 0) gets a
+    warning line under the table, with both reasons; the model zoo's generator none."""
+    path, output = tmp_path / "collapsed.keras", tmp_path / "scores.json"
+    if collapsed:
+        _one_image_whatever_z(path)
+    else:
+        path = zoo.generator_path(DEFAULT_PRESET)
+    result = _eval(f"--generator={path}", "--num_samples=300", f"--output_json={output}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    scores = json.loads(output.read_text())
+    lines = result.stdout.splitlines()
+    warnings = [line for line in lines if "Warning" in line]
+    if not collapsed:
+        assert scores["diversity"] > 0.8 and warnings == []
+        return
+    assert scores["diversity"] < 1e-6 and scores["recall"] < 0.01
+    assert scores["precision"] == 1.0
+    assert warnings == [lines[-1]]  # Under the table.
+    assert warnings[0] == (
+        "Warning: mode collapse, or a generator that has not learnt yet: the samples are "
+        "near-copies of each other (their mean distance in classifier features is "
+        f"{scores['diversity']:.2g} of the test images'; below {diversity.COLLAPSE_RATIO}); "
+        f"recall {scores['recall']:.3f} at precision 1.000: realistic samples that cover "
+        "almost none of the test images")
 
 
 def test_rows_cached_before_the_interval_columns_are_kept(scored_run, scorer, tmp_path):

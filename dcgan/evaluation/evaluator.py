@@ -27,6 +27,7 @@ from dcgan import data, models
 from dcgan.core.config import DEFAULT_DATA_DIR, DataConfig
 from dcgan.core.errors import CheckpointError, ConfigError, RunDirectoryError
 from dcgan.evaluation import bootstrap, classifier, feature_cache, metrics, neighbours
+from dcgan.gan import diversity
 from dcgan.rundir import checkpoints
 from dcgan.rundir.layout import RunDirectory
 from dcgan.runtime import images
@@ -41,7 +42,12 @@ __all__ = ["CONDITIONAL_COLUMNS", "EvalConfig", "METRIC_COLUMNS", "Evaluator",
 # memorisation_ratio, memorisation_share: `neighbours.memorisation` of the samples' and the
 # test images' distances to their nearest training image in classifier features.
 METRIC_COLUMNS = ("fid", "fid_raw", "fid_low", "fid_high", "kid_mean", "kid_std", "is_mean",
-                  "is_std", "precision", "recall", "memorisation_ratio", "memorisation_share")
+                  "is_std", "precision", "recall", "memorisation_ratio",
+                  "memorisation_share", "diversity")
+# diversity: the lowest `gan.diversity.diversity_ratios` of the samples' classifier features
+# (per class for a conditional G) against the test images', over the first
+# DIVERSITY_POINTS of each: below `gan.diversity.COLLAPSE_RATIO` they are near-copies.
+DIVERSITY_POINTS = 1000
 # Generated samples (nearest to a training image first) shown with their nearest one.
 MEMORISATION_PAIRS = 8
 # What identifies a row: the checkpoint's step and name, and the samples it was scored on.
@@ -213,7 +219,18 @@ class Evaluator:
                 self._write_pairs(pairs_path, samples, generator, fake_distances, nearest)
         if num_classes:
             scores.update(self._per_class(fake_features, fake_probabilities, labels))
+        scores["diversity"] = self._diversity(fake_features, labels)
         return scores
+
+    def _diversity(self, fake_features, labels) -> float:
+        """The "diversity" column: per class when `labels` [N] (a conditional G), else
+        over all the samples."""
+        num_classes = 0 if labels is None else len(data.CLASS_NAMES)
+        real = diversity.mean_pairwise_distances(
+            self.real_features, None if labels is None else self.real_labels, num_classes,
+            max_per_group=DIVERSITY_POINTS)
+        return float(np.min(diversity.diversity_ratios(fake_features, real, labels,
+                                                       max_per_group=DIVERSITY_POINTS)))
 
     def _write_pairs(self, path, samples, generator, fake_distances, nearest):
         closest = np.argsort(fake_distances)[:MEMORISATION_PAIRS]

@@ -7,7 +7,14 @@ per epoch.
   elapsed 1:56, ETA 33:02
 
 (each one line). The bar (Keras's Progbar) redraws one line in place, so it is shown
-only when stdout is a terminal; in a log file each epoch is one line.
+only when stdout is a terminal; in a log file each epoch is one line. When the epoch's
+samples are near-copies of each other (`dcgan.gan.diversity`), a warning follows its line:
+
+  Warning: mode collapse: the samples of Sandal, Bag are near-copies of each other (their
+  mean pixel distance is 0.092, 0.14 of the real images'; below 0.4)
+
+(one line; checked from `loop.DIVERSITY_WARMUP_STEPS` on, by when a learning generator's
+samples have spread out).
 
 The other binaries start the same way, with `binary_header`: what they are about to do,
 the devices and the CPU, on one line (`Countdown` times their long work, e.g. eval.py's
@@ -22,11 +29,15 @@ import sys
 import time
 
 import keras
+import numpy as np
 import tensorflow as tf
 
+from dcgan import data
+from dcgan.gan.diversity import COLLAPSE_RATIO
 from dcgan.runtime import hardware
 
-__all__ = ["Countdown", "EpochProgress", "binary_header", "device_names", "header"]
+__all__ = ["Countdown", "EpochProgress", "binary_header", "collapse_warning", "device_names",
+           "header"]
 
 
 def _duration(seconds: float) -> str:
@@ -78,9 +89,11 @@ class Countdown:
         return f"elapsed {_duration(elapsed)}, ETA {_duration(min(etas))}"
 
 
-def header(name: str, state, global_batch: int, policy_name: str, strategy, run_dir) -> str:
+def header(name: str, state, global_batch: int, policy_name: str, strategy, run_dir,
+           scaling: str | None = None) -> str:
     """The run's one-line description: `name` (its preset), the parameter counts of G and
-    D, the global batch, the dtype policy (mixed_bfloat16 with a warning where it is
+    D, the global batch (or `scaling`, what scaling the recipe to the replicas made of it:
+    `dcgan.recipes.scaling`), the dtype policy (mixed_bfloat16 with a warning where it is
     slower than float32: `hardware.fast_bf16`), the replicas and their devices, the run
     directory."""
     devices = device_names(strategy.extended.worker_devices)
@@ -88,10 +101,29 @@ def header(name: str, state, global_batch: int, policy_name: str, strategy, run_
     if policy_name == "mixed_bfloat16" and not hardware.fast_bf16():
         policy_name += (" (slower than float32 here: this machine has no fast bf16; "
                         "--dtype_policy=auto picks float32)")
+    batch = scaling or f"global batch {global_batch}"
     return (f"{name}: G {state.generator.count_params():,} and D "
-            f"{state.discriminator.count_params():,} parameters, global batch {global_batch}, "
-            f"{policy_name}, {replicas} replica{'s' * (replicas > 1)} ({devices}), "
-            f"run directory {run_dir}")
+            f"{state.discriminator.count_params():,} parameters, {batch}, {policy_name}, "
+            f"{replicas} replica{'s' * (replicas > 1)} ({devices}), run directory {run_dir}")
+
+
+def collapse_warning(ratios) -> str | None:
+    """The warning under an epoch's line when its samples are near-copies, or None.
+
+    Args:
+      ratios: float [num_classes] (a conditional G, Fashion-MNIST's classes in order) or
+        [1] (an unconditional one): `gan.diversity.diversity_ratios` of the samples in
+        pixels. A ratio below COLLAPSE_RATIO warns; NaN (no measure) never does.
+    """
+    ratios = np.asarray(ratios, dtype=np.float64)
+    low = np.flatnonzero(ratios < COLLAPSE_RATIO)
+    if not len(low):
+        return None
+    values = ", ".join(f"{ratios[i]:.2g}" for i in low)
+    samples = ("the samples" if len(ratios) == 1 else
+               f"the samples of {', '.join(data.CLASS_NAMES[i] for i in low)}")
+    return (f"Warning: mode collapse: {samples} are near-copies of each other (their mean "
+            f"pixel distance is {values} of the real images'; below {COLLAPSE_RATIO})")
 
 
 class EpochProgress:
@@ -137,13 +169,20 @@ class EpochProgress:
                 *((name, values[-1]) for name, values in metrics.items()),
                 ("img/s", images / seconds)])
 
-    def end_epoch(self, epoch: int, metrics: dict):
+    def end_epoch(self, epoch: int, metrics: dict, diversity=None):
         """Prints epoch `epoch`'s (1-based) line: its last step's losses, its training
-        throughput, the wall time since the start and the estimated time to the end."""
+        throughput, the wall time since the start and the estimated time to the end;
+        under it `collapse_warning(diversity)` if any (`diversity`: the samples' ratios,
+        None: not measured)."""
         losses = " ".join(f"{name} {values[-1]:.3g}" for name, values in metrics.items())
         throughput = self.epoch_images / max(self.epoch_seconds, 1e-9)
         start = "\r\x1b[K" if self.bar is not None else ""  # Erase the bar.
         of_last = "" if self.last_epoch is None else f"/{self.last_epoch}"
         print(f"{start}Epoch {epoch}{of_last}: {losses}, {throughput:,.0f} img/s, "
               f"{self.countdown.timing(self.train_seconds_left)}", flush=True)
+        # On stdout, not stderr: stderr passes through the console's filter process, and
+        # the warning must land right under the line it is about.
+        warning = None if diversity is None else collapse_warning(diversity)
+        if warning:
+            print(warning, flush=True)
         self.bar = None
