@@ -14,10 +14,12 @@ __all__ = [
     "CONDITIONINGS",
     "DEFAULT_DATA_DIR",
     "DataConfig",
+    "LR_SCALINGS",
     "LR_SCHEDULES",
     "ModelConfig",
     "OptimizerConfig",
     "PenaltyConfig",
+    "ScalingConfig",
     "ScheduleConfig",
     "DTYPE_POLICIES",
     "SIGMOID_RANGE",
@@ -197,6 +199,48 @@ class PenaltyConfig:
         return bool(self.gp_weight or self.r1_weight or self.r2_weight)
 
 
+LR_SCALINGS = ("constant", "sqrt", "linear")
+
+
+@dataclasses.dataclass(frozen=True)
+class ScalingConfig:
+    """How the recipe follows the number of replicas (`dcgan.recipes.scaling`); the
+    recipe's own global batch is the batch its rates, EMA and warm-up were tuned at.
+
+    Attributes:
+      per_replica_batch_size: images a replica computes per batch. The global batch
+        becomes this times the replicas, and the rates, the EMA decay and the warm-up
+        follow it from the recipe's (`lr_scaling`, half-lives kept in images); batch
+        norm is synchronised below `sync_batch_norm_below`. None: the recipe as it is,
+        its global batch split over the replicas.
+      lr_scaling: one of LR_SCALINGS, how both learning rates follow the ratio k of the
+        scaled global batch to the recipe's: x1, x sqrt(k) or x k. sqrt is provisional,
+        until issue 40's sweep measures the rules.
+      warmup_images: with a per-replica batch, warm the rates up linearly over at least
+        this many images (Goyal et al. 2017 warm linearly scaled rates up over 5 epochs);
+        0: only the recipe's own warm-up, kept in images.
+      sync_batch_norm_below: with a per-replica batch and several replicas, batch norm
+        takes its statistics over the global batch when a replica's batch is below this
+        (0: never; --sync_batch_norm turns it on at any batch).
+    """
+
+    per_replica_batch_size: int | None = None
+    lr_scaling: str = "sqrt"
+    warmup_images: int = 0
+    sync_batch_norm_below: int = 16
+
+    def __post_init__(self):
+        if self.per_replica_batch_size is not None and self.per_replica_batch_size < 1:
+            raise ConfigError(f"per_replica_batch_size must be positive, got "
+                              f"{self.per_replica_batch_size}")
+        if self.lr_scaling not in LR_SCALINGS:
+            raise ConfigError(f"lr_scaling must be one of {LR_SCALINGS}, got "
+                              f"{self.lr_scaling!r}")
+        for name in ("warmup_images", "sync_batch_norm_below"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """Everything one training run depends on.
@@ -222,6 +266,7 @@ class TrainConfig:
         generated image through, in this order, in D's and G's updates (DiffAugment,
         see `dcgan.gan.augment`); () for none.
       schedule: how both learning rates change over the run.
+      scaling: how the batch, the rates, the EMA and batch norm follow the replicas.
       epochs: passes over the training split (None: as many as `max_train_minutes` or
         `max_steps` allows, for comparisons at equal time).
       max_steps: stop after this many steps in all (None: run all epochs).
@@ -256,6 +301,7 @@ class TrainConfig:
     ema_decay: float = 0.0
     augment: tuple[str, ...] = ()
     schedule: ScheduleConfig = ScheduleConfig()
+    scaling: ScalingConfig = ScalingConfig()
     epochs: int | None = 50
     max_steps: int | None = None
     max_train_minutes: float | None = None

@@ -51,14 +51,15 @@ class GanStep:
       global_batch_size: images per step over all replicas; per-example losses are
         averaged over it, so gradients summed over replicas are the global mean.
       update, jit_compile, n_critic, penalties, ema_decay, augment: the `TrainConfig`
-        fields of those names. Each step's n_critic D updates read the iterator's next
+        fields of those names; synchronized_batch_norm: its model's. Each step's n_critic D updates read the iterator's next
         batches; the augmentation draws fresh parameters from `noise` for every batch,
         and the penalties (`dcgan.gan.penalties`) are taken at the images D sees.
     """
 
     def __init__(self, networks, generator_optimizer, discriminator_optimizer, loss_fn, noise,
                  global_batch_size, update="alternating", jit_compile=False, n_critic=1,
-                 penalties=PenaltyConfig(), ema_decay=0.0, augment=()):
+                 penalties=PenaltyConfig(), ema_decay=0.0, augment=(),
+                 synchronized_batch_norm=False):
         self.generator, self.discriminator, self.ema_generator = networks
         self.generator_optimizer = generator_optimizer
         self.discriminator_optimizer = discriminator_optimizer
@@ -83,10 +84,14 @@ class GanStep:
         # XLA compiles the forward and backward passes only. Noise is drawn and updates
         # are applied outside: under jit the same seed draws other numbers
         # (tensorflow#121243), and optimizer variables created in XLA cannot be lifted
-        # out (keras-team/keras#19005).
-        self._d_gradients = tf.function(self._d_gradients, jit_compile=jit_compile)
-        self._g_gradients = tf.function(self._g_gradients, jit_compile=jit_compile)
-        self._both_gradients = tf.function(self._both_gradients, jit_compile=jit_compile)
+        # out (keras-team/keras#19005). Synchronised batch norm all-reduces inside the
+        # passes, which MirroredStrategy does by a merge_call that a nested tf.function
+        # cannot make (outside XLA on GPUs): without XLA, its passes stay in the step's
+        # own function.
+        if jit_compile or not synchronized_batch_norm:
+            self._d_gradients = tf.function(self._d_gradients, jit_compile=jit_compile)
+            self._g_gradients = tf.function(self._g_gradients, jit_compile=jit_compile)
+            self._both_gradients = tf.function(self._both_gradients, jit_compile=jit_compile)
 
     @classmethod
     def from_config(cls, config: TrainConfig, networks, noise, policy_name: str,
@@ -128,7 +133,8 @@ class GanStep:
                                       d_learning_rate, config.fused_adam),
             losses.get_loss(config.loss), noise, config.data.global_batch_size,
             update=config.update, jit_compile=config.jit_compile, n_critic=config.n_critic,
-            penalties=config.penalties, ema_decay=config.ema_decay, augment=config.augment)
+            penalties=config.penalties, ema_decay=config.ema_decay, augment=config.augment,
+            synchronized_batch_norm=config.model.synchronized_batch_norm)
 
     def _average(self, per_example):
         return tf.nn.compute_average_loss(per_example, global_batch_size=self.global_batch_size)

@@ -1,11 +1,13 @@
-"""The run plan: what a TrainConfig means where it runs (the dtype policy, the replicas
-and workers, the steps of an epoch and of the run, the pixel range), resolved and
-validated once before training and handed down to everything that needs it."""
+"""The run plan: what a TrainConfig means where it runs (the recipe scaled to the
+replicas, the dtype policy, the replicas and workers, the steps of an epoch and of the
+run, the pixel range), resolved and validated once before training and handed down to
+everything that needs it."""
 
 import dataclasses
 
 from dcgan import data, models
 from dcgan.core.config import TrainConfig
+from dcgan.recipes.scaling import scale_for_replicas
 from dcgan.recipes.validation import validate
 from dcgan.runtime import hardware
 
@@ -17,7 +19,8 @@ class RunPlan:
     """A validated TrainConfig and the facts that follow from it where it runs.
 
     Attributes:
-      config: the run's configuration.
+      config: the run's configuration, scaled to its replicas
+        (`dcgan.recipes.scaling.scale_for_replicas`).
       dtype_policy: the Keras dtype policy the run computes in, resolved ("auto" is
         never left here).
       replicas: replicas in sync over all workers (`strategy.num_replicas_in_sync`).
@@ -28,6 +31,8 @@ class RunPlan:
         when neither `epochs` nor `max_steps` bounds it.
       pixel_range: (low, high) of the generator's output, which the real images are
         scaled to (the architecture's).
+      scaling: what the scaling to the replicas made of the recipe, one line; None when
+        the config has no per-replica batch.
     """
 
     config: TrainConfig
@@ -37,6 +42,7 @@ class RunPlan:
     steps_per_epoch: int
     total_steps: int | None
     pixel_range: tuple[float, float]
+    scaling: str | None
 
     @property
     def images_per_step(self) -> int:
@@ -62,7 +68,8 @@ def planned_steps(config: TrainConfig) -> tuple[int, int | None]:
 
 def make_plan(config: TrainConfig, replicas: int = 1, workers: int = 1,
               dtype_policy: str | None = None) -> RunPlan:
-    """The plan of `config` on `replicas` replicas in `workers` processes.
+    """The plan of `config` on `replicas` replicas in `workers` processes, the config
+    scaled to them first.
 
     Args:
       dtype_policy: the policy to run in, e.g. the one a resumed run recorded; None
@@ -74,6 +81,7 @@ def make_plan(config: TrainConfig, replicas: int = 1, workers: int = 1,
       DatasetUnavailableError: the training split is not prepared, or a file of it is
         damaged (`data.verify_records`: read here, not in the middle of training).
     """
+    config, scaling = scale_for_replicas(config, replicas)
     steps_per_epoch, total_steps = planned_steps(config)
     data.verify_records(config.data)
     validate(config, replicas, workers, steps_per_epoch)
@@ -81,4 +89,5 @@ def make_plan(config: TrainConfig, replicas: int = 1, workers: int = 1,
     return RunPlan(config=config, dtype_policy=dtype_policy,
                    replicas=replicas, workers=workers, steps_per_epoch=steps_per_epoch,
                    total_steps=total_steps,
-                   pixel_range=models.output_range(config.model.architecture))
+                   pixel_range=models.output_range(config.model.architecture),
+                   scaling=scaling)

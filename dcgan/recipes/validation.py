@@ -11,6 +11,7 @@ from dcgan import data, models
 from dcgan.core.config import TrainConfig
 from dcgan.core.errors import ConfigError
 from dcgan.gan import losses
+from dcgan.recipes.scaling import nearest_divisible_batch
 
 __all__ = ["validate"]
 
@@ -51,8 +52,11 @@ def validate(config: TrainConfig, num_replicas: int = 1, num_workers: int = 1,
             "apply: use --architecture=fast_deep_gd_nf, the default's networks with a "
             "norm-free D (or fast_deep_gd_ln, fast_deep_gd_sn).")
     if config.data.global_batch_size % num_replicas:
+        nearest = nearest_divisible_batch(config.data.global_batch_size, num_replicas)
         raise ConfigError(f"The global batch size {config.data.global_batch_size} is not "
-                          f"divisible by the {num_replicas} replicas.")
+                          f"divisible by the {num_replicas} replicas: the nearest that is, "
+                          f"{nearest} (--batch_size={nearest}), or --per_replica_batch_size "
+                          "to scale the recipe to the replicas.")
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ConfigError(f"The split {config.data.split!r} holds fewer images than one step's "
                           f"{config.n_critic} batch(es) of {config.data.global_batch_size}.")

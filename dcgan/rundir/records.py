@@ -30,7 +30,8 @@ __all__ = ["RESUME_FIELDS", "config_record", "model_config", "resume_mismatches"
 # Everything else may change on resume: epochs and max_steps (that is how a run is
 # extended), learning rates (how it is rescued after a non-finite loss), steps_per_call,
 # checkpointing, jit_compile, sync and fused batch norm, fused Adam and the number of
-# replicas.
+# replicas. A per-replica batch (`recipes.scaling`) makes the global batch, the EMA decay
+# and the warm-up follow the replicas, so with one a run resumes on its own number only.
 RESUME_FIELDS = (
     "config.model.architecture",
     "config.model.noise_dim",
@@ -114,12 +115,14 @@ def _git_commit() -> str | None:
 
 
 def run_record(plan: RunPlan, run_info: dict | None = None) -> dict:
-    """The contents of config.json: the config, where it runs, the versions that ran it,
-    and `run_info` (extra JSON-serialisable facts, e.g. the binary's flags)."""
+    """The contents of config.json: the config (scaled to the replicas), where it runs,
+    what the scaling made of the recipe (`RunPlan.scaling`), the versions that ran it, and
+    `run_info` (extra JSON-serialisable facts, e.g. the binary's flags)."""
     return {
         "config": config_record(plan.config),
         "dtype_policy": plan.dtype_policy,
         "replicas": plan.replicas,
+        "scaling": plan.scaling,
         "workers": plan.workers,
         "steps_per_epoch": plan.steps_per_epoch,
         "tensorflow": tf.__version__,
@@ -146,6 +149,21 @@ def _lookup(record: dict, dotted: str):
     return value
 
 
+def _replicas_mismatch(recorded: dict, current: dict) -> str | None:
+    """When `current` has a per-replica batch and another number of replicas than the run
+    in `recorded`, a mismatch entry that says so and what per-replica batch resumes the
+    run's global batch here; else None."""
+    per_replica = _lookup(current, "config.scaling.per_replica_batch_size")
+    then, now = recorded.get("replicas"), current.get("replicas")
+    batch = _lookup(recorded, "config.data.global_batch_size")
+    if per_replica in (None, _MISSING) or None in (then, now) or then == now or batch is _MISSING:
+        return None
+    resume = (f"--per_replica_batch_size={batch // now} resumes it here" if batch % now == 0
+              else f"its global batch {batch} does not split over {now}")
+    return (f"replicas: {then} in the run, {now} now, at --per_replica_batch_size="
+            f"{per_replica} ({resume})")
+
+
 def resume_mismatches(recorded: dict, current: dict) -> list[str]:
     """The RESUME_FIELDS in which two config.json records disagree.
 
@@ -156,8 +174,9 @@ def resume_mismatches(recorded: dict, current: dict) -> list[str]:
 
     Returns:
       One "field: 'recorded' in the run, 'current' now" string per disagreement, in
-      RESUME_FIELDS order (a field of a sub-config by its flag's name, e.g. lr_floor);
-      [] when the run can be resumed with `current`.
+      RESUME_FIELDS order (a field of a sub-config by its flag's name, e.g. lr_floor),
+      the global batch's followed by the replicas' when a per-replica batch made it
+      differ (`_replicas_mismatch`); [] when the run can be resumed with `current`.
     """
     recorded, current = upgrade(recorded), upgrade(current)
     mismatches = []
@@ -166,4 +185,7 @@ def resume_mismatches(recorded: dict, current: dict) -> list[str]:
         if _MISSING not in (then, now) and then != now:
             mismatches.append(f"{_FLAG_NAMES.get(field, field.removeprefix('config.'))}: "
                               f"{then!r} in the run, {now!r} now")
+            replicas = _replicas_mismatch(recorded, current)
+            if field == "config.data.global_batch_size" and replicas:
+                mismatches.append(replicas)
     return mismatches
