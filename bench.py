@@ -25,13 +25,11 @@ time spent in no op at all (input, Python, launches, waits).
 
 import collections
 import dataclasses
-import functools
 import glob
 import itertools
 import math
 import os
 import resource
-import statistics
 import tempfile
 import time
 
@@ -47,8 +45,7 @@ import tensorflow as tf  # noqa: E402
 
 from dcgan import data, models  # noqa: E402
 from dcgan.core.config import DEFAULT_DATA_DIR, TANH_RANGE, DataConfig  # noqa: E402
-from dcgan.experiments import profiling  # noqa: E402
-from dcgan.gan.step import GanStep  # noqa: E402
+from dcgan.experiments import profiling, throughput  # noqa: E402
 from dcgan.recipes import overrides  # noqa: E402
 from dcgan.recipes.presets import PRESETS  # noqa: E402
 from dcgan.runtime import (
@@ -63,7 +60,8 @@ flags.DEFINE_enum("preset", "fast", sorted(PRESETS), "Networks and recipe to mea
 flags.DEFINE_list("dtype_policies", ["auto"],
                   "Dtype policies to measure (see train.py --dtype_policy).")
 flags.DEFINE_list("jit", ["false"], "jit_compile values to measure.")
-flags.DEFINE_list("replicas", ["1"], "Replica counts to measure (logical CPU devices).")
+flags.DEFINE_list("replicas", ["1"], "Replica counts to measure: GPUs, or logical CPU "
+                  "devices where there is no GPU.")
 flags.DEFINE_list("batch_sizes", None, "Global batch sizes to measure; default: the "
                   "preset's.")
 flags.DEFINE_list("steps_per_call", ["10"], "Steps per tf.function call to measure.")
@@ -93,16 +91,6 @@ flags.DEFINE_string("profile_dir", None, "Trace the last configuration's steps w
                     "tf.profiler into this directory and print where the time goes.")
 
 FLAGS = flags.FLAGS
-
-
-def _median_rate(run_steps, steps, batch_size, repeats):
-    """Median images/s of `repeats` calls of run_steps(steps)."""
-    rates = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        run_steps(steps)
-        rates.append(steps * batch_size / (time.perf_counter() - started))
-    return statistics.median(rates)
 
 
 def tutorial_models():
@@ -161,7 +149,7 @@ def baseline_rate(images, batch_size):
         generator_optimizer.iterations.numpy()  # Waits for the last step.
 
     run_steps(FLAGS.warmup_steps)
-    return _median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats), run_steps
+    return throughput.median_rate(run_steps, FLAGS.steps, batch_size, FLAGS.repeats), run_steps
 
 
 def compute_dtype(policy_name):
@@ -185,45 +173,19 @@ def preset_step_flops(preset, update):
         preset.penalties.r2_weight, preset.penalties.every)
 
 
-@functools.cache
-def _strategy(replicas):
-    """One strategy per replica count for the whole process. Every MirroredStrategy numbers
-    its all-reduces from the same keys and the runtime keeps each key's shape for the
-    process, so a second strategy whose step reduces other shapes (float16's overflow
-    flag) would abort; one strategy gives each new all-reduce a new key."""
-    devices = [device.name for device in tf.config.list_logical_devices("CPU")][:replicas]
-    return tf.distribute.MirroredStrategy(devices)
-
-
 def dcgan_rate(preset, policy_name, jit_compile, replicas, batch_size, steps_per_call, update,
                fused_batch_norm, fused_adam):
-    keras.mixed_precision.set_global_policy(policy_name)
-    keras.utils.set_random_seed(0)
-    strategy = _strategy(replicas)
-    # The EMA generator is left out: it is not part of the step's cost being compared.
+    """(images/s, run_steps) of `throughput.step_rate` on the first `replicas` GPUs, or
+    logical CPU devices where there is no GPU."""
+    devices = tf.config.list_logical_devices("GPU") or tf.config.list_logical_devices("CPU")
     config = overrides.apply(preset, {"update": update, "jit_compile": jit_compile,
-                                      "ema_decay": 0.0, "batch_size": batch_size,
+                                      "steps_per_call": steps_per_call,
                                       "fused_batch_norm": fused_batch_norm,
                                       "fused_adam": fused_adam})
-    with strategy.scope():
-        gan_step = GanStep.from_config(
-            config, models.build_networks(config.model, with_ema=False),
-            tf.random.Generator.from_seed(0), policy_name)
-    data_config = data_config_of(batch_size)
-    iterator = iter(strategy.experimental_distribute_dataset(
-        data.load_split(data_config, models.output_range(config.model.architecture),
-                        shuffle_seed=0, epochs=1000)))
-
-    def run_steps(steps):
-        for chunk in range(0, steps, steps_per_call):
-            calls = min(steps_per_call, steps - chunk)
-            metrics = gan_step.train(iterator, tf.constant(calls, tf.int32))
-        metrics["d_loss"].numpy()  # Waits for the last call.
-
-    run_steps(FLAGS.warmup_steps)
-    # A step reads n_critic batches.
-    rate = _median_rate(run_steps, FLAGS.steps, preset.n_critic * batch_size, FLAGS.repeats)
-    return rate, run_steps
+    return throughput.step_rate(
+        dataclasses.replace(config, data=data_config_of(batch_size)), policy_name,
+        throughput.strategy_on(tuple(device.name for device in devices[:replicas])),
+        FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats)
 
 
 def traced_seconds(run_steps, steps, log_dir):
@@ -289,7 +251,7 @@ def input_rate(pixel_range, batch_size):
         for _ in range(steps):
             next(batches)
 
-    return _median_rate(run_steps, steps_per_epoch, batch_size, FLAGS.repeats)
+    return throughput.median_rate(run_steps, steps_per_epoch, batch_size, FLAGS.repeats)
 
 
 def measure_peaks():
