@@ -1,5 +1,5 @@
-r"""Scores generators with the project's Fashion-MNIST classifier: FID (with a 95% bootstrap
-interval), KID, IS, precision and recall against the real test split; for a conditional
+r"""Scores generators with the project's Fashion-MNIST classifier: FID (with two 95% bootstrap
+intervals), KID, IS, precision and recall against the real test split; for a conditional
 generator also FID within each class, their mean (intra-FID), and the share of samples
 classified as the class asked for. Memorisation: "NN ratio" is the median distance of a
 sample to its nearest training image over the same for test images (about 1 unless G
@@ -9,6 +9,11 @@ collapse" line under a row says that its samples are near-copies of each other (
 spread in classifier features far below the test images') or, realistic, cover almost
 none of the test images (recall near 0): a collapse, or a generator too early in its
 training.
+
+FID's intervals: "FID 95% (G only)" resamples the generated images only, the test split's
+statistics fixed: this run's FID against this reference. "FID 95% (G+test)" resamples the
+test split too: the distance to the real data's distribution, the interval to compare
+runs by.
 
   python eval.py                                    # every new checkpoint of runs/fast_deep_gd
                                                     # (none: the model zoo's generator)
@@ -61,10 +66,12 @@ FLAGS = flags.FLAGS
 def _format(row) -> str:
     """A row as a line of the HEADER table, and for a conditional G one line per class."""
     # Rows scored before these columns existed lack them.
-    interval = (f"{row['fid_low']:.2f}-{row['fid_high']:.2f}" if "fid_low" in row else "-")
+    one_sample, two_sample = (
+        f"{row[low]:.2f}-{row[high]:.2f}" if low in row else "-"
+        for low, high in (("fid_low", "fid_high"), ("fid_pair_low", "fid_pair_high")))
     copying = (f"{row['memorisation_ratio']:>7.3f} {row['memorisation_share']:>7.4f}"
                if "memorisation_ratio" in row else f"{'-':>7} {'-':>7}")
-    line = (f"{row.get('step', '-'):>8} {row['fid']:>10.4f} {interval:>17} "
+    line = (f"{row.get('step', '-'):>8} {row['fid']:>10.4f} {one_sample:>17} {two_sample:>17} "
             f"{row['kid_mean']:>10.6f} "
             f"{row['kid_std']:>9.6f} {row['is_mean']:>7.4f} {row['is_std']:>7.4f} "
             f"{row['precision']:>9.4f} {row['recall']:>7.4f} {copying}")
@@ -78,7 +85,8 @@ def _format(row) -> str:
                       f"class asked for {row['class_accuracy']:.4f}", *per_class])
 
 
-HEADER = (f"{'step':>8} {'FID':>10} {'FID 95% interval':>17} {'KID':>10} {'KID std':>9} "
+HEADER = (f"{'step':>8} {'FID':>10} {'FID 95% (G only)':>17} {'FID 95% (G+test)':>17} "
+          f"{'KID':>10} {'KID std':>9} "
           f"{'IS':>7} {'IS std':>7} {'precision':>9} {'recall':>7} {'NN ratio':>7} "
           f"{'copies':>7}")
 

@@ -19,7 +19,7 @@ from dcgan import data
 from dcgan.core.config import DEFAULT_DATA_DIR, SIGMOID_RANGE, TANH_RANGE, DataConfig
 from dcgan.core.errors import ConfigError
 from dcgan.data import pipeline
-from dcgan.evaluation import classifier, evaluator, feature_cache, metrics, neighbours
+from dcgan.evaluation import bootstrap, classifier, evaluator, feature_cache, metrics, neighbours
 from dcgan.experiments import zoo
 from dcgan.gan import diversity
 from dcgan.recipes.presets import DEFAULT_PRESET
@@ -32,8 +32,8 @@ MEMORISATION_SPLIT = "train[:6000]"
 # eval.py's runs here check its flags, files and errors, not what memorisation finds (the
 # in-process tests do, on MEMORISATION_SPLIT): fewer training images to embed each start.
 EVAL_PY_MEMORISATION_SPLIT = "train[:1000]"
-# 20 bootstrap resamples, not 200: the tests here check that the interval is written and
-# ordered (tests/test_bootstrap.py its coverage), and the resamples were half of each
+# 20 bootstrap resamples, not 200: the tests here check that the intervals are written and
+# ordered (tests/test_metrics.py their coverage), and the resamples were half of each
 # evaluate() call.
 SMALL = evaluator.EvalConfig(num_samples=300, batch_size=100, kid_subsets=5,
                              kid_subset_size=100, is_splits=3, fid_resamples=20,
@@ -91,6 +91,10 @@ def test_rows_for_every_checkpoint_then_skipped(scored_run, scorer, test_split_f
     for row in rows:
         assert row["num_samples"] == 300
         assert row["fid"] > 0 and row["is_mean"] >= 1 and 0 <= row["precision"] <= 1
+        # Both intervals about the estimate (the basic bootstrap subtracts FID's upward
+        # bias, so F may lie a little above one).
+        for low, high in (("fid_low", "fid_high"), ("fid_pair_low", "fid_pair_high")):
+            assert 0 <= row[low] < row[high] and row[low] < row["fid"] < 1.1 * row[high], low
     # The same generator gets the same scores, called again.
     generator = checkpoints.restore_generator(run_dir)
     assert {name: rows[-1][name] for name in evaluator.METRIC_COLUMNS} == scorer.evaluate(
@@ -105,6 +109,11 @@ def test_rows_for_every_checkpoint_then_skipped(scored_run, scorer, test_split_f
     assert rows[-1]["is_mean"] == pytest.approx(
         metrics.inception_score(probabilities, SMALL.is_splits, seed=SMALL.seed).mean,
         rel=1e-6)
+    for keys, interval in ((("fid_low", "fid_high"), bootstrap.fid_interval),
+                           (("fid_pair_low", "fid_pair_high"), bootstrap.fid_two_sample_interval)):
+        expected = interval(real_features, features, num_resamples=SMALL.fid_resamples,
+                            seed=SMALL.seed)
+        assert [rows[-1][key] for key in keys] == pytest.approx(expected, rel=1e-6), keys
     csv_lines = (run_dir / "metrics.csv").read_text().splitlines()
     assert len(csv_lines) == 3 and csv_lines[0].startswith("step,checkpoint,num_samples,fid")
     assert json.loads((run_dir / "metrics.json").read_text())["rows"] == rows
@@ -181,7 +190,6 @@ def test_exported_generator(run_dir, tmp_path):
         "near-copies")
 
 
-
 @pytest.fixture(scope="module")
 def conditional_run(tmp_path_factory):
     """A conditional run with a checkpoint at step 4; tests use a copy."""
@@ -202,7 +210,7 @@ def test_conditional_run_is_scored_per_class(conditional_run_dir, test_split_fea
         [csv_row] = list(csv.DictReader(file))
     columns = (evaluator.KEY_COLUMNS + evaluator.METRIC_COLUMNS
                + evaluator.CONDITIONAL_COLUMNS)
-    assert tuple(csv_row) == columns and len(columns) == 3 + 13 + 2 + 2 * 10
+    assert tuple(csv_row) == columns and len(columns) == 3 + 15 + 2 + 2 * 10
     for column in columns[3:]:
         assert float(csv_row[column]) == pytest.approx(row[column], rel=1e-12)
 
@@ -334,7 +342,8 @@ def test_rows_cached_before_the_interval_columns_are_kept(scored_run, scorer, tm
     old = shutil.copytree(scored_run[0], tmp_path / "old")
     record = json.loads((old / "metrics.json").read_text())
     # As an eval.py of before the interval and memorisation wrote it, without step 8.
-    new_columns = ("fid_low", "fid_high", "memorisation_ratio", "memorisation_share")
+    new_columns = ("fid_low", "fid_high", "fid_pair_low", "fid_pair_high",
+                   "memorisation_ratio", "memorisation_share")
     record["rows"] = [{key: value for key, value in row.items() if key not in new_columns}
                       for row in record["rows"] if row["step"] == 4]
     (old / "metrics.json").write_text(json.dumps(record))
@@ -342,8 +351,10 @@ def test_rows_cached_before_the_interval_columns_are_kept(scored_run, scorer, tm
     assert evaluated == 1 and "fid_low" not in rows[0] and rows[1]["fid_low"] > 0
     with (old / "metrics.csv").open(newline="") as file:
         old_row, new_row = csv.DictReader(file)
-    assert old_row["fid_low"] == "" and float(old_row["fid"]) == rows[0]["fid"]
+    assert old_row["fid_low"] == old_row["fid_pair_low"] == ""
+    assert float(old_row["fid"]) == rows[0]["fid"]
     assert 0 <= float(new_row["fid_low"]) <= float(new_row["fid_high"])
+    assert 0 <= float(new_row["fid_pair_low"]) <= float(new_row["fid_pair_high"])
     assert (old / "memorisation.png").exists()
 
 

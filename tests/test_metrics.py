@@ -1,3 +1,5 @@
+import functools
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -279,34 +281,58 @@ def test_per_class_accuracy_agrees_with_a_confusion_matrix():
                                np.diag(confusion) / confusion.sum(axis=1))
 
 
-def _gaussian_fid_trials(num_fake, trials, seed):
-    """(true FID, intervals) of `trials` draws of `num_fake` generated features, D = 8.
+def _gaussian_fid_trials(num_fake, trials, seed, interval=bootstrap.fid_interval,
+                         num_real=2000, dim=8, fresh_reference=False):
+    """(true FID, intervals) of `trials` draws of `num_fake` generated features.
 
-    The reference statistics are one fixed sample's, the generated features come from a
-    known Gaussian, so the FID the interval is about is in closed form:
-    frechet_distance(reference mean, reference covariance, true mean, true covariance).
+    The generated features come from a known Gaussian, the reference from the standard
+    normal. Without `fresh_reference` the reference is one sample of `num_real`, drawn
+    once, and the FID the interval is about is frechet_distance(that sample's mean and
+    covariance, the true mean and covariance): what `bootstrap.fid_interval` covers. With
+    it, each trial draws a new reference too, and the FID is that between the two true
+    Gaussians: what `bootstrap.fid_two_sample_interval` covers. Both closed forms. The
+    features do not depend on `interval`: two calls that differ only there see the same.
     """
     rng = np.random.default_rng(seed)
-    dim = 8
-    real = rng.normal(size=(2000, dim))
-    real_mean, real_sigma = real.mean(axis=0), np.cov(real, rowvar=False)
+    real = rng.normal(size=(num_real, dim))
     mixing = np.eye(dim) * 1.2 + rng.normal(scale=0.2, size=(dim, dim))
     true_mean = np.full(dim, 0.3)
-    truth = metrics.frechet_distance(real_mean, real_sigma, true_mean, mixing @ mixing.T).value
+    reference = ((np.zeros(dim), np.eye(dim)) if fresh_reference
+                 else (real.mean(axis=0), np.cov(real, rowvar=False)))
+    truth = metrics.frechet_distance(*reference, true_mean, mixing @ mixing.T).value
     results = []
     for trial in range(trials):
+        if fresh_reference:
+            real = rng.normal(size=(num_real, dim))
         fake = rng.normal(size=(num_fake, dim)) @ mixing.T + true_mean
-        results.append(bootstrap.fid_interval(real, fake, num_resamples=200, seed=trial))
+        results.append(interval(real, fake, num_resamples=200, seed=trial))
     return truth, results
+
+
+def _coverage(truth, intervals) -> float:
+    return float(np.mean([interval.low <= truth <= interval.high for interval in intervals]))
 
 
 @pytest.mark.slow
 def test_fid_interval_covers_the_true_distance_at_the_stated_rate():
     # At N = 100 FID's upward bias (0.37 on a true 2.26) is about the interval's
     # half-width: the percentile bootstrap, which ignores it, covered 59% of these trials.
-    truth, intervals = _gaussian_fid_trials(num_fake=100, trials=200, seed=0)
-    covered = np.mean([interval.low <= truth <= interval.high for interval in intervals])
+    covered = _coverage(*_gaussian_fid_trials(num_fake=100, trials=200, seed=0))
     assert 0.90 <= covered <= 0.99, covered
+
+
+@pytest.mark.slow
+def test_fid_two_sample_interval_covers_the_distance_between_the_distributions():
+    # A new reference each trial, as large as the generated set, so that it holds about
+    # half of the estimate's variance and adds its own upward bias, neither of which
+    # fid_interval, holding the reference fixed, accounts for: it covered 87% of these
+    # trials (85% and 87% with seeds 2 and 1), the two-sample interval 96% (94.5%, 96%).
+    trials = functools.partial(_gaussian_fid_trials, num_fake=100, trials=200, seed=0,
+                               num_real=100, fresh_reference=True)
+    truth, two_sample = trials(interval=bootstrap.fid_two_sample_interval)
+    _, one_sample = trials(interval=bootstrap.fid_interval)
+    assert 0.90 <= _coverage(truth, two_sample) <= 0.99, _coverage(truth, two_sample)
+    assert _coverage(truth, one_sample) < 0.90, _coverage(truth, one_sample)
 
 
 def test_fid_interval_shrinks_as_the_sample_count_grows():
@@ -318,27 +344,83 @@ def test_fid_interval_shrinks_as_the_sample_count_grows():
     assert widths[0] > 1.5 * widths[1] > 2.25 * widths[2], widths
 
 
-def test_fid_interval_brackets_the_estimate_of_an_unbiased_case_and_is_seeded():
+@pytest.mark.parametrize("interval", [bootstrap.fid_interval, bootstrap.fid_two_sample_interval])
+def test_fid_interval_brackets_the_estimate_of_an_unbiased_case_and_is_seeded(interval):
     rng = np.random.default_rng(2)
     real, fake = _correlated_features(rng, 3000, 6), _correlated_features(rng, 3000, 6, 1.0)
     estimate = metrics.fid(real, fake).value
-    interval = bootstrap.fid_interval(real, fake, seed=3)
+    wide = interval(real, fake, seed=3)
     # Far from 0 the bias (~D / N) is small beside the spread: the estimate lies inside.
-    assert interval.low < estimate < interval.high
-    assert bootstrap.fid_interval(real, fake, seed=3) == interval
-    narrower = bootstrap.fid_interval(real, fake, confidence=0.5, seed=3)
-    assert interval.low < narrower.low < narrower.high < interval.high
+    assert wide.low < estimate < wide.high
+    assert interval(real, fake, seed=3) == wide
+    narrower = interval(real, fake, confidence=0.5, seed=3)
+    assert wide.low < narrower.low < narrower.high < wide.high
 
 
-def test_fid_interval_refuses_bad_arguments():
+def test_the_two_sample_interval_is_the_wider_by_the_reference_s_variance():
+    rng = np.random.default_rng(4)
+    real, fake = _correlated_features(rng, 2000, 6), _correlated_features(rng, 2000, 6, 0.5)
+    one_sample = bootstrap.fid_interval(real, fake, num_resamples=400)
+    two_sample = bootstrap.fid_two_sample_interval(real, fake, num_resamples=400)
+    # Two sets of equal size add about equal variances: about sqrt(2) times the width.
+    ratio = (two_sample.high - two_sample.low) / (one_sample.high - one_sample.low)
+    assert 1.2 < ratio < 1.7, ratio
+
+
+def _explicit_basic_interval(real, fake, num_resamples, seed, resample_real, score=None):
+    """The basic bootstrap interval (confidence 0.95) from explicitly indexed resamples,
+    scored by `score` (`_scipy_fid` if None): per resample, the rows of the reference, then
+    those of the generated features, drawn as `rng.integers(0, N, N)` from one
+    `default_rng(seed)`."""
+    score = score or _scipy_fid
+    rng = np.random.default_rng(seed)
+    resampled = []
+    for _ in range(num_resamples):
+        real_rows = rng.integers(0, len(real), len(real)) if resample_real else slice(None)
+        resampled.append(score(real[real_rows], fake[rng.integers(0, len(fake), len(fake))]))
+    low, high = np.quantile(resampled, [0.025, 0.975])
+    estimate = score(real, fake)
+    return max(2 * estimate - high, 0.0), max(2 * estimate - low, 0.0)
+
+
+@pytest.mark.parametrize("interval, resample_real", [
+    (bootstrap.fid_interval, False), (bootstrap.fid_two_sample_interval, True)])
+def test_fid_intervals_match_scipy_on_explicit_resamples(interval, resample_real):
+    rng = np.random.default_rng(6)
+    real, fake = _correlated_features(rng, 80, 5), _correlated_features(rng, 50, 5, 0.4)
+    expected = _explicit_basic_interval(real, fake, 40, seed=7, resample_real=resample_real)
+    assert interval(real, fake, num_resamples=40, seed=7) == pytest.approx(expected, rel=1e-9)
+
+
+def test_fid_two_sample_interval_of_a_singular_reference():
+    # A dead unit: the reference's covariance has no Cholesky factor, so each resample's
+    # takes the square root instead. Against metrics.fid (scipy's sqrtm of a singular
+    # product is unreliable; metrics.fid is checked against it above).
+    rng = np.random.default_rng(8)
+    real, fake = _correlated_features(rng, 80, 5), _correlated_features(rng, 50, 5, 0.4)
+    real[:, 2] = 0.0
+    with pytest.raises(np.linalg.LinAlgError):
+        np.linalg.cholesky(np.cov(real, rowvar=False))
+    expected = _explicit_basic_interval(real, fake, 40, seed=7, resample_real=True,
+                                        score=lambda a, b: metrics.fid(a, b).raw)
+    # The zero eigenvalue comes out of each route as rounding noise of ~1e-17, whose square
+    # root moves the distance by ~1e-8.
+    assert bootstrap.fid_two_sample_interval(real, fake, num_resamples=40, seed=7) == (
+        pytest.approx(expected, abs=1e-7))
+
+
+@pytest.mark.parametrize("interval", [bootstrap.fid_interval, bootstrap.fid_two_sample_interval])
+def test_fid_interval_refuses_bad_arguments(interval):
     rng = np.random.default_rng(0)
     real, fake = rng.normal(size=(50, 3)), rng.normal(size=(50, 3))
     with pytest.raises(ValueError, match="confidence"):
-        bootstrap.fid_interval(real, fake, confidence=1.0)
+        interval(real, fake, confidence=1.0)
     with pytest.raises(ValueError, match="num_resamples"):
-        bootstrap.fid_interval(real, fake, num_resamples=0)
+        interval(real, fake, num_resamples=0)
     with pytest.raises(ValueError, match="more fake samples"):
-        bootstrap.fid_interval(real, fake[:3])
+        interval(real, fake[:3])
+    with pytest.raises(ValueError, match="more real samples"):
+        interval(real[:3], fake)
 
 
 def test_nearest_neighbours_match_scipy_cdist_in_small_blocks(monkeypatch):

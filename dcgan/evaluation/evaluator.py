@@ -36,14 +36,18 @@ from dcgan.runtime.files import atomic_path, write_json
 __all__ = ["CONDITIONAL_COLUMNS", "EvalConfig", "METRIC_COLUMNS", "Evaluator",
            "checkpoints_to_score", "class_column", "evaluate_run"]
 
-# fid_low, fid_high: the 95% bootstrap interval of `bootstrap.fid_interval` (the reference
-# statistics fixed). Rows written before these columns existed lack them: they are kept
-# as they are (blank in metrics.csv), not scored again.
+# fid_low, fid_high: the 95% bootstrap interval of `bootstrap.fid_interval`, the generated
+# samples resampled and the test split's statistics fixed: this run's FID against this
+# reference. fid_pair_low, fid_pair_high: the 95% interval of
+# `bootstrap.fid_two_sample_interval`, the test split resampled too: the distance between
+# the generator's and the real data's distributions, the interval to compare runs by.
+# Rows written before these columns existed lack them: they are kept as they are (blank
+# in metrics.csv), not scored again.
 # memorisation_ratio, memorisation_share: `neighbours.memorisation` of the samples' and the
 # test images' distances to their nearest training image in classifier features.
-METRIC_COLUMNS = ("fid", "fid_raw", "fid_low", "fid_high", "kid_mean", "kid_std", "is_mean",
-                  "is_std", "precision", "recall", "memorisation_ratio",
-                  "memorisation_share", "diversity")
+METRIC_COLUMNS = ("fid", "fid_raw", "fid_low", "fid_high", "fid_pair_low", "fid_pair_high",
+                  "kid_mean", "kid_std", "is_mean", "is_std", "precision", "recall",
+                  "memorisation_ratio", "memorisation_share", "diversity")
 # diversity: the lowest `gan.diversity.diversity_ratios` of the samples' classifier features
 # (per class for a conditional G) against the test images', over the first
 # DIVERSITY_POINTS of each: below `gan.diversity.COLLAPSE_RATIO` they are near-copies.
@@ -79,7 +83,7 @@ class EvalConfig:
       kid_subsets, kid_subset_size: KID's subsets (the size is capped at num_samples).
       is_splits: Inception Score splits.
       nearest_neighbours: k of the precision/recall manifolds.
-      fid_resamples: bootstrap resamples of FID's 95% interval.
+      fid_resamples: bootstrap resamples of each of FID's two 95% intervals.
       train_split: the training images (a TFDS split) the memorisation check measures
         distances to; a generator that copies images outside it goes unnoticed. None:
         no memorisation check (nor the time to embed the training images).
@@ -194,9 +198,10 @@ class Evaluator:
             self.classifier, samples, models.generator_output_range(generator),
             self.config.batch_size)
         fid = metrics.fid(self.real_features, fake_features)
-        fid_interval = bootstrap.fid_interval(self.real_features, fake_features,
-                                              num_resamples=self.config.fid_resamples,
-                                              seed=self.config.seed)
+        fid_interval, fid_pair_interval = (
+            interval(self.real_features, fake_features, num_resamples=self.config.fid_resamples,
+                     seed=self.config.seed)
+            for interval in (bootstrap.fid_interval, bootstrap.fid_two_sample_interval))
         kid = metrics.kernel_inception_distance(
             self.real_features, fake_features, num_subsets=self.config.kid_subsets,
             subset_size=min(self.config.kid_subset_size, self.config.num_samples),
@@ -206,7 +211,8 @@ class Evaluator:
         precision_recall = neighbours.precision_recall(
             self.real_features, fake_features, k=self.config.nearest_neighbours)
         scores = {"fid": fid.value, "fid_raw": fid.raw, "fid_low": fid_interval.low,
-                  "fid_high": fid_interval.high, "kid_mean": kid.mean,
+                  "fid_high": fid_interval.high, "fid_pair_low": fid_pair_interval.low,
+                  "fid_pair_high": fid_pair_interval.high, "kid_mean": kid.mean,
                   "kid_std": kid.std, "is_mean": inception.mean, "is_std": inception.std,
                   "precision": precision_recall.precision, "recall": precision_recall.recall}
         if self.config.train_split is not None:
