@@ -9,8 +9,9 @@ import numpy as np
 import pytest
 from conftest import checkpoint_steps, loss_rows
 
-from dcgan import models, training
+from dcgan import data, models, training
 from dcgan.experiments import sweeps
+from dcgan.gan import diversity
 from dcgan.gan.step import METRIC_NAMES
 from dcgan.recipes.presets import DEFAULT_PRESET, PRESETS
 from dcgan.rundir import checkpoints
@@ -40,6 +41,28 @@ def test_each_loss_preset_trains_on_two_replicas(preset, tmp_path, short_run, tw
     # The default's generator, whatever the loss.
     assert generator.name == "fast_deep_g_generator"
     assert models.generator_num_classes(generator) == config.model.num_classes
+
+
+@pytest.mark.slow
+def test_the_conditional_preset_draws_distinct_samples_within_each_class(
+        tmp_path, short_run, two_replicas, float32_policy_after):
+    """`train.py --conditional` at the default's rates drew one image per class whatever z
+    (issue 39): the conditional preset must not. After 1,000 steps on 2 replicas, each
+    class's samples for distinct z spread at least COLLAPSE_RATIO of the real images' of
+    that class (a G that ignores z: 0)."""
+    config = short_run(tmp_path / "run", "conditional", train_examples=16_000, epochs=2,
+                       steps_per_call=50)
+    assert training.train(config, two_replicas)["step"] == 1000
+    generator = checkpoints.restore_generator(config.run_dir)
+    samples, labels = models.seeded_samples(generator, 640, seed=5, batch_size=640)
+    real = dataclasses.replace(config.data, global_batch_size=1000, drop_remainder=False,
+                               cache=False)
+    [(images, real_labels)] = data.load_split(
+        real, models.output_range(config.model.architecture),
+        with_labels=True).take(1).as_numpy_iterator()
+    ratios = diversity.diversity_ratios(
+        samples, diversity.mean_pairwise_distances(images, real_labels, 10), labels)
+    assert np.all(ratios > diversity.COLLAPSE_RATIO), ratios
 
 
 @pytest.mark.parametrize("preset", PER_LOSS_PRESETS)
