@@ -19,6 +19,7 @@ from dcgan.experiments import gpu_check
 from dcgan.experiments.gpu_check import RunCheck, StepRate
 from dcgan.gan.step import GanStep
 
+
 def test_without_a_gpu_it_says_so_in_one_line_and_exits_0():
     completed = subprocess.run(
         [sys.executable, str(REPO / "scripts" / "gpu_check.py")], capture_output=True,

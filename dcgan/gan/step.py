@@ -51,9 +51,10 @@ class GanStep:
       global_batch_size: images per step over all replicas; per-example losses are
         averaged over it, so gradients summed over replicas are the global mean.
       update, jit_compile, n_critic, penalties, ema_decay, augment: the `TrainConfig`
-        fields of those names; synchronized_batch_norm: its model's. Each step's n_critic D updates read the iterator's next
-        batches; the augmentation draws fresh parameters from `noise` for every batch,
-        and the penalties (`dcgan.gan.penalties`) are taken at the images D sees.
+        fields of those names; synchronized_batch_norm: its model's. Each step's n_critic
+        D updates read the iterator's next batches; the augmentation draws fresh
+        parameters from `noise` for every batch, and the penalties
+        (`dcgan.gan.penalties`) are taken at the images D sees.
     """
 
     def __init__(self, networks, generator_optimizer, discriminator_optimizer, loss_fn, noise,
