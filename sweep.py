@@ -5,7 +5,8 @@ r"""Trains configurations for the same training time each and scores FID against
   python sweep.py --configs=fast,fast:loss=hinge --seeds=0,1,2 --budgets=2,5,10
   python sweep.py --configs=fast,fast:lr_schedule=cosine --seeds=0,1,2 --epochs=6,18
   python sweep.py --configs=fast_deep_gd,hinge --seeds=0,1,2 --budgets=17.2 \
-      --results_dir=docs/leaderboard/board      # the README's board, rows committed
+      --results_dir=docs/board      # the README's board, rows committed
+  python sweep.py --configs=fast_deep_gd --cost   # what its 9 epochs cost in default-epochs
 
 A configuration is a preset, optionally with overrides `preset:flag=value:flag=value` of
 train.py's flags listed in `dcgan.recipes.overrides.OVERRIDES` (a list value joined by "+", e.g.
@@ -34,6 +35,13 @@ between configurations of equal step cost (bench.py measures the ratio); sweep.c
 it over its budget, so it trains each budget from scratch in seed_<seed>/epochs_<budget>;
 the others continue one run from budget to budget.
 
+--steps gives budgets as steps (G updates), e.g. to compare global batches per update. A
+configuration's `cpu_devices=N` trains it on N logical CPU devices, one replica each (as
+train.py's --cpu_devices), so that one sweep holds 1 and 4 replicas side by side:
+
+  python sweep.py --configs=fast_deep_gd,fast_deep_gd:cpu_devices=4:per_replica_batch_size=32 \
+      --steps=4219 --seeds=0,1
+
 --reference_run adds a run trained and scored before (train.py, then eval.py) to the plot
 and the table, e.g. the tutorial's 50 epochs; --reference_images_per_second places its
 checkpoints at the minutes they take at that rate (bench.py's), for a run whose logged
@@ -55,7 +63,7 @@ from dcgan.core.config import DEFAULT_DATA_DIR  # noqa: E402
 from dcgan.core.errors import ConfigError  # noqa: E402
 from dcgan.evaluation import evaluator  # noqa: E402
 from dcgan.experiments import leaderboard, sweeps  # noqa: E402
-from dcgan.recipes import validation  # noqa: E402
+from dcgan.recipes import scaling, validation  # noqa: E402
 from dcgan.rundir import checkpoints, loss_log  # noqa: E402
 from dcgan.rundir.layout import RunDirectory  # noqa: E402
 from dcgan.runtime import distribute, hardware  # noqa: E402
@@ -71,11 +79,13 @@ flags.DEFINE_list("budgets", None, "Instead of --minutes: budgets in default-epo
                   "recorded in each row.")
 flags.DEFINE_list("epochs", None, "Instead of --minutes: budgets in epochs of each "
                   "configuration, stopped by its step count rather than the clock.")
+flags.DEFINE_list("steps", None, "Instead of --minutes: budgets in steps (G updates) of each "
+                  "configuration, e.g. to compare global batches per update.")
 flags.DEFINE_string("out_dir", "runs/sweep", "Where the runs go, and the results unless "
                     "--results_dir is given.")
 flags.DEFINE_string("results_dir", None, "Where sweep.csv, the grids, the plot and "
                     "leaderboard.md go (default --out_dir): a committed directory, e.g. "
-                    "docs/leaderboard/board, keeps the rows for later sessions to add to.")
+                    "docs/board, keeps the rows for later sessions to add to.")
 flags.DEFINE_integer("num_samples", 10_000, "Generated images per FID.", lower_bound=129)
 flags.DEFINE_string("data_dir", DEFAULT_DATA_DIR, "TFDS data directory.")
 flags.DEFINE_string("reference_run", None, "A run directory scored by eval.py to draw too.")
@@ -85,29 +95,35 @@ flags.DEFINE_bool("leaderboard", False, "Train nothing: print (and write to lead
                   "the markdown table of the results' sweep.csv (mean FID, 95% t-interval, "
                   "Welch's t-tests, grids) and, given --configs, the rows of --configs x "
                   "--seeds x the budgets still missing.")
+flags.DEFINE_bool("cost", False, "Score nothing: time a short run of preset fast and of each "
+                  "of --configs back to back, and print what one epoch, and each preset's own "
+                  "epochs, cost in default-epochs here: the --budgets of equal wall-clock.")
 
 FLAGS = flags.FLAGS
 
-def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, by_epochs: bool):
-    """The configuration `spec` trained with `seed` in `run_dir` for `budget` in all:
-    epochs if `by_epochs`, else minutes. By minutes, epochs=None, so only the clock stops
-    it (and a learning-rate schedule, whose horizon that leaves unknown, is refused by
-    `dcgan.recipes.validation.validate`)."""
+def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, unit: str):
+    """The configuration `spec` trained with `seed` in `run_dir` for `budget` in all, in
+    `unit`: "epochs", "steps" or "min" (minutes). By minutes, epochs=None, so only the
+    clock stops it (and a learning-rate schedule, whose horizon that leaves unknown, is
+    refused by `dcgan.recipes.validation.validate`)."""
     config = sweeps.parse_config(spec)
     return dataclasses.replace(
-        config, run_dir=str(run_dir), seed=seed, epochs=budget if by_epochs else None,
-        max_train_minutes=None if by_epochs else budget,
+        config, run_dir=str(run_dir), seed=seed, epochs=budget if unit == "epochs" else None,
+        max_steps=budget if unit == "steps" else config.max_steps,
+        max_train_minutes=budget if unit == "min" else None,
         data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir))
 
 
-def valid_configs(budget, by_epochs) -> list[str]:
-    """The --configs that pass validation at `budget`, each other one reported in a line:
-    a bad configuration is refused before hours of training, and the others go on."""
+def valid_configs(budget, unit) -> list[str]:
+    """The --configs that pass validation at `budget` on their replicas, each other one
+    reported in a line: a bad configuration is refused before hours of training, and the
+    others go on."""
     valid = []
     for spec in FLAGS.configs:
         try:
-            validation.validate(run_config(spec, 0, pathlib.Path(FLAGS.out_dir), budget,
-                                           by_epochs))
+            replicas = sweeps.cpu_devices(spec)
+            config = run_config(spec, 0, pathlib.Path(FLAGS.out_dir), budget, unit)
+            validation.validate(scaling.scale_for_replicas(config, replicas)[0], replicas)
         except ConfigError as error:
             print(f"Skipping {spec}: {error}", flush=True)
             continue
@@ -126,29 +142,72 @@ def print_leaderboard(results_dir: pathlib.Path, rows, missing):
     print(table)
 
 
+def print_costs(strategy, timed_steps=600):
+    """What --configs cost on this machine in default-epochs (sweep.py --cost), measured
+    back to back with preset fast's epoch, the unit: the budget to give --budgets for a
+    configuration's own epochs, e.g. the default's cost for the board."""
+    def cost(spec):
+        config = sweeps.parse_config(spec)
+        config = dataclasses.replace(
+            config, data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir))
+        return config, sweeps.epoch_cost(config, strategy, timed_steps=timed_steps)
+
+    _, unit = cost("fast")
+    print(f"One default-epoch (an epoch of preset fast): {unit['minutes']:.3f} min on "
+          f"{unit['cpu']}", flush=True)
+    for spec in FLAGS.configs:
+        config, epoch = cost(spec)
+        in_units = epoch["minutes"] / unit["minutes"]
+        print(f"{spec}: one epoch {epoch['minutes']:.3f} min = {in_units:.3f} default-epochs; "
+              f"its {config.epochs} epochs = {in_units * config.epochs:.2f} default-epochs",
+              flush=True)
+
+
+def strategies_for(specs) -> dict:
+    """{spec: its strategy}: with no `cpu_devices` setting among `specs`, every one trains
+    on `distribute.make_strategy()` (every GPU, else the CPU); otherwise the CPU is split
+    into as many logical devices as the largest setting asks, and each spec trains on
+    the first `cpu_devices` of them (1 without the setting)."""
+    devices = {spec: sweeps.cpu_devices(spec) for spec in specs}
+    if max(devices.values()) == 1:
+        strategy = distribute.make_strategy()
+        return dict.fromkeys(specs, strategy)
+    distribute.split_cpu(max(devices.values()))
+    by_count = {count: distribute.cpu_strategy(count) for count in set(devices.values())}
+    return {spec: by_count[count] for spec, count in devices.items()}
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if FLAGS.budgets and FLAGS.epochs:
-        raise app.UsageError("Give --budgets (default-epochs) or --epochs, not both.")
-    if FLAGS.epochs and FLAGS.reference_run:
-        raise app.UsageError("--reference_run places a run by its minutes: not with --epochs.")
+    if sum(bool(budgets) for budgets in (FLAGS.budgets, FLAGS.epochs, FLAGS.steps)) > 1:
+        raise app.UsageError("Give one of --budgets (default-epochs), --epochs, --steps.")
+    if (FLAGS.epochs or FLAGS.steps) and FLAGS.reference_run:
+        raise app.UsageError("--reference_run places a run by its minutes: not with --epochs "
+                             "or --steps.")
     out_dir = pathlib.Path(FLAGS.out_dir)
     results_dir = pathlib.Path(FLAGS.results_dir or out_dir)
-    unit = "epochs" if FLAGS.epochs else "default_epochs" if FLAGS.budgets else "min"
-    budgets = sorted((int if FLAGS.epochs else float)(budget)
-                     for budget in FLAGS.epochs or FLAGS.budgets or FLAGS.minutes)
+    unit = ("epochs" if FLAGS.epochs else "steps" if FLAGS.steps
+            else "default_epochs" if FLAGS.budgets else "min")
+    budgets = sorted((int if unit in sweeps.STEP_COUNT_UNITS else float)(budget)
+                     for budget in FLAGS.epochs or FLAGS.steps or FLAGS.budgets or FLAGS.minutes)
     seeds = [int(seed) for seed in FLAGS.seeds]
     if FLAGS.leaderboard:
         log = sweeps.SweepLog(results_dir / "sweep.csv")
         missing = log.missing(FLAGS.configs, seeds, budgets) if FLAGS["configs"].present else []
         print_leaderboard(results_dir, log.rows, missing)
         return
-    by_epochs = unit == "epochs"
-    unit_name = {"epochs": "epochs", "default_epochs": "default-epochs", "min": "minutes"}[unit]
-    specs = valid_configs(budgets[0], by_epochs)
+    if FLAGS.cost:
+        print_costs(distribute.make_strategy())
+        return
+    unit_name = {"default_epochs": "default-epochs", "min": "minutes"}.get(unit, unit)
+    # Minutes reach the run as max_train_minutes, default-epochs as their minutes.
+    run_unit = "min" if unit == "default_epochs" else unit
+    specs = valid_configs(budgets[0], run_unit)
     if not specs:
         raise ConfigError("None of --configs can train: each was refused above.")
+    # Before any other op, which would leave the CPU unsplit; "fast" times the default-epoch.
+    strategies = strategies_for([*specs, "fast"])
     print(progress.binary_header("sweep.py", [
         f"configurations {', '.join(specs)}", f"seeds {', '.join(FLAGS.seeds)}",
         f"budgets {', '.join(f'{budget:g}' for budget in budgets)} {unit_name}",
@@ -160,10 +219,10 @@ def main(argv):
     # sweep.csv keeps no memorisation columns: skip embedding the training split.
     scorer = evaluator.Evaluator(evaluator.EvalConfig(num_samples=FLAGS.num_samples,
                                                       data_dir=FLAGS.data_dir, train_split=None))
-    strategy = distribute.make_strategy()
     epoch_minutes = None
     if FLAGS.budgets:
-        epoch = sweeps.default_epoch(out_dir / "default_epoch.json", strategy, FLAGS.data_dir)
+        epoch = sweeps.default_epoch(out_dir / "default_epoch.json", strategies["fast"],
+                                     FLAGS.data_dir)
         epoch_minutes = epoch["minutes"]
         print(f"One default-epoch: {epoch_minutes:.2f} min on {epoch['cpu']}")
     reference = []
@@ -179,7 +238,7 @@ def main(argv):
                 run_dir = sweeps.run_dir(out_dir, spec, seed, budget, unit)
                 training_budget = budget * epoch_minutes if epoch_minutes else budget
                 result = training.train(
-                    run_config(spec, seed, run_dir, training_budget, by_epochs), strategy)
+                    run_config(spec, seed, run_dir, training_budget, run_unit), strategies[spec])
                 generator = checkpoints.restore_generator(run_dir)
                 row = {log.budget_column: budget, "config": spec, "seed": seed,
                        "minutes": loss_log.trained_minutes(run_dir, result["step"]),

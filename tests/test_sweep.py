@@ -282,6 +282,32 @@ def test_default_epoch_from_the_timed_steps_then_read_back(tmp_path, monkeypatch
     assert trained == [40]
 
 
+# A stand-in for sweeps.epoch_cost: an epoch of preset fast (architecture "fast") takes
+# 1.5 min, any other configuration's 0.5 min per 32 images of its batch.
+FAKE_EPOCH_COST = """
+from dcgan.experiments import sweeps
+def epoch_cost(config, strategy, timed_steps):
+    per_batch = 1.5 if config.model.architecture == "fast" else config.data.global_batch_size / 64
+    return {"minutes": per_batch, "cpu": "Some CPU"}
+sweeps.epoch_cost = epoch_cost
+"""
+
+
+def test_cost_gives_each_configuration_in_default_epochs(tmp_path):
+    result = subprocess.run(
+        [*after_prelude(FAKE_EPOCH_COST, REPO / "sweep.py"), "--cost",
+         "--configs=fast_deep_gd,fast_deep_gd:batch_size=96:epochs=4", f"--out_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == [
+        "One default-epoch (an epoch of preset fast): 1.500 min on Some CPU",
+        "fast_deep_gd: one epoch 0.500 min = 0.333 default-epochs; its 9 epochs = 3.00 "
+        "default-epochs",
+        "fast_deep_gd:batch_size=96:epochs=4: one epoch 1.500 min = 1.000 default-epochs; "
+        "its 4 epochs = 4.00 default-epochs"]
+    assert not any(tmp_path.iterdir())
+
+
 def test_leaderboard_in_default_epochs_with_the_lowest_seed_grid(tmp_path):
     rows = _leaderboard_rows(tmp_path)
     grid_dir = tmp_path / "grids"
@@ -372,6 +398,41 @@ def test_sweep_by_epochs_stops_each_run_at_its_step_count(tmp_path):
     with pytest.raises(SweepError, match="holds budgets in epochs, not in min"):
         sweeps.SweepLog(tmp_path / "sweep.csv", "min")
     assert sweeps.SweepLog(tmp_path / "sweep.csv").rows == rows
+
+
+@pytest.mark.slow
+def test_sweep_by_steps_trains_one_and_two_replicas_side_by_side(tmp_path):
+    one, two = "fast:batch_size=32", "fast:batch_size=32:cpu_devices=2:per_replica_batch_size=8"
+    # One of 3 replicas cannot split the batch of 32: skipped in a line, the others train.
+    three = "fast:batch_size=32:cpu_devices=3"
+    result = subprocess.run(
+        [*after_prelude(SMALL_FAST, REPO / "sweep.py"), f"--configs={one},{two},{three}",
+         "--seeds=0", "--steps=20", "--num_samples=200", f"--out_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[0].startswith(f"Skipping {three}: ")
+    assert "nearest" in result.stdout.splitlines()[0]
+    rows = csv_rows(tmp_path / "sweep.csv")
+    assert [(row["config"], row["budget_steps"], row["step"]) for row in rows] == [
+        (one, "20", "20"), (two, "20", "20")]
+    records = [json.loads((sweeps.run_dir(tmp_path, spec, 0, 20, "steps") / "config.json")
+                          .read_text()) for spec in (one, two)]
+    assert [record["replicas"] for record in records] == [1, 2]
+    # Two replicas of 8: the global batch 16, the rates at sqrt(1/2) of the recipe's.
+    assert records[1]["config"]["data"]["global_batch_size"] == 16
+    assert records[1]["config"]["generator_optimizer"]["learning_rate"] == pytest.approx(
+        records[0]["config"]["generator_optimizer"]["learning_rate"] * 0.5**0.5)
+    table = (tmp_path / "leaderboard.md").read_text().splitlines()
+    assert table[0].startswith("| budget (steps) | configuration |")
+
+
+def test_cpu_devices_setting_is_read_by_the_sweep_not_the_config():
+    spec = "fast:cpu_devices=4:per_replica_batch_size=8"
+    assert sweeps.cpu_devices(spec) == 4 and sweeps.cpu_devices("fast") == 1
+    assert sweeps.parse_config(spec) == sweeps.parse_config("fast:per_replica_batch_size=8")
+    for bad in ("fast:cpu_devices=0", "fast:cpu_devices=two"):
+        with pytest.raises(ConfigError, match="cpu_devices must be a positive integer"):
+            sweeps.cpu_devices(bad)
 
 
 BOARD_CSV = """budget_default_epochs,config,seed,minutes,step,fid,default_epoch_minutes,cpu,commit

@@ -6,10 +6,15 @@ A budget is training minutes (sweep.csv's first column `budget_minutes`; --minut
 default-epochs (`budget_default_epochs`; --budgets): minutes in units of one epoch of
 preset `fast` on the machine that trained the row, so that rows from a fast and a slow
 machine compare and one table can be filled over several sessions and machines, or
-epochs of the configuration's own batch (`budget_epochs`; --epochs): a step count, so the
-same on every machine and unmoved by a machine that slows down mid-sweep, and the only
-budget a learning-rate schedule can plan for. Epochs are equal wall-clock only for
-configurations of equal step cost, which bench.py measures back to back.
+epochs of the configuration's own batch (`budget_epochs`; --epochs) or its steps, G updates
+(`budget_steps`; --steps): step counts, so the same on every machine and unmoved by a
+machine that slows down mid-sweep, and the only budgets a learning-rate schedule can plan
+for. Epochs are equal wall-clock only for configurations of equal step cost, which
+bench.py measures back to back; steps compare batch sizes per update.
+
+A configuration may also say `cpu_devices=N`: it trains on N logical CPU devices, one
+replica each, as train.py's --cpu_devices, e.g. to measure a multi-GPU recipe's quality per
+step on a CPU.
 
 Each row also records where it was trained: the default-epoch's minutes there (with
 --budgets), the CPU model and the git commit of the code.
@@ -35,11 +40,15 @@ from dcgan.runtime.files import atomic_path, write_json
 
 __all__ = [
     "BUDGET_COLUMNS",
+    "CPU_DEVICES",
     "GRID_DIR",
+    "STEP_COUNT_UNITS",
     "SWEEP_COLUMNS",
     "SweepLog",
     "budget_of",
+    "cpu_devices",
     "default_epoch",
+    "epoch_cost",
     "directory_name",
     "grid_name",
     "parse_config",
@@ -49,7 +58,12 @@ __all__ = [
 
 # sweep.csv's first column by the unit of its budgets, as tables and file names give it.
 BUDGET_COLUMNS = {"min": "budget_minutes", "default_epochs": "budget_default_epochs",
-                  "epochs": "budget_epochs"}
+                  "epochs": "budget_epochs", "steps": "budget_steps"}
+# The units that count steps, not a clock: what a learning-rate schedule can plan for.
+STEP_COUNT_UNITS = ("epochs", "steps")
+# A configuration's setting read by sweep.py, not an override of the config: train on
+# this many logical CPU devices, one replica each (train.py's --cpu_devices).
+CPU_DEVICES = "cpu_devices"
 # Under a sweep's out_dir: each scored run's final sample grid, named by `grid_name`.
 GRID_DIR = "grids"
 SWEEP_COLUMNS = ("config", "seed", "minutes", "step", "fid", "kid_mean", "is_mean",
@@ -60,53 +74,77 @@ SWEEP_COLUMNS = ("config", "seed", "minutes", "step", "fid", "kid_mean", "is_mea
 CONDITIONAL_COLUMNS = ("intra_fid", "class_accuracy")
 
 
-def parse_config(spec: str):
-    """`preset[:flag=value...]` -> TrainConfig (run_dir and seed not yet set); the flags
-    are those of `overrides.OVERRIDES`, as train.py's."""
+def _settings(spec: str) -> tuple[str, dict]:
+    """`preset[:flag=value...]` -> (preset name, {flag: value as written})."""
     preset_name, *settings = spec.split(":")
     if preset_name not in PRESETS:
         raise ConfigError(f"Unknown preset {preset_name!r} in {spec!r}; known: {sorted(PRESETS)}.")
     values = {}
     for setting in settings:
         name, _, value = setting.partition("=")
-        if name not in overrides.OVERRIDES or not value:
+        if name not in (*overrides.OVERRIDES, CPU_DEVICES) or not value:
             raise ConfigError(f"Cannot apply {setting!r} in {spec!r}; overridable: "
-                              f"{sorted(overrides.OVERRIDES)} as flag=value.")
-        values[name] = overrides.parse(name, value)
-    return overrides.apply(PRESETS[preset_name], values)
+                              f"{sorted(overrides.OVERRIDES)} and {CPU_DEVICES}, as flag=value.")
+        values[name] = value
+    return preset_name, values
 
 
-def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
-                  timed_steps=300) -> dict:
-    """The wall-clock of one epoch of preset `fast` on this machine: the unit of the
-    sweep's --budgets, so that tables from a fast and a slow machine compare.
+def parse_config(spec: str):
+    """`preset[:flag=value...]` -> TrainConfig (run_dir and seed not yet set); the flags
+    are those of `overrides.OVERRIDES`, as train.py's, and `CPU_DEVICES` (`cpu_devices`)."""
+    preset_name, values = _settings(spec)
+    values.pop(CPU_DEVICES, None)
+    return overrides.apply(PRESETS[preset_name], {
+        name: overrides.parse(name, value) for name, value in values.items()})
 
-    Measured once, then read back from `path` (JSON), so a resumed sweep keeps the unit it
-    started with: `fast` trains `warmup_steps` (tracing, first batches) and then
-    `timed_steps` more in a temporary run directory, and the logged training seconds
-    of the timed steps, per step, times `fast`'s steps per epoch give the epoch. Both step
-    counts are rounded up to whole calls of `steps_per_call` steps.
+
+def cpu_devices(spec: str) -> int:
+    """The logical CPU devices, one replica each, that `spec` trains on: its
+    `cpu_devices=N` setting, else 1."""
+    value = _settings(spec)[1].get(CPU_DEVICES, "1")
+    if not value.isdigit() or int(value) < 1:
+        raise ConfigError(f"{CPU_DEVICES} must be a positive integer, got {value!r} in {spec!r}.")
+    return int(value)
+
+
+def epoch_cost(config, strategy, warmup_steps=20, timed_steps=300) -> dict:
+    """The wall-clock of one epoch of `config` (a TrainConfig with its data_dir) on this
+    machine, from a short run in a temporary run directory: `warmup_steps` (tracing,
+    first batches) and then `timed_steps` more, each rounded up to whole calls of
+    `steps_per_call` steps; the logged training seconds of the timed steps, per step,
+    times the configuration's steps per epoch give the epoch.
 
     Returns:
       {"minutes", "seconds_per_step", "steps_per_epoch", "timed_steps", "cpu"}.
     """
-    if path.exists():
-        return json.loads(path.read_text())
-    config = PRESETS["fast"]
     per_call = config.steps_per_call
     warmup = -(-warmup_steps // per_call) * per_call
     total = warmup + -(-timed_steps // per_call) * per_call
     with tempfile.TemporaryDirectory() as run_dir:
-        training.train(dataclasses.replace(
-            config, run_dir=run_dir, max_steps=total,
-            data=dataclasses.replace(config.data, data_dir=data_dir)), strategy)
+        training.train(dataclasses.replace(config, run_dir=run_dir, max_steps=total), strategy)
         run_dir = pathlib.Path(run_dir)
         seconds = loss_log.train_seconds(run_dir)
         steps_per_epoch = RunDirectory(run_dir).read_record()["steps_per_epoch"]
     seconds_per_step = (seconds[total] - seconds[warmup]) / (total - warmup)
-    record = {"minutes": seconds_per_step * steps_per_epoch / 60,
-              "seconds_per_step": seconds_per_step, "steps_per_epoch": steps_per_epoch,
-              "timed_steps": total - warmup, "cpu": hardware.cpu_label()}
+    return {"minutes": seconds_per_step * steps_per_epoch / 60,
+            "seconds_per_step": seconds_per_step, "steps_per_epoch": steps_per_epoch,
+            "timed_steps": total - warmup, "cpu": hardware.cpu_label()}
+
+
+def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
+                  timed_steps=300) -> dict:
+    """The wall-clock of one epoch of preset `fast` on this machine (`epoch_cost`): the
+    unit of the sweep's --budgets, so that tables from a fast and a slow machine compare.
+
+    Measured once, then read back from `path` (JSON), so a resumed sweep keeps the unit it
+    started with.
+    """
+    if path.exists():
+        return json.loads(path.read_text())
+    config = PRESETS["fast"]
+    record = epoch_cost(dataclasses.replace(
+        config, data=dataclasses.replace(config.data, data_dir=data_dir)), strategy,
+        warmup_steps, timed_steps)
     write_json(path, record)
     return record
 
@@ -183,11 +221,11 @@ def directory_name(spec: str) -> str:
 
 def run_dir(out_dir: pathlib.Path, spec: str, seed: int, budget, unit) -> pathlib.Path:
     """Where sweep.py trains `spec` with `seed` for `budget` in `unit`: one run continued
-    from budget to budget, except for a learning-rate schedule in epochs, which is planned
+    from budget to budget, except for a learning-rate schedule in epochs or steps, planned
     over its budget and so trains each budget anew."""
     seed_dir = pathlib.Path(out_dir) / directory_name(spec) / f"seed_{seed}"
-    if unit == "epochs" and parse_config(spec).schedule.kind != "constant":
-        return seed_dir / f"epochs_{budget:g}"
+    if unit in STEP_COUNT_UNITS and parse_config(spec).schedule.kind != "constant":
+        return seed_dir / f"{unit}_{budget:g}"
     return seed_dir
 
 

@@ -22,6 +22,7 @@ from dcgan.core.errors import ConfigError
 __all__ = [
     "STRATEGIES",
     "ClusterTask",
+    "cpu_strategy",
     "gather_from_replicas",
     "is_chief",
     "make_strategy",
@@ -55,6 +56,16 @@ def split_cpu(num_devices: int) -> None:
         raise RuntimeError(
             f"Cannot split the CPU into {num_devices} devices once TensorFlow has "
             "initialised them; split before running any op.") from error
+
+
+def cpu_strategy(num_replicas: int) -> tf.distribute.Strategy:
+    """MirroredStrategy over the first `num_replicas` logical CPU devices (`split_cpu`
+    made them), e.g. runs of 1 and 4 replicas side by side in one process."""
+    devices = tf.config.list_logical_devices("CPU")
+    if num_replicas > len(devices):
+        raise ConfigError(f"{num_replicas} replicas need as many logical CPU devices; the "
+                          f"CPU is split into {len(devices)}.")
+    return tf.distribute.MirroredStrategy([device.name for device in devices[:num_replicas]])
 
 
 @dataclasses.dataclass(frozen=True)
