@@ -55,8 +55,12 @@ def test_the_default_at_32_a_replica_on_4_replicas_scales_its_rates_by_the_rule(
 
 
 def test_two_rates_scale_by_one_factor_and_a_smaller_batch_lowers_them():
-    """wgan_gp's G 2e-4 and D 8e-4 at 32; 8 images on 2 replicas is half that batch."""
-    scaled, line = _scaled("wgan_gp", replicas=2, per_replica_batch_size=8, lr_scaling="sqrt")
+    """G 2e-4 and D 8e-4 at 32; 8 images on 2 replicas is half that batch."""
+    default = PRESETS["fast_deep_gd"]
+    config = dataclasses.replace(
+        default, scaling=ScalingConfig(per_replica_batch_size=8, lr_scaling="sqrt"),
+        generator_optimizer=dataclasses.replace(default.generator_optimizer, learning_rate=2e-4))
+    scaled, line = scale_for_replicas(config, 2)
     assert scaled.data.global_batch_size == 16
     assert scaled.generator_optimizer.learning_rate == pytest.approx(2e-4 / math.sqrt(2))
     assert scaled.discriminator_optimizer.learning_rate == pytest.approx(8e-4 / math.sqrt(2))
