@@ -344,6 +344,17 @@ def test_the_shipped_leaderboard_is_the_table_of_its_sweep_csv():
     assert all((docs / grid).is_file() for grid in grids)
 
 
+def test_the_shipped_board_is_the_table_of_its_rows():
+    """docs/board/leaderboard.md is what sweep.py makes of docs/board/sweep.csv (budgets in
+    default-epochs, shown as committed), with the rows still missing listed."""
+    board = REPO / "docs" / "board"
+    log = sweeps.SweepLog(board / "sweep.csv", "default_epochs")
+    assert log.rows and all(row["budget_default_epochs"] == "15.35" for row in log.rows)
+    table = (board / "leaderboard.md").read_text()
+    assert table.startswith(leaderboard.out_dir_leaderboard(board, log.rows) + "\n")
+    assert all(f"| 15.35 | {row['config']} |" in table for row in log.rows)
+
+
 def test_leaderboard_gives_conditional_rows_their_class_scores(tmp_path):
     (tmp_path / "sweep.csv").write_text(
         "budget_minutes,config,seed,minutes,step,fid,intra_fid,class_accuracy\n"
@@ -436,11 +447,11 @@ def test_cpu_devices_setting_is_read_by_the_sweep_not_the_config():
 
 
 BOARD_CSV = """budget_default_epochs,config,seed,minutes,step,fid,default_epoch_minutes,cpu,commit
-17.2,fast_deep_gd,0,20.0,100,14,1.2,CPU A,abc
-17.2,fast_deep_gd,1,30.0,100,15,1.8,CPU B,abc
-17.2,fast_deep_gd,2,20.0,100,13,1.2,CPU A,abc
-17.2,hinge,0,20.0,100,20,1.2,CPU A,abc
-17.2,hinge,1,20.0,100,22,1.2,CPU A,abc
+15.35,fast_deep_gd,0,20.0,100,14,1.2,CPU A,abc
+15.35,fast_deep_gd,1,30.0,100,15,1.8,CPU B,abc
+15.35,fast_deep_gd,2,20.0,100,13,1.2,CPU A,abc
+15.35,hinge,0,20.0,100,20,1.2,CPU A,abc
+15.35,hinge,1,20.0,100,22,1.2,CPU A,abc
 """
 
 
@@ -457,8 +468,8 @@ def _welch_p(a, b):
 def test_rows_in_default_epochs_from_two_machines_and_the_rows_still_missing(tmp_path):
     (tmp_path / "sweep.csv").write_text(BOARD_CSV)
     log = sweeps.SweepLog(tmp_path / "sweep.csv", "default_epochs")
-    assert log.has("hinge", 1, 17.2) and not log.has("hinge", 2, 17.2)
-    assert log.missing(["fast_deep_gd", "hinge"], [0, 1, 2], [17.2]) == [("hinge", 2, 17.2)]
+    assert log.has("hinge", 1, 15.35) and not log.has("hinge", 2, 15.35)
+    assert log.missing(["fast_deep_gd", "hinge"], [0, 1, 2], [15.35]) == [("hinge", 2, 15.35)]
     with pytest.raises(SweepError, match="holds budgets in default_epochs, not in min"):
         sweeps.SweepLog(tmp_path / "sweep.csv", "min")
     table = leaderboard.leaderboard(log.rows).splitlines()
@@ -467,7 +478,7 @@ def test_rows_in_default_epochs_from_two_machines_and_the_rows_still_missing(tmp
     assert table[2] == ("| budget (default-epochs) | configuration | FID mean | "
                         "FID 95% t-interval | seeds | trained (min) | "
                         "vs fast_deep_gd (ratio, Welch p) | better than (Welch, 5%) |")
-    assert table[4].startswith("| 17.2 | fast_deep_gd | 14.0 | ")
+    assert table[4].startswith("| 15.35 | fast_deep_gd | 14.0 | ")
     assert table[4].endswith(" | 3 | 23.3 | - | hinge |")
     assert table[5].endswith(
         f" | 2 | 20.0 | {21 / 14:.2f}, p {_welch_p([20, 22], [14, 15, 13]):.2g} | - |")

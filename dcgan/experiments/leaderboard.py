@@ -160,8 +160,10 @@ def leaderboard(rows, epoch=None, grid_dir=None) -> str:
             mean, low, high = t_interval(fids[spec])
             # Brackets: with few seeds the low end can be negative (FID itself cannot).
             interval = "-" if np.isnan(low) else f"[{low:.1f}, {high:.1f}]"
-            shown_budget = budget / epoch["minutes"] if in_default_epochs else budget
-            line = (f"| {shown_budget:.3g} | {spec} | {mean:.1f} | {interval} | "
+            # Budgets given in minutes are shown converted (3 figures); others as given.
+            shown_budget = (f"{budget / epoch['minutes']:.3g}" if in_default_epochs
+                            else f"{budget:g}")
+            line = (f"| {shown_budget} | {spec} | {mean:.1f} | {interval} | "
                     f"{len(fids[spec])} | {np.mean(minutes[budget, spec]):.1f} | "
                     + (f"{_against_default(fids, spec)} | " if with_default else "")
                     + f"{', '.join(beaten[spec]) or '-'} |")
