@@ -42,6 +42,7 @@ from dcgan.core.config import (
     DataConfig,
     ModelConfig,
     OptimizerConfig,
+    PenaltyConfig,
     ScheduleConfig,
     TrainConfig,
 )
@@ -613,6 +614,16 @@ def test_resume_mismatches_name_the_fields_that_change_the_checkpoint_or_data_or
         "lr_warmup_steps: 0 in the run, 10 now",
         "lr_decay_fraction: 1.0 in the run, 0.5 now",
         "lr_floor: 0.0 in the run, 0.1 now"]
+    # Penalties, Adam's betas and augmentation are in no checkpoint either: a preset that
+    # changed them since the run was trained must not resume it as if it had them.
+    retuned = _record(penalties=PenaltyConfig(r1_weight=0.3, every=16),
+                      discriminator_optimizer=OptimizerConfig(2e-4, beta_1=0.0),
+                      augment=("translation",))
+    assert records.resume_mismatches(recorded, retuned) == [
+        "r1_weight: 0.0 in the run, 0.3 now",
+        "penalty_every: 1 in the run, 16 now",
+        "discriminator_optimizer.beta_1: 0.9 in the run, 0.0 now",
+        "augment: [] in the run, ['translation'] now"]
 
 
 def test_prepare_refuses_another_run_and_leaves_it_alone(tmp_path):

@@ -24,9 +24,11 @@ __all__ = ["RESUME_FIELDS", "config_record", "model_config", "resume_mismatches"
 # directory. They decide what the checkpoint holds (architecture, noise_dim, the classes
 # and how D sees them, the fixed noise's shape, the dtype policy: mixed_float16 adds
 # loss-scale variables) or what a step means (loss, update, batch size, split, seeds and
-# shuffle buffer: the data order). A constant learning rate is a variable of the
-# optimizer's checkpoint and a schedule is not, so the schedule, its warm-up, decay share
-# and floor stay too.
+# shuffle buffer: the data order; penalties, Adam's betas and augmentation: the losses and
+# updates). A constant learning rate is a variable of the optimizer's checkpoint and a
+# schedule is not, so the schedule, its warm-up, decay share and floor stay too. Without
+# them a preset changed between two sessions would resume an old run under the new
+# settings, and its config.json would claim settings that trained none of its steps.
 # Everything else may change on resume: epochs and max_steps (that is how a run is
 # extended), learning rates (how it is rescued after a non-finite loss), steps_per_call,
 # checkpointing, jit_compile, sync and fused batch norm, fused Adam and the number of
@@ -42,6 +44,15 @@ RESUME_FIELDS = (
     "config.loss",
     "config.update",
     "config.n_critic",
+    "config.penalties.gp_weight",
+    "config.penalties.r1_weight",
+    "config.penalties.r2_weight",
+    "config.penalties.every",
+    "config.generator_optimizer.beta_1",
+    "config.generator_optimizer.beta_2",
+    "config.discriminator_optimizer.beta_1",
+    "config.discriminator_optimizer.beta_2",
+    "config.augment",
     "config.ema_decay",
     "config.schedule.kind",
     "config.schedule.warmup_steps",
