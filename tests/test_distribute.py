@@ -1,5 +1,6 @@
 import functools
 import platform
+import types
 
 import pytest
 import tensorflow as tf
@@ -87,6 +88,19 @@ def test_matmul_rate_is_the_median_repeat_not_the_luckiest(monkeypatch):
 
 def test_strategy_uses_the_logical_cpu_devices():
     assert distribute.make_strategy().num_replicas_in_sync == 2  # conftest splits the CPU
+
+
+def _strategy_on(*devices):
+    """A stand-in for a strategy whose replicas run on `devices`, e.g. GPUs."""
+    return types.SimpleNamespace(extended=types.SimpleNamespace(
+        worker_devices=[f"/job:localhost/replica:0/task:0/device:{device}"
+                        for device in devices]))
+
+
+def test_on_gpus_means_every_replica_on_a_gpu():
+    assert not distribute.on_gpus(distribute.make_strategy())  # conftest's logical CPUs
+    assert distribute.on_gpus(_strategy_on("GPU:0", "GPU:1"))
+    assert not distribute.on_gpus(_strategy_on("GPU:0", "CPU:0"))
 
 
 def test_splitting_again_after_initialisation_is_refused():

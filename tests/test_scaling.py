@@ -155,6 +155,28 @@ def test_train_py_refuses_a_batch_that_does_not_split_in_one_line(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_train_py_refuses_xla_with_synchronised_batch_norm_off_gpus_in_one_line(tmp_path):
+    """On CPU replicas MirroredStrategy all-reduces inside XLA by a merge_call, which fails
+    with a long trace when the step traces its compiled passes: refused before the run."""
+    completed = subprocess.run(
+        [sys.executable, TRAIN_PY, f"--run_dir={tmp_path / 'run'}", "--cpu_devices=2",
+         "--per_replica_batch_size=8", "--jit_compile", "--train_examples=256",
+         "--max_steps=1"],
+        capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert_one_error_line(completed, "train.py", "Synchronised batch norm under --jit_compile "
+                          "needs every replica on a GPU")
+    assert not (tmp_path / "run").exists()
+
+
+def test_xla_with_synchronised_batch_norm_passes_on_gpus_alone():
+    default = PRESETS["fast_deep_gd"]
+    config = dataclasses.replace(default, jit_compile=True, model=dataclasses.replace(
+        default.model, synchronized_batch_norm=True))
+    validate(config, num_replicas=2, replicas_on_gpus=True)
+    with pytest.raises(ConfigError, match="needs every replica on a GPU"):
+        validate(config, num_replicas=1)
+
+
 def test_sweep_configurations_reach_the_scaling_options():
     config = sweeps.parse_config("fast_deep_gd:per_replica_batch_size=64:lr_scaling=linear"
                                  ":scaling_warmup_images=1000:sync_batch_norm_below=8")

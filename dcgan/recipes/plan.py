@@ -67,7 +67,7 @@ def planned_steps(config: TrainConfig) -> tuple[int, int | None]:
 
 
 def make_plan(config: TrainConfig, replicas: int = 1, workers: int = 1,
-              dtype_policy: str | None = None) -> RunPlan:
+              dtype_policy: str | None = None, replicas_on_gpus: bool = False) -> RunPlan:
     """The plan of `config` on `replicas` replicas in `workers` processes, the config
     scaled to them first.
 
@@ -75,6 +75,7 @@ def make_plan(config: TrainConfig, replicas: int = 1, workers: int = 1,
       dtype_policy: the policy to run in, e.g. the one a resumed run recorded; None
         resolves `config.dtype_policy` on this machine
         (`hardware.resolve_dtype_policy`, which times bf16 for "auto").
+      replicas_on_gpus: whether every replica's device is a GPU (`distribute.on_gpus`).
 
     Raises:
       ConfigError: `validate` refuses the config where it runs.
@@ -84,7 +85,7 @@ def make_plan(config: TrainConfig, replicas: int = 1, workers: int = 1,
     config, scaling = scale_for_replicas(config, replicas)
     steps_per_epoch, total_steps = planned_steps(config)
     data.verify_records(config.data)
-    validate(config, replicas, workers, steps_per_epoch)
+    validate(config, replicas, workers, steps_per_epoch, replicas_on_gpus)
     dtype_policy = dtype_policy or hardware.resolve_dtype_policy(config.dtype_policy)
     return RunPlan(config=config, dtype_policy=dtype_policy,
                    replicas=replicas, workers=workers, steps_per_epoch=steps_per_epoch,

@@ -17,7 +17,7 @@ __all__ = ["validate"]
 
 
 def validate(config: TrainConfig, num_replicas: int = 1, num_workers: int = 1,
-             steps_per_epoch: int | None = None) -> None:
+             steps_per_epoch: int | None = None, replicas_on_gpus: bool = False) -> None:
     """Refuses a config whose fields disagree with each other or with the run's place.
 
     Args:
@@ -26,6 +26,7 @@ def validate(config: TrainConfig, num_replicas: int = 1, num_workers: int = 1,
       num_workers: processes of the cluster (`distribute.num_workers`), >= 1.
       steps_per_epoch: steps in one pass over `config.data.split`, when known (it needs
         the split's size: `dcgan.recipes.plan.planned_steps`); None skips that check.
+      replicas_on_gpus: whether every replica's device is a GPU (`distribute.on_gpus`).
 
     Raises:
       ConfigError: the first disagreement, in a message that names the fields.
@@ -57,6 +58,14 @@ def validate(config: TrainConfig, num_replicas: int = 1, num_workers: int = 1,
                           f"divisible by the {num_replicas} replicas: the nearest that is, "
                           f"{nearest} (--batch_size={nearest}), or --per_replica_batch_size "
                           "to scale the recipe to the replicas.")
+    if config.jit_compile and config.model.synchronized_batch_norm and not replicas_on_gpus:
+        # MirroredStrategy all-reduces inside an XLA-compiled function only when all its
+        # devices are GPUs (its `_use_merge_call`); elsewhere the all-reduce is a
+        # merge_call, which fails when the step traces its compiled passes.
+        raise ConfigError("Synchronised batch norm under --jit_compile needs every replica "
+                          "on a GPU: drop --jit_compile, or leave batch norm per replica "
+                          "(no --sync_batch_norm, --sync_batch_norm_below at most the "
+                          "per-replica batch).")
     if steps_per_epoch is not None and steps_per_epoch < 1:
         raise ConfigError(f"The split {config.data.split!r} holds fewer images than one step's "
                           f"{config.n_critic} batch(es) of {config.data.global_batch_size}.")

@@ -27,6 +27,7 @@ __all__ = [
     "is_chief",
     "make_strategy",
     "num_workers",
+    "on_gpus",
     "parse_tf_config",
     "replica_batches",
     "split_cpu",
@@ -172,6 +173,12 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this process writes the run's checkpoints and artifacts: always under a
     single-process strategy, on the chief alone under MultiWorkerMirroredStrategy."""
     return strategy.extended.should_checkpoint
+
+
+def on_gpus(strategy: tf.distribute.Strategy) -> bool:
+    """Whether every replica of `strategy` in this process runs on a GPU."""
+    return all(tf.DeviceSpec.from_string(device).device_type == "GPU"
+               for device in strategy.extended.worker_devices)
 
 
 def num_workers(strategy: tf.distribute.Strategy) -> int:

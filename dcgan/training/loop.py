@@ -85,7 +85,7 @@ def _plan(config, strategy, run_dir: RunDirectory, new_run) -> RunPlan:
     if config.dtype_policy == "auto" and not new_run:
         recorded = run_dir.recorded_dtype_policy()
     return make_plan(config, strategy.num_replicas_in_sync, distribute.num_workers(strategy),
-                     dtype_policy=recorded)
+                     dtype_policy=recorded, replicas_on_gpus=distribute.on_gpus(strategy))
 
 
 def _start_chief(plan, strategy, run_dir: RunDirectory, run_info, new_run, cleanup):
