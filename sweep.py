@@ -115,15 +115,22 @@ def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, unit: str):
 
 
 def valid_configs(budget, unit) -> list[str]:
-    """The --configs that pass validation at `budget` on their replicas, each other one
-    reported in a line: a bad configuration is refused before hours of training, and the
-    others go on."""
-    valid = []
+    """The --configs that pass validation at `budget` on the replicas they will train on
+    (`sweeps.placement`), each other one reported in a line: a bad configuration is
+    refused before hours of training, and the others go on."""
+    devices = {}
     for spec in FLAGS.configs:
         try:
-            replicas = sweeps.cpu_devices(spec)
+            devices[spec] = sweeps.cpu_devices(spec)
+        except ConfigError as error:
+            print(f"Skipping {spec}: {error}", flush=True)
+    placed = sweeps.placement(devices, distribute.num_gpus())
+    valid = []
+    for spec, (replicas, on_gpus) in placed.items():
+        try:
             config = run_config(spec, 0, pathlib.Path(FLAGS.out_dir), budget, unit)
-            validation.validate(scaling.scale_for_replicas(config, replicas)[0], replicas)
+            validation.validate(scaling.scale_for_replicas(config, replicas)[0], replicas,
+                                replicas_on_gpus=on_gpus)
         except ConfigError as error:
             print(f"Skipping {spec}: {error}", flush=True)
             continue

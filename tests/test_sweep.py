@@ -135,6 +135,13 @@ def test_overrides_are_applied_and_bad_ones_refused():
         sweeps.parse_config("fast:architecture=nope")
 
 
+def test_placement_on_gpus_unless_a_spec_splits_the_cpu():
+    # As strategies_for builds them: every GPU for all, or each spec's own logical CPUs.
+    assert sweeps.placement({"a": 1, "b": 1}, num_gpus=4) == {"a": (4, True), "b": (4, True)}
+    assert sweeps.placement({"a": 1, "b": 2}, num_gpus=4) == {"a": (1, False), "b": (2, False)}
+    assert sweeps.placement({"a": 1, "b": 3}, num_gpus=0) == {"a": (1, False), "b": (3, False)}
+
+
 @pytest.mark.slow
 def test_sweep_with_no_valid_configuration_trains_nothing(tmp_path):
     result = subprocess.run(

@@ -52,6 +52,7 @@ __all__ = [
     "directory_name",
     "grid_name",
     "parse_config",
+    "placement",
     "reference_rows",
     "run_dir",
 ]
@@ -105,6 +106,15 @@ def cpu_devices(spec: str) -> int:
     if not value.isdigit() or int(value) < 1:
         raise ConfigError(f"{CPU_DEVICES} must be a positive integer, got {value!r} in {spec!r}.")
     return int(value)
+
+
+def placement(devices_by_spec: dict[str, int], num_gpus: int) -> dict[str, tuple[int, bool]]:
+    """{spec: (replicas, on GPUs)}: where sweep.py trains each spec, from its `cpu_devices`
+    (`devices_by_spec`) and the machine's GPUs. With no spec above one device, all train on
+    every GPU (on the CPU whole without one); otherwise each on its own logical CPUs."""
+    if num_gpus and max(devices_by_spec.values(), default=1) == 1:
+        return dict.fromkeys(devices_by_spec, (num_gpus, True))
+    return {spec: (count, False) for spec, count in devices_by_spec.items()}
 
 
 def epoch_cost(config, strategy, warmup_steps=20, timed_steps=300) -> dict:

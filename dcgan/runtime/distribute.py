@@ -27,6 +27,7 @@ __all__ = [
     "is_chief",
     "make_strategy",
     "num_workers",
+    "num_gpus",
     "on_gpus",
     "parse_tf_config",
     "replica_batches",
@@ -173,6 +174,12 @@ def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """Whether this process writes the run's checkpoints and artifacts: always under a
     single-process strategy, on the chief alone under MultiWorkerMirroredStrategy."""
     return strategy.extended.should_checkpoint
+
+
+def num_gpus() -> int:
+    """The machine's GPUs. Counting them does not start TensorFlow's runtime: the CPU can
+    still be split (`split_cpu`) afterwards."""
+    return len(tf.config.list_physical_devices("GPU"))
 
 
 def on_gpus(strategy: tf.distribute.Strategy) -> bool:
