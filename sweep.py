@@ -116,26 +116,24 @@ def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, unit: str):
 
 def valid_configs(budget, unit) -> list[str]:
     """The --configs that pass validation at `budget` on the replicas they will train on
-    (`sweeps.placement`), each other one reported in a line: a bad configuration is
-    refused before hours of training, and the others go on."""
-    devices = {}
+    (`sweeps.placement`), each other one reported in a line, in the order of --configs: a
+    bad configuration is refused before hours of training, and the others go on."""
+    errors, devices = {}, {}
     for spec in FLAGS.configs:
         try:
             devices[spec] = sweeps.cpu_devices(spec)
         except ConfigError as error:
-            print(f"Skipping {spec}: {error}", flush=True)
-    placed = sweeps.placement(devices, distribute.num_gpus())
-    valid = []
-    for spec, (replicas, on_gpus) in placed.items():
+            errors[spec] = error
+    for spec, (replicas, on_gpus) in sweeps.placement(devices, distribute.num_gpus()).items():
         try:
             config = run_config(spec, 0, pathlib.Path(FLAGS.out_dir), budget, unit)
             validation.validate(scaling.scale_for_replicas(config, replicas)[0], replicas,
                                 replicas_on_gpus=on_gpus)
         except ConfigError as error:
-            print(f"Skipping {spec}: {error}", flush=True)
-            continue
-        valid.append(spec)
-    return valid
+            errors[spec] = error
+    for spec, error in sorted(errors.items(), key=lambda item: FLAGS.configs.index(item[0])):
+        print(f"Skipping {spec}: {error}", flush=True)
+    return [spec for spec in FLAGS.configs if spec not in errors]
 
 
 def print_leaderboard(results_dir: pathlib.Path, rows, missing):
