@@ -215,7 +215,7 @@ class ScalingConfig:
         its global batch split over the replicas.
       lr_scaling: one of LR_SCALINGS, how both learning rates follow the ratio k of the
         scaled global batch to the recipe's: x1, x sqrt(k) or x k (sqrt: as good as
-        constant and better than linear on logical CPU replicas, one seed).
+        constant within two seeds, linear worse, on logical CPU replicas).
       warmup_images: with a per-replica batch, warm the rates up linearly over at least
         this many images (Goyal et al. 2017 warm linearly scaled rates up over 5 epochs);
         0: only the recipe's own warm-up, kept in images.
