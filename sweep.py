@@ -78,7 +78,9 @@ flags.DEFINE_list("budgets", None, "Instead of --minutes: budgets in default-epo
                   "sweep's start into <out_dir>/default_epoch.json (with the CPU model) and "
                   "recorded in each row.")
 flags.DEFINE_list("epochs", None, "Instead of --minutes: budgets in epochs of each "
-                  "configuration, stopped by its step count rather than the clock.")
+                  "configuration, stopped by its step count rather than the clock (with a "
+                  "per_replica_batch_size, the recipe's epochs: k times them unless "
+                  "scaling_keeps=epochs).")
 flags.DEFINE_list("steps", None, "Instead of --minutes: budgets in steps (G updates) of each "
                   "configuration, e.g. to compare global batches per update.")
 flags.DEFINE_string("out_dir", "runs/sweep", "Where the runs go, and the results unless "

@@ -126,9 +126,40 @@ def test_without_a_per_replica_batch_the_recipe_is_left_as_it_is():
 def test_the_line_says_what_the_scaling_made_of_the_recipe():
     """ln(0.5) / ln(0.997) = 230.702 updates of 32 images: 7,382 images."""
     _, line = _scaled(per_replica_batch_size=32)
-    assert line == ("global batch 128 (32 a replica x 4; the recipe's 32), rates 1.6e-3 "
-                    "(sqrt rule, x2), EMA decay 0.98805 (the recipe's half-life, 7,382 "
-                    "images), sync BN off")
+    assert line == ("global batch 128 (32 a replica x 4; the recipe's 32), 36 epochs (the "
+                    "recipe's 9, its steps kept), rates 1.6e-3 (sqrt rule, x2), EMA decay "
+                    "0.98805 (the recipe's half-life, 7,382 images), sync BN off")
+
+
+@pytest.mark.parametrize("per_replica, replicas, keeps, epochs, line", [
+    # The default's 9 epochs of 32 are 16,875 steps; 36 epochs of 128 are as many.
+    (32, 4, "steps", 36, "36 epochs (the recipe's 9, its steps kept)"),
+    (8, 2, "steps", 5, "5 epochs (the recipe's 9, its steps kept)"),     # k = 1/2: 4.5 up.
+    (24, 3, "steps", 21, "21 epochs (the recipe's 9, its steps kept)"),  # k = 2.25: 20.25 up.
+    (32, 4, "epochs", 9, "9 epochs (the recipe's 9, x0.25 its steps)"),
+])
+def test_the_run_keeps_the_recipes_steps_unless_told_to_keep_its_epochs(per_replica, replicas,
+                                                                        keeps, epochs, line):
+    assert PRESETS["fast_deep_gd"].epochs == 9
+    scaled, description = _scaled(replicas=replicas, per_replica_batch_size=per_replica,
+                                  keeps=keeps)
+    assert scaled.epochs == epochs and f", {line}, " in description
+    # Steps of the 60,000 training images, the last partial batch of an epoch dropped.
+    steps_per_epoch = 60_000 // scaled.data.global_batch_size
+    steps, recipe_steps = steps_per_epoch * scaled.epochs, 60_000 // 32 * 9
+    if keeps == "steps":  # Within an epoch of the recipe's 16,875 (36 x 468 = 16,848).
+        assert abs(steps - recipe_steps) < steps_per_epoch
+    else:
+        assert steps == pytest.approx(recipe_steps * 32 / scaled.data.global_batch_size, rel=0.01)
+
+
+def test_a_run_bounded_by_steps_or_minutes_keeps_its_bound():
+    recipe = dataclasses.replace(PRESETS["fast_deep_gd"], epochs=None, max_steps=500,
+                                 scaling=ScalingConfig(per_replica_batch_size=32))
+    scaled, line = scale_for_replicas(recipe, 4)
+    assert (scaled.epochs, scaled.max_steps) == (None, 500) and " epochs" not in line
+    with pytest.raises(ConfigError, match="keeps must be one of"):
+        ScalingConfig(keeps="images")
 
 
 @pytest.mark.parametrize("batch, replicas, nearest", [

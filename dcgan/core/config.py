@@ -22,6 +22,7 @@ __all__ = [
     "ScalingConfig",
     "ScheduleConfig",
     "DTYPE_POLICIES",
+    "SCALING_KEEPS",
     "SIGMOID_RANGE",
     "TANH_RANGE",
     "TrainConfig",
@@ -200,6 +201,7 @@ class PenaltyConfig:
 
 
 LR_SCALINGS = ("constant", "sqrt", "linear")
+SCALING_KEEPS = ("steps", "epochs")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -222,12 +224,18 @@ class ScalingConfig:
       sync_batch_norm_below: with a per-replica batch and several replicas, batch norm
         takes its statistics over the global batch when a replica's batch is below this
         (0: never; --sync_batch_norm turns it on at any batch).
+      keeps: with a per-replica batch, what of the run's length `epochs` the scaled run
+        keeps, one of SCALING_KEEPS: "steps" multiplies the epochs by k (rounded up), about
+        as many updates as the recipe of k times the images, which is where a larger batch
+        wins on this GAN; "epochs" keeps the passes over the data, k times fewer steps.
+        `max_steps` and `max_train_minutes` are kept as given.
     """
 
     per_replica_batch_size: int | None = None
     lr_scaling: str = "sqrt"
     warmup_images: int = 0
     sync_batch_norm_below: int = 16
+    keeps: str = "steps"
 
     def __post_init__(self):
         if self.per_replica_batch_size is not None and self.per_replica_batch_size < 1:
@@ -236,6 +244,8 @@ class ScalingConfig:
         if self.lr_scaling not in LR_SCALINGS:
             raise ConfigError(f"lr_scaling must be one of {LR_SCALINGS}, got "
                               f"{self.lr_scaling!r}")
+        if self.keeps not in SCALING_KEEPS:
+            raise ConfigError(f"keeps must be one of {SCALING_KEEPS}, got {self.keeps!r}")
         for name in ("warmup_images", "sync_batch_norm_below"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be non-negative, got {getattr(self, name)}")

@@ -18,6 +18,7 @@ from dcgan.core.config import (
     DTYPE_POLICIES,
     LR_SCALINGS,
     LR_SCHEDULES,
+    SCALING_KEEPS,
     UPDATES,
     TrainConfig,
 )
@@ -81,6 +82,7 @@ OVERRIDES = {
     "lr_scaling": Override("scaling.lr_scaling", str, LR_SCALINGS),
     "scaling_warmup_images": Override("scaling.warmup_images", int, lower_bound=0),
     "sync_batch_norm_below": Override("scaling.sync_batch_norm_below", int, lower_bound=0),
+    "scaling_keeps": Override("scaling.keeps", str, SCALING_KEEPS),
     "epochs": Override("epochs", int, lower_bound=1),
     "max_steps": Override("max_steps", int, lower_bound=1),
     "max_train_minutes": Override("max_train_minutes", float),
