@@ -263,12 +263,14 @@ def _scaled_run(run_dir, per_replica, **fields):
 def test_a_scaled_run_prints_and_records_its_scaling_and_resumes_on_another_replica_count_as_told(
         tmp_path, two_replicas, capsys, float32_policy_after):
     """8 images on each of 2 replicas: the global batch 16, half the default's 32, so the
-    rates are 8e-4 / sqrt(2) and batch norm is synchronised. On 1 replica the same flags
-    would train at 8: refused in one line that says how to resume, and resumed so."""
+    rates are 8e-4 / sqrt(2), its 9 epochs 4.5 rounded up, and batch norm is synchronised.
+    On 1 replica the same flags would train at 8: refused in one line that says how to
+    resume, and resumed so."""
     run_dir = tmp_path / "run"
     training.train(_scaled_run(run_dir, 8), two_replicas)
-    line = ("global batch 16 (8 a replica x 2; the recipe's 32), rates 5.66e-4 (sqrt rule, "
-            "x0.707), EMA decay 0.9985 (the recipe's half-life, 7,382 images), sync BN on")
+    line = ("global batch 16 (8 a replica x 2; the recipe's 32), 5 epochs (the recipe's 9, "
+            "its steps kept), rates 5.66e-4 (sqrt rule, x0.707), EMA decay 0.9985 (the "
+            "recipe's half-life, 7,382 images), sync BN on")
     [header] = [text for text in capsys.readouterr().out.splitlines()
                 if text.startswith("fast_deep_gd: G ")]
     assert f"parameters, {line}, float32, 2 replicas (CPU:0, CPU:1)" in header
@@ -292,7 +294,7 @@ def test_a_scaled_run_prints_and_records_its_scaling_and_resumes_on_another_repl
     record = _record(run_dir)
     assert record["replicas"] == 1 and record["config"]["data"]["global_batch_size"] == 16
     assert record["scaling"].startswith("global batch 16 (16 a replica x 1; the recipe's 32), "
-                                        "rates 5.66e-4")
+                                        "5 epochs (the recipe's 9, its steps kept), rates 5.66e-4")
     assert record["config"]["model"]["synchronized_batch_norm"] is False
 
 
