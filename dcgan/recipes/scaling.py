@@ -26,11 +26,11 @@ up), about as many updates of k times the images. In log 23's rows a larger batc
 equal steps at every length measured (at the default's 16,875 steps, 4 x 32 scored FID 11.0
 over two seeds against the default's 14.5 over three) and lost at equal epochs whatever the
 rates; on GPUs a step costs about the same at a larger batch, so equal steps are about
-equal wall-clock there. `keeps="epochs"` keeps
-the passes over the data instead (k times fewer steps). `max_steps`, `max_train_minutes`
-and `checkpoint_every_steps` stay as given. Adam's betas are not scaled. Without a
-per-replica batch the recipe is used as it is, its global batch split over the replicas
-(`nearest_divisible_batch` names the nearest that splits when it does not).
+equal wall-clock there. `keeps="epochs"` keeps the passes over the data instead (k times
+fewer steps). `max_steps`, `max_train_minutes` and `checkpoint_every_steps` stay as given.
+Adam's betas are not scaled. Without a per-replica batch the recipe is used as it is, its
+global batch split over the replicas (`nearest_divisible_batch` names the nearest that
+splits when it does not).
 """
 
 import dataclasses
