@@ -337,6 +337,12 @@ def test_leaderboard_in_default_epochs_with_the_lowest_seed_grid(tmp_path):
         for budget, line, grid in zip(("2", "2", "2", "4"), without_grids[2:], grids)]
 
 
+def test_grid_name_keeps_a_step_budget_whole():
+    assert sweeps.grid_name("fast", 2, 16875, "steps") == "fast_seed2_16875steps.png"
+    assert sweeps.grid_name("fast", 0, 15.35, "default_epochs") == (
+        "fast_seed0_15.35default_epochs.png")
+
+
 def test_the_shipped_leaderboard_is_the_table_of_its_sweep_csv():
     """docs/leaderboard and the fast-era board in docs/history are what sweep.py makes of
     the shipped sweep.csv, with a grid that exists for every row: no number typed by hand."""

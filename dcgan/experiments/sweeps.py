@@ -241,5 +241,7 @@ def run_dir(out_dir: pathlib.Path, spec: str, seed: int, budget, unit) -> pathli
 
 def grid_name(spec: str, seed: int, budget: float, unit="min") -> str:
     """The file name of the sample grid of `spec`'s run with `seed` at a budget, in
-    `unit` (a key of BUDGET_COLUMNS)."""
-    return f"{directory_name(spec)}_seed{seed}_{budget:.4g}{unit}.png"
+    `unit` (a key of BUDGET_COLUMNS): a whole budget in full (16875 steps, not
+    1.688e+04), any other to four significant digits."""
+    budget_text = f"{budget:.0f}" if float(budget).is_integer() else f"{budget:.4g}"
+    return f"{directory_name(spec)}_seed{seed}_{budget_text}{unit}.png"
