@@ -109,6 +109,14 @@ def test_batch_norm_is_synchronised_below_the_threshold(per_replica, replicas, s
     assert line.endswith(f"sync BN {'on' if synchronized else 'off'}")
 
 
+@pytest.mark.parametrize("per_replica, synchronized", [(16, True), (31, True), (32, False)])
+def test_the_rule_synchronises_batch_norm_below_32_a_replica_by_default(per_replica,
+                                                                        synchronized):
+    """At 4 x 16, synchronised batch norm scored 0.88x the FID on three seeds (log 23)."""
+    scaled, _ = _scaled(per_replica_batch_size=per_replica)
+    assert scaled.model.synchronized_batch_norm == synchronized
+
+
 @pytest.mark.parametrize("replicas", [1, 2, 3, 5, 7])
 def test_any_replica_count_splits_the_global_batch_it_makes(replicas):
     scaled, _ = _scaled(replicas=replicas, per_replica_batch_size=24)
