@@ -24,8 +24,8 @@ global batch B = p * N, and with k = B / B0:
 
 The run keeps the recipe's steps (`keeps="steps"`): its epochs are multiplied by k (rounded
 up), about as many updates of k times the images. In log 23's rows a larger batch won at
-equal steps at every length measured (at the default's 16,875 steps, 4 x 32 scored FID 11.0
-over two seeds against the default's 14.5 over three) and lost at equal epochs whatever the
+equal steps at every length measured (at the default's 16,875 steps, 4 x 32 scored FID 10.7
+against the default's 14.5, three seeds each, Welch p 0.046) and lost at equal epochs whatever the
 rates; on GPUs a step costs about the same at a larger batch, so equal steps are about
 equal wall-clock there. `keeps="epochs"` keeps the passes over the data instead (k times
 fewer steps). `max_steps`, `max_train_minutes` and `checkpoint_every_steps` stay as given.
