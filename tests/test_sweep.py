@@ -449,6 +449,17 @@ def test_sweep_by_steps_trains_one_and_two_replicas_side_by_side(tmp_path):
     table = (tmp_path / "leaderboard.md").read_text().splitlines()
     assert table[0].startswith("| budget (steps) | configuration |")
 
+    # A shorter budget asked for later: its run is past it, so no row scores step 20 as 10.
+    shorter = subprocess.run(
+        [*after_prelude(SMALL_FAST, REPO / "sweep.py"), f"--configs={one}", "--seeds=0",
+         "--steps=10", "--num_samples=200", f"--out_dir={tmp_path}"],
+        capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert shorter.returncode == 0, shorter.stderr[-2000:]
+    run_dir = sweeps.run_dir(tmp_path, one, 0, 10, "steps")
+    assert (f"Skipping {one}, seed 0 at 10 steps: its run in {run_dir} is at step 20, past "
+            "this budget's 10; score it from another --out_dir.") in shorter.stdout.splitlines()
+    assert csv_rows(tmp_path / "sweep.csv") == rows
+
 
 def test_cpu_devices_setting_is_read_by_the_sweep_not_the_config():
     spec = "fast:cpu_devices=4:per_replica_batch_size=8"
