@@ -20,10 +20,10 @@ run's final sample grid to <results_dir>/grids/, and the curves to
 Stopped and re-run with the same flags, a sweep continues where it was: scored rows are
 kept and every run resumes from its latest checkpoint. A budget in steps or epochs that a
 run has already trained past (a shorter one asked for after a longer) is skipped in a line:
-its row needs another --out_dir. Rows are data: in a committed
---results_dir, a later session (on another machine too, with budgets in default-epochs)
-trains only the rows still missing, from scratch where its runs are gone. A configuration
-that fails validation is reported in one line and the others go on.
+its row needs another --out_dir. Rows are data: in a committed --results_dir, a later
+session (on another machine too, with budgets in default-epochs) trains only the rows
+still missing, from scratch where its runs are gone. A configuration that fails
+validation is reported in one line and the others go on.
 
 The table printed at the end (and by `--leaderboard`, which trains nothing) gives per
 budget the mean FID over seeds with its 95% t-interval, and which configurations beat
@@ -123,11 +123,12 @@ def past_budget(config, run_dir: pathlib.Path, replicas: int) -> str | None:
     (one run continues from budget to budget): the run already trained past the steps of
     this budget, e.g. a shorter budget asked for after a longer one. None when it can."""
     saved = checkpoints.list_checkpoints(run_dir)
+    trained = checkpoints.checkpoint_step(saved[-1]) if saved else 0
     _, steps = plan.planned_steps(scaling.scale_for_replicas(config, replicas)[0])
-    if not saved or steps is None or checkpoints.checkpoint_step(saved[-1]) <= steps:
+    if steps is None or trained <= steps:
         return None
-    return (f"its run in {run_dir} is at step {checkpoints.checkpoint_step(saved[-1]):,}, "
-            f"past this budget's {steps:,}; score it from another --out_dir.")
+    return (f"its run in {run_dir} is at step {trained:,}, past this budget's {steps:,}; "
+            "score it from another --out_dir.")
 
 
 def valid_configs(budget, unit) -> list[str]:
