@@ -18,12 +18,12 @@ run's final sample grid to <results_dir>/grids/, and the curves to
 <results_dir>/fid_vs_minutes.png.
 
 Stopped and re-run with the same flags, a sweep continues where it was: scored rows are
-kept and every run resumes from its latest checkpoint. A budget in steps or epochs that a
-run has already trained past (a shorter one asked for after a longer) is skipped in a line:
-its row needs another --out_dir. Rows are data: in a committed --results_dir, a later
-session (on another machine too, with budgets in default-epochs) trains only the rows
-still missing, from scratch where its runs are gone. A configuration that fails
-validation is reported in one line and the others go on.
+kept and every run resumes from its latest checkpoint. A budget that a run has already
+trained past (a shorter one asked for after a longer; by the clock, a call or more past it)
+is skipped in a line: its row needs another --out_dir. Rows are data: in a committed
+--results_dir, a later session (on another machine too, with budgets in default-epochs)
+trains only the rows still missing, from scratch where its runs are gone. A configuration
+that fails validation is reported in one line and the others go on.
 
 The table printed at the end (and by `--leaderboard`, which trains nothing) gives per
 budget the mean FID over seeds with its 95% t-interval, and which configurations beat
@@ -65,7 +65,7 @@ from dcgan.core.config import DEFAULT_DATA_DIR  # noqa: E402
 from dcgan.core.errors import ConfigError  # noqa: E402
 from dcgan.evaluation import evaluator  # noqa: E402
 from dcgan.experiments import leaderboard, sweeps  # noqa: E402
-from dcgan.recipes import plan, scaling, validation  # noqa: E402
+from dcgan.recipes import scaling, validation  # noqa: E402
 from dcgan.rundir import checkpoints, loss_log  # noqa: E402
 from dcgan.rundir.layout import RunDirectory  # noqa: E402
 from dcgan.runtime import distribute, hardware  # noqa: E402
@@ -116,19 +116,6 @@ def run_config(spec: str, seed: int, run_dir: pathlib.Path, budget, unit: str):
         max_steps=budget if unit == "steps" else config.max_steps,
         max_train_minutes=budget if unit == "min" else None,
         data=dataclasses.replace(config.data, data_dir=FLAGS.data_dir))
-
-
-def past_budget(config, run_dir: pathlib.Path, replicas: int) -> str | None:
-    """Why `config`'s budget in steps or epochs cannot be scored from the run in `run_dir`
-    (one run continues from budget to budget): the run already trained past the steps of
-    this budget, e.g. a shorter budget asked for after a longer one. None when it can."""
-    saved = checkpoints.list_checkpoints(run_dir)
-    trained = checkpoints.checkpoint_step(saved[-1]) if saved else 0
-    _, steps = plan.planned_steps(scaling.scale_for_replicas(config, replicas)[0])
-    if steps is None or trained <= steps:
-        return None
-    return (f"its run in {run_dir} is at step {trained:,}, past this budget's {steps:,}; "
-            "score it from another --out_dir.")
 
 
 def valid_configs(budget, unit) -> list[str]:
@@ -259,7 +246,8 @@ def main(argv):
                 run_dir = sweeps.run_dir(out_dir, spec, seed, budget, unit)
                 training_budget = budget * epoch_minutes if epoch_minutes else budget
                 config = run_config(spec, seed, run_dir, training_budget, run_unit)
-                past = past_budget(config, run_dir, strategies[spec].num_replicas_in_sync)
+                past = sweeps.past_budget(config, run_dir,
+                                          strategies[spec].num_replicas_in_sync)
                 if past:
                     print(f"Skipping {spec}, seed {seed} at {budget:g} {unit_name}: {past}",
                           flush=True)

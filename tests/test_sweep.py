@@ -119,6 +119,23 @@ def test_sweep_scores_each_budget_and_continues_after_a_kill_mid_segment(tmp_pat
     plot = tf.io.decode_png(tf.io.read_file(str(tmp_path / "fid_vs_minutes.png")))
     assert plot.shape[0] > 100
 
+    # The second row lost (as by a kill between training and scoring), and a budget that
+    # the first segment's call reached asked for: that budget's run went a call or more
+    # beyond it, so it is skipped in a line; the second is scored again where it stopped
+    # (its call's overshoot is its own).
+    inside = np.floor(float(row["minutes"]) * 1e4) / 1e4
+    assert 0.01 < inside <= float(row["minutes"])
+    header, first_row, _ = (tmp_path / "sweep.csv").read_text().splitlines()
+    (tmp_path / "sweep.csv").write_text(f"{header}\n{first_row}\n")
+    third = _sweep(tmp_path, f"{inside:g},{budgets.split(',')[1]}")
+    assert third.returncode == 0, third.stderr[-2000:]
+    assert re.search(
+        rf"^Skipping fast:batch_size=32, seed 3 at {inside:g} minutes: its run in {run_dir} "
+        rf"reached {inside:.4g} min of training at step \d+ and is at step {rows[1]['step']}, "
+        r"a call \(10 steps\) or more past it; score it from another --out_dir\.$",
+        third.stdout, re.MULTILINE), third.stdout
+    assert csv_rows(tmp_path / "sweep.csv") == rows
+
 
 def test_overrides_are_applied_and_bad_ones_refused():
     config = sweeps.parse_config(

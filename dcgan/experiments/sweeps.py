@@ -31,9 +31,9 @@ import tempfile
 
 from dcgan import training
 from dcgan.core.errors import ConfigError, SweepError
-from dcgan.recipes import overrides
+from dcgan.recipes import overrides, plan, scaling
 from dcgan.recipes.presets import PRESETS
-from dcgan.rundir import loss_log
+from dcgan.rundir import checkpoints, loss_log
 from dcgan.rundir.layout import RunDirectory
 from dcgan.runtime import hardware
 from dcgan.runtime.files import atomic_path, write_json
@@ -52,6 +52,7 @@ __all__ = [
     "directory_name",
     "grid_name",
     "parse_config",
+    "past_budget",
     "placement",
     "reference_rows",
     "run_dir",
@@ -139,6 +140,38 @@ def epoch_cost(config, strategy, warmup_steps=20, timed_steps=300) -> dict:
     return {"minutes": seconds_per_step * steps_per_epoch / 60,
             "seconds_per_step": seconds_per_step, "steps_per_epoch": steps_per_epoch,
             "timed_steps": total - warmup, "cpu": hardware.cpu_label()}
+
+
+def past_budget(config, run_dir: pathlib.Path, replicas: int) -> str | None:
+    """Why `config`'s budget cannot be scored from the run in `run_dir` (one run continues
+    from budget to budget): the run already trained past it, e.g. a shorter budget asked
+    for after a longer one. None when it can.
+
+    A budget in steps or epochs is past once the latest checkpoint is beyond its steps. A
+    budget in minutes (`max_train_minutes`) stops a run at the end of the call in which its
+    clock passes the budget, so that call's overshoot is the budget's own: the run is past
+    it only when a whole call of steps (`steps_per_call`) or more followed the step whose
+    losses.csv clock first reached the budget."""
+    saved = checkpoints.list_checkpoints(run_dir)
+    if not saved:
+        return None
+    trained = checkpoints.checkpoint_step(saved[-1])
+    config = scaling.scale_for_replicas(config, replicas)[0]
+    if config.max_train_minutes is not None:
+        budget_seconds = 60 * config.max_train_minutes
+        reached = min((step for step, seconds in loss_log.train_seconds(run_dir).items()
+                       if seconds >= budget_seconds), default=None)
+        if reached is None or trained - reached < config.steps_per_call:
+            return None
+        return (f"its run in {run_dir} reached {config.max_train_minutes:.4g} min of "
+                f"training at step {reached:,} and is at step {trained:,}, a call "
+                f"({config.steps_per_call} steps) or more past it; score it from another "
+                "--out_dir.")
+    _, steps = plan.planned_steps(config)
+    if steps is None or trained <= steps:
+        return None
+    return (f"its run in {run_dir} is at step {trained:,}, past this budget's {steps:,}; "
+            "score it from another --out_dir.")
 
 
 def default_epoch(path: pathlib.Path, strategy, data_dir, warmup_steps=20,
