@@ -20,7 +20,8 @@ global batch B = p * N, and with k = B / B0:
     error rises quickly as the batch per GPU falls below 16; this GAN is more sensitive:
     4 replicas of 8 images scored 1.36x the FID of one replica of 32 without it and
     matched it with it, and at 4 x 16 synchronising scored 0.88x on three seeds (lower on
-    each, Welch p 0.053). 32 a replica and more were not measured synchronised.
+    each, Welch p 0.053). At 4 x 32 it scored 0.96x, within the seeds (p 0.20), and
+    cost its all-reduces on every step: not worth it from 32 a replica on.
 
 The run keeps the recipe's steps (`keeps="steps"`): its epochs are multiplied by k (rounded
 up), about as many updates of k times the images. In log 23's rows a larger batch won at
