@@ -9,8 +9,8 @@ global batch B = p * N, and with k = B / B0:
     keeps SGD's update per image (Goyal et al. 2017); square-root scaling keeps the
     variance of an Adam step's gradient noise (Krizhevsky 2014, Malladi et al. 2022's
     square-root rule for Adam). The default is sqrt: on 4 logical CPU replicas of 16, 32
-    and 64 images it scored as constant scaling within two seeds, and linear scaling was
-    worse at 32 and 64 a replica (log 23 in docs/);
+    and 64 images it scored as constant scaling within the seeds (one, three and five
+    each), and linear scaling was worse at 32 and 64 a replica (log 23 in docs/);
   - the EMA decay per G update d becomes d ** k, which keeps its half-life in images
     (log 0.5 / log d updates of k times the images each);
   - the recipe's warm-up is kept in images (warmup_steps / k steps), and `warmup_images`
